@@ -1,0 +1,83 @@
+"""The changelist: signing changes staged locally and applied at publish time.
+
+Because a change is "add this tag → digest" or "remove this tag", not a finished
+targets file, it can be applied again on top of whatever another publisher just
+published; that is what makes retrying after a 409 safe.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tuf.api.metadata import TargetFile, Targets
+
+from keys.files import write_private_file
+from trustkit.errors import KeystoreError
+
+__all__ = ["Change", "Changelist", "apply_changes"]
+
+Action = Literal["add", "remove"]
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    path: str
+    target: dict[str, Any] | None = None
+
+    @classmethod
+    def add(cls, target: TargetFile) -> Change:
+        return cls("add", target.path, target.to_dict())
+
+    @classmethod
+    def remove(cls, path: str) -> Change:
+        return cls("remove", path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "path": self.path, "target": self.target}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        action = data["action"]
+        if action not in ("add", "remove"):
+            raise ValueError(f"unknown change {action}")
+        return cls(action, str(data["path"]), data.get("target"))
+
+
+def apply_changes(targets: Targets, changes: list[Change]) -> None:
+    """Apply changes in order; removing an absent tag is a no-op (someone beat us to it)."""
+    for change in changes:
+        if change.action == "add":
+            assert change.target is not None
+            targets.targets[change.path] = TargetFile.from_dict(dict(change.target), change.path)
+        else:
+            targets.targets.pop(change.path, None)
+
+
+class Changelist:
+    """The staged changes of one repository, kept in a 0600 JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> list[Change]:
+        try:
+            data = json.loads(self.path.read_bytes())
+            return [Change.from_dict(item) for item in data["changes"]]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise KeystoreError(
+                f"the changelist {self.path} is damaged: {error}",
+                hint="inspect or delete it, then stage the changes again",
+            ) from None
+
+    def save(self, changes: list[Change]) -> None:
+        document = {"changes": [change.to_dict() for change in changes]}
+        write_private_file(self.path, json.dumps(document, indent=2).encode())
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

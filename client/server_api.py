@@ -1,0 +1,99 @@
+"""The metadata server's HTTP API, for publishers: keys, uploads and deletion.
+
+Verification does not go through here: hosts fetch metadata through python-tuf's
+updater with ``client.fetcher``. Every failure becomes a ``TrustkitError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from securesystemslib.signer import Key
+
+from trustkit.errors import (
+    NotFoundError,
+    PublishConflictError,
+    ServerRefusedError,
+    ServerUnreachableError,
+)
+from trustkit.metadata import public_key_from_dict
+
+__all__ = ["ServerAPI"]
+
+
+class ServerAPI:
+    def __init__(self, server_url: str, http: httpx.Client) -> None:
+        self.server_url = server_url.rstrip("/")
+        self._http = http
+
+    def _url(self, gun: str, filename: str = "") -> str:
+        return f"{self.server_url}/v2/{gun}/_trust/tuf/{filename}"
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as error:
+            raise ServerUnreachableError(
+                f"cannot reach the trustkit server at {self.server_url}: {error}",
+                hint="check --server / TRUSTKIT_SERVER and that the server is running",
+            ) from None
+        if response.status_code >= 500:
+            raise ServerUnreachableError(
+                f"the trustkit server at {self.server_url} failed ({response.status_code}) "
+                f"on {method} {url}",
+                hint="see the server's log; try again later",
+            )
+        return response
+
+    @staticmethod
+    def _refusal(response: httpx.Response) -> ServerRefusedError:
+        try:
+            body = response.json()
+            error, detail = str(body.get("error")), str(body.get("detail"))
+        except (ValueError, AttributeError):
+            error, detail = "http_error", response.text[:200]
+        kind = PublishConflictError if response.status_code == 409 else ServerRefusedError
+        return kind(f"the server refused: {detail}", status=response.status_code, error=error)
+
+    def public_key(self, gun: str, role: str) -> Key:
+        """The server's public key for an online role (created on first request)."""
+        response = self._send("GET", self._url(gun, f"{role}.key"))
+        if response.status_code != 200:
+            raise self._refusal(response)
+        try:
+            return public_key_from_dict(response.json())
+        except (ValueError, KeyError, TypeError) as error:
+            raise ServerRefusedError(
+                f"the server sent an unreadable {role} key: {error}",
+                status=response.status_code,
+                error="bad_key",
+            ) from None
+
+    def metadata(self, gun: str, filename: str) -> bytes | None:
+        """Raw metadata bytes, or None when the server has no such file (unverified!)."""
+        response = self._send("GET", self._url(gun, filename))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._refusal(response)
+        return response.content
+
+    def upload(self, gun: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
+        files = [
+            ("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()
+        ]
+        response = self._send("POST", self._url(gun), files=files)
+        if response.status_code != 200:
+            raise self._refusal(response)
+        result: dict[str, Any] = json.loads(response.content)
+        return result
+
+    def delete(self, gun: str) -> None:
+        response = self._send("DELETE", self._url(gun))
+        if response.status_code == 404:
+            raise NotFoundError(f"the server has no repository {gun}")
+        if response.status_code != 200:
+            raise self._refusal(response)

@@ -1,0 +1,32 @@
+"""Client settings, built at the edge (the CLI) and passed inward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from trustkit.expiry import ExpiryPolicy
+
+__all__ = ["ClientSettings"]
+
+DEFAULT_SERVER = "http://127.0.0.1:4443"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    home: Path
+    server_url: str = DEFAULT_SERVER
+    timeout: float = 30.0
+    expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+
+    def metadata_url(self, gun: str) -> str:
+        """Base URL of a repository's TUF metadata: ``{server}/v2/{gun}/_trust/tuf/``."""
+        return f"{self.server_url.rstrip('/')}/v2/{gun}/_trust/tuf/"
+
+    def trust_dir(self, gun: str) -> Path:
+        """Where this host keeps the metadata it trusts for ``gun``."""
+        return self.home / "tuf" / quote(gun, safe="")
+
+    def changelist_path(self, gun: str) -> Path:
+        return self.home / "changelists" / f"{quote(gun, safe='')}.json"

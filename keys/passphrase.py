@@ -1,0 +1,100 @@
+"""Where passphrases come from: an environment variable per role, a file, or a TTY prompt.
+
+A pipeline sets ``TRUSTKIT_TARGETS_PASSPHRASE`` (or mounts a secret file and passes
+``--passphrase-file``); a person at a terminal is asked, twice when a key is created.
+Passphrases are never logged, printed or kept beyond the command.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from trustkit.errors import PassphraseError
+
+__all__ = ["ENV_FOR_ROLE", "PassphraseSource", "role_kind"]
+
+ENV_FOR_ROLE = {
+    "root": "TRUSTKIT_ROOT_PASSPHRASE",
+    "targets": "TRUSTKIT_TARGETS_PASSPHRASE",
+    "delegation": "TRUSTKIT_DELEGATION_PASSPHRASE",
+}
+
+Prompt = Callable[[str], str]
+
+
+def role_kind(role: str) -> str:
+    """``root`` and ``targets`` are themselves; every other offline role is a delegation."""
+    return role if role in ("root", "targets") else "delegation"
+
+
+class PassphraseSource:
+    """Answers "what is the passphrase for this key?" from the sources the user set up."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        passphrase_file: Path | None = None,
+        prompt: Prompt | None = None,
+    ) -> None:
+        self._env = env
+        self._file = passphrase_file
+        self._prompt = prompt
+        self._cache: dict[str, str] = {}
+
+    @classmethod
+    def from_environment(
+        cls, env: Mapping[str, str], passphrase_file: Path | None
+    ) -> PassphraseSource:
+        """The CLI's source: prompt only when standard input is a terminal."""
+        prompt = getpass.getpass if sys.stdin is not None and sys.stdin.isatty() else None
+        return cls(env, passphrase_file, prompt)
+
+    def origin(self, role: str) -> str:
+        """Where the passphrase for ``role`` came from, for an error message."""
+        variable = ENV_FOR_ROLE[role_kind(role)]
+        if self._env.get(variable):
+            return f"${variable}"
+        if self._file is not None:
+            return f"--passphrase-file {self._file}"
+        return "the prompt"
+
+    def get(self, role: str, description: str, *, new: bool = False) -> str:
+        kind = role_kind(role)
+        if kind in self._cache:
+            return self._cache[kind]
+        passphrase = self._from_env(kind) or self._from_file() or self._ask(kind, description, new)
+        if new and not passphrase:
+            raise PassphraseError(f"the passphrase for the new {description} is empty")
+        self._cache[kind] = passphrase
+        return passphrase
+
+    def _from_env(self, kind: str) -> str | None:
+        return self._env.get(ENV_FOR_ROLE[kind]) or None
+
+    def _from_file(self) -> str | None:
+        if self._file is None:
+            return None
+        try:
+            text = self._file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise PassphraseError(
+                f"cannot read passphrase file {self._file}: {error.strerror}"
+            ) from None
+        return text.rstrip("\r\n")
+
+    def _ask(self, kind: str, description: str, new: bool) -> str:
+        if self._prompt is None:
+            raise PassphraseError(
+                f"no passphrase for the {description}",
+                hint=f"set {ENV_FOR_ROLE[kind]} or pass --passphrase-file FILE "
+                "(no terminal to prompt on)",
+            )
+        if not new:
+            return self._prompt(f"Passphrase for the {description}: ")
+        first = self._prompt(f"New passphrase for the {description}: ")
+        if self._prompt(f"Repeat the passphrase for the {description}: ") != first:
+            raise PassphraseError("the two passphrases differ; nothing was created")
+        return first

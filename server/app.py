@@ -1,0 +1,184 @@
+"""HTTP routes of the metadata server, on Notary's URL layout.
+
+    GET    /v2/{gun}/_trust/tuf/{role}.json            newest version of a role
+    GET    /v2/{gun}/_trust/tuf/{version}.{role}.json  one version, forever
+    GET    /v2/{gun}/_trust/tuf/{role}.key             a server-held public key
+    POST   /v2/{gun}/_trust/tuf/                       upload metadata (multipart)
+    DELETE /v2/{gun}/_trust/tuf/                       delete the repository
+    GET    /_trustkit/health                           liveness
+
+Every refusal is a JSON body ``{"error": CODE, "role": ROLE, "detail": TEXT}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from server.master_key import MasterKey
+from server.online_keys import OnlineKeys
+from server.publishing import MetadataService
+from server.settings import ServerSettings
+from server.storage import SQLiteStorage
+from server.validation import UploadRejected
+from trustkit import __version__
+from trustkit.errors import UsageError
+from trustkit.metadata import ONLINE_ROLES, public_key_to_dict
+from trustkit.names import parse_gun
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("trustkit.server")
+
+TRUST_SEGMENT = "/_trust/tuf/"
+_METADATA_FILE = re.compile(r"^(?:(?P<version>[0-9]{1,19})\.)?(?P<role>.+)\.(?P<ext>json|key)$")
+
+
+@dataclass(frozen=True)
+class _TrustPath:
+    gun: str
+    filename: str
+
+
+def _error(status: int, error: str, detail: str, role: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "role": role, "detail": detail}, status_code=status)
+
+
+def _split(path: str) -> _TrustPath | JSONResponse:
+    gun_text, found, filename = f"/{path}".partition(TRUST_SEGMENT)
+    if not found:
+        return _error(404, "not_found", f"no such resource: /v2/{path}")
+    try:
+        gun = parse_gun(gun_text.lstrip("/"))
+    except UsageError as error:
+        return _error(400, "bad_repository_name", error.message)
+    if gun != gun_text.lstrip("/"):
+        return _error(400, "bad_repository_name", f"use the full repository name {gun}")
+    return _TrustPath(gun, filename)
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    storage = SQLiteStorage(settings.database_path)
+    master_key = MasterKey.load_or_create(settings.master_key_file)
+    service = MetadataService(storage, OnlineKeys(storage, master_key), settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_keep_fresh(service, settings.refresh_interval))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        storage.close()
+
+    app = FastAPI(title="trustkit metadata server", version=__version__, lifespan=lifespan)
+    app.state.service = service
+
+    @app.get("/_trustkit/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/v2/{path:path}")
+    def get_metadata(path: str) -> Response:
+        where = _split(path)
+        if isinstance(where, JSONResponse):
+            return where
+        match = _METADATA_FILE.match(where.filename)
+        if not match:
+            return _error(404, "not_found", f"no such metadata file: {where.filename}")
+        role, version = match["role"], match["version"]
+        if match["ext"] == "key":
+            if role not in ONLINE_ROLES or version is not None:
+                return _error(404, "not_server_key", f"the server holds no {role} key", role)
+            key = service.online_keys.public_key(where.gun, role)
+            return JSONResponse(public_key_to_dict(key))
+        data = service.metadata(where.gun, role, int(version) if version else None)
+        if data is None:
+            wanted = f"{version}.{role}" if version else role
+            return _error(404, "not_found", f"{where.gun} has no {wanted}.json", role)
+        return Response(data, media_type="application/json")
+
+    @app.post("/v2/{path:path}")
+    async def upload(path: str, request: Request) -> Response:
+        where = _split(path)
+        if isinstance(where, JSONResponse):
+            return where
+        if where.filename:
+            return _error(405, "method_not_allowed", "upload to /v2/{gun}/_trust/tuf/")
+        parts = await _read_parts(request, settings)
+        if isinstance(parts, JSONResponse):
+            return parts
+        try:
+            result = await run_in_threadpool(service.publish, where.gun, parts)
+        except UploadRejected as rejected:
+            log.info("refused upload to %s: %s %s", where.gun, rejected.error, rejected.role)
+            return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
+        log.info("published %s: %s", where.gun, result.versions)
+        return JSONResponse({"gun": where.gun, "versions": result.versions})
+
+    @app.delete("/v2/{path:path}")
+    def delete_repository(path: str) -> Response:
+        where = _split(path)
+        if isinstance(where, JSONResponse):
+            return where
+        if where.filename:
+            return _error(405, "method_not_allowed", "delete /v2/{gun}/_trust/tuf/")
+        if not service.delete(where.gun):
+            return _error(404, "not_found", f"no repository {where.gun}")
+        log.info("deleted repository %s", where.gun)
+        return JSONResponse({"deleted": where.gun})
+
+    return app
+
+
+async def _read_parts(
+    request: Request, settings: ServerSettings
+) -> dict[str, bytes] | JSONResponse:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > settings.max_upload_bytes):
+        return _error(
+            413, "too_large", f"the upload is larger than {settings.max_upload_bytes} bytes"
+        )
+    limits = settings.limits
+    try:
+        form = await request.form(
+            max_files=limits.max_roles_per_upload,
+            max_fields=limits.max_roles_per_upload,
+            max_part_size=limits.max_role_bytes,
+        )
+    except Exception as error:  # starlette raises several types for a broken form
+        return _error(400, "malformed", f"the upload is not a valid multipart form: {error}")
+    parts: dict[str, bytes] = {}
+    for field, value in form.multi_items():
+        if not isinstance(value, UploadFile):
+            return _error(400, "malformed", f"form field '{field}' is not a file")
+        role = (value.filename or field).removesuffix(".json")
+        if role in parts:
+            return _error(400, "duplicate_role", f"{role} appears twice in the upload", role)
+        data = await value.read()
+        if len(data) > limits.max_role_bytes:
+            return _error(
+                413, "too_large", f"{role} is larger than {limits.max_role_bytes} bytes", role
+            )
+        parts[role] = data
+    return parts
+
+
+async def _keep_fresh(service: MetadataService, interval: float) -> None:
+    while True:
+        try:
+            refreshed = await run_in_threadpool(service.refresh_all)
+            if refreshed:
+                log.info("re-signed online metadata of %d repositories", refreshed)
+        except Exception:
+            log.exception("background refresh failed; will retry")
+        await asyncio.sleep(interval)

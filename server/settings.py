@@ -1,0 +1,31 @@
+"""Server settings, built once at start-up from the command line and passed inward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from server.validation import Limits
+from trustkit.expiry import ExpiryPolicy
+
+__all__ = ["ServerSettings"]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    master_key_file: Path
+    expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+    limits: Limits = field(default_factory=Limits)
+    max_upload_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "trustkit.db"
+
+    @property
+    def refresh_interval(self) -> float:
+        """How often the background task looks for online roles due for renewal."""
+        quarter: timedelta = self.expiry.lifetime("timestamp") / 4
+        return max(1.0, min(3600.0, quarter.total_seconds()))

@@ -1,0 +1,86 @@
+"""The storage contract every engine meets.
+
+Metadata is append-only: each (repository, role, version) is written once and never
+changed, which is what lets ``N.role.json`` be served forever. All the writes of one
+publish happen in one ``WriteTransaction``: either every row lands or none does, and
+two transactions on one repository never interleave.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+__all__ = [
+    "OnlineKeyRecord",
+    "Storage",
+    "StoredMetadata",
+    "VersionConflict",
+    "WriteTransaction",
+]
+
+
+class VersionConflict(Exception):
+    """A version of a role was already written by a concurrent publish."""
+
+
+@dataclass(frozen=True)
+class StoredMetadata:
+    role: str
+    version: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OnlineKeyRecord:
+    """A server-held key: its public half as TUF JSON and its private half sealed."""
+
+    role: str
+    keyid: str
+    public_json: str
+    sealed_private: bytes
+
+
+class WriteTransaction(ABC):
+    """Reads and writes of one repository inside one atomic transaction."""
+
+    @abstractmethod
+    def latest(self) -> dict[str, StoredMetadata]:
+        """The newest stored version of every role of the repository."""
+
+    @abstractmethod
+    def put(self, role: str, version: int, data: bytes) -> None:
+        """Add a version of a role; raises ``VersionConflict`` if it exists."""
+
+
+class Storage(ABC):
+    """What the server needs from a database."""
+
+    @abstractmethod
+    def latest(self, gun: str, role: str) -> StoredMetadata | None: ...
+
+    @abstractmethod
+    def version(self, gun: str, role: str, version: int) -> StoredMetadata | None: ...
+
+    @abstractmethod
+    def write(self, gun: str) -> AbstractContextManager[WriteTransaction]:
+        """Open the one write transaction of ``gun``; commits on normal exit."""
+
+    @abstractmethod
+    def delete_repository(self, gun: str) -> bool:
+        """Remove every version of every role and the online keys; False if none existed."""
+
+    @abstractmethod
+    def repositories(self) -> Iterator[str]: ...
+
+    @abstractmethod
+    def online_key(self, gun: str, role: str) -> OnlineKeyRecord | None: ...
+
+    @abstractmethod
+    def add_online_key(self, gun: str, record: OnlineKeyRecord) -> OnlineKeyRecord:
+        """Store ``record`` unless the role already has a key; return the one stored."""
+
+    @abstractmethod
+    def close(self) -> None: ...

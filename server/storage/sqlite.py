@@ -1,0 +1,171 @@
+"""The embedded default engine: one SQLite file, WAL mode, one connection per thread.
+
+Writers take SQLite's write lock up front (``BEGIN IMMEDIATE``), so a publish reads
+the state it validates against under the same lock it writes with.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from server.storage.base import (
+    OnlineKeyRecord,
+    Storage,
+    StoredMetadata,
+    VersionConflict,
+    WriteTransaction,
+)
+
+__all__ = ["SQLiteStorage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS metadata (
+    gun TEXT NOT NULL,
+    role TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (gun, role, version)
+);
+CREATE TABLE IF NOT EXISTS online_keys (
+    gun TEXT NOT NULL,
+    role TEXT NOT NULL,
+    keyid TEXT NOT NULL,
+    public TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (gun, role)
+);
+"""
+
+_LATEST_ALL = """
+SELECT role, version, data FROM metadata AS m
+WHERE gun = ? AND version = (
+    SELECT MAX(version) FROM metadata WHERE gun = m.gun AND role = m.role
+)
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class _SQLiteTransaction(WriteTransaction):
+    def __init__(self, connection: sqlite3.Connection, gun: str) -> None:
+        self._connection = connection
+        self._gun = gun
+
+    def latest(self) -> dict[str, StoredMetadata]:
+        rows = self._connection.execute(_LATEST_ALL, (self._gun,)).fetchall()
+        return {role: StoredMetadata(role, version, bytes(data)) for role, version, data in rows}
+
+    def put(self, role: str, version: int, data: bytes) -> None:
+        try:
+            self._connection.execute(
+                "INSERT INTO metadata (gun, role, version, data, created) VALUES (?, ?, ?, ?, ?)",
+                (self._gun, role, version, data, _now()),
+            )
+        except sqlite3.IntegrityError:
+            raise VersionConflict(f"{role} version {version} already exists") from None
+
+
+class SQLiteStorage(Storage):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        connection = self._connection()
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA busy_timeout=60000")
+            self._local.connection = connection
+        return connection
+
+    def latest(self, gun: str, role: str) -> StoredMetadata | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT version, data FROM metadata WHERE gun = ? AND role = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (gun, role),
+            )
+            .fetchone()
+        )
+        return StoredMetadata(role, row[0], bytes(row[1])) if row else None
+
+    def version(self, gun: str, role: str, version: int) -> StoredMetadata | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT data FROM metadata WHERE gun = ? AND role = ? AND version = ?",
+                (gun, role, version),
+            )
+            .fetchone()
+        )
+        return StoredMetadata(role, version, bytes(row[0])) if row else None
+
+    @contextmanager
+    def write(self, gun: str) -> Iterator[WriteTransaction]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SQLiteTransaction(connection, gun)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def delete_repository(self, gun: str) -> bool:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = connection.execute("DELETE FROM metadata WHERE gun = ?", (gun,)).rowcount
+            connection.execute("DELETE FROM online_keys WHERE gun = ?", (gun,))
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return deleted > 0
+
+    def repositories(self) -> Iterator[str]:
+        rows = self._connection().execute("SELECT DISTINCT gun FROM metadata").fetchall()
+        return iter([row[0] for row in rows])
+
+    def online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT keyid, public, sealed FROM online_keys WHERE gun = ? AND role = ?",
+                (gun, role),
+            )
+            .fetchone()
+        )
+        return OnlineKeyRecord(role, row[0], row[1], bytes(row[2])) if row else None
+
+    def add_online_key(self, gun: str, record: OnlineKeyRecord) -> OnlineKeyRecord:
+        self._connection().execute(
+            "INSERT OR IGNORE INTO online_keys (gun, role, keyid, public, sealed, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (gun, record.role, record.keyid, record.public_json, record.sealed_private, _now()),
+        )
+        stored = self.online_key(gun, record.role)
+        assert stored is not None  # inserted above or already there
+        return stored
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None

@@ -1,0 +1,358 @@
+"""Upload validation: the rules an upload must pass before anything is stored.
+
+Each rule is one function named after it, applied in the order below; the first
+broken rule stops the upload with an ``UploadRejected`` naming the role and the
+rule. Together they guarantee that what the server publishes verifies for hosts:
+
+1. ``check_role_names``            only root, targets and delegated roles are uploaded
+2. ``check_size_limits``           every file and the upload as a whole are within limits
+3. ``check_parses_as_role``        each file is TUF metadata of the type its name says
+4. ``check_repository_exists``     a repository starts with a root
+5. ``check_versions_increase``     versions strictly greater than stored (409 if not:
+                                   someone published first); root versions consecutive
+6. ``check_root_chained``          a new root is signed by a threshold of the previous
+                                   root and of itself
+7. ``check_signature_thresholds``  every role after the upload is signed by a threshold
+                                   of the keys its delegator lists
+8. ``check_not_expired``           uploaded metadata expires in the future
+9. ``check_delegated_paths``       a delegated role signs only paths it was delegated
+10. ``check_root_lists_server_keys`` the root trusts the keys the server signs with
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from securesystemslib.signer import Key
+from tuf.api.metadata import DelegatedRole, Metadata, Root, Targets
+
+from server.storage import StoredMetadata
+from trustkit.metadata import ONLINE_ROLES
+
+__all__ = ["Limits", "RepositoryAfterUpload", "UploadRejected", "validate_upload"]
+
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+
+
+class UploadRejected(Exception):
+    """An upload broke a rule; becomes a 4xx with ``{"error", "role", "detail"}``."""
+
+    def __init__(self, status: int, error: str, role: str | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.role = role
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_role_bytes: int = 20 * 1024 * 1024
+    max_roles_per_upload: int = 64
+
+
+class RepositoryAfterUpload:
+    """The repository as it would be after the upload: uploaded roles over stored ones."""
+
+    def __init__(
+        self, uploaded: Mapping[str, Metadata[Any]], stored: Mapping[str, StoredMetadata]
+    ) -> None:
+        self.uploaded = uploaded
+        self._stored = stored
+        self._parsed: dict[str, Metadata[Any]] = dict(uploaded)
+
+    def get(self, role: str) -> Metadata[Any] | None:
+        if role not in self._parsed:
+            if role not in self._stored:
+                return None
+            self._parsed[role] = Metadata.from_bytes(self._stored[role].data)
+        return self._parsed[role]
+
+    @property
+    def root(self) -> Root:
+        root = self.get("root")
+        assert root is not None  # check_repository_exists ran first
+        signed: Root = root.signed
+        return signed
+
+    def delegated_roles(self) -> list[str]:
+        """Every delegated role reachable from targets, in delegation order."""
+        found: list[str] = []
+        queue = ["targets"]
+        while queue:
+            metadata = self.get(queue.pop(0))
+            if metadata is None:
+                continue
+            delegations = metadata.signed.delegations
+            if delegations is None or delegations.roles is None:
+                continue
+            for name in delegations.roles:
+                if name not in found:
+                    found.append(name)
+                    queue.append(name)
+        return found
+
+    def delegator(self, role: str) -> tuple[str, Targets, DelegatedRole] | None:
+        """The role that delegates ``role``: its name, its metadata and the delegation."""
+        for parent_name in ["targets", *self.delegated_roles()]:
+            parent = self.get(parent_name)
+            if parent is None or parent_name == role:
+                continue
+            delegations = parent.signed.delegations
+            if delegations is not None and delegations.roles and role in delegations.roles:
+                return parent_name, parent.signed, delegations.roles[role]
+        return None
+
+
+def check_role_names(parts: Mapping[str, bytes]) -> None:
+    if not parts:
+        raise UploadRejected(400, "empty_upload", None, "the upload holds no metadata file")
+    for role in parts:
+        if role in ONLINE_ROLES:
+            raise UploadRejected(
+                400,
+                "server_signed_role",
+                role,
+                f"{role} is signed by the server; upload root, targets or delegated roles only",
+            )
+        if not _ROLE_NAME.match(role):
+            raise UploadRejected(400, "bad_role_name", role, f"'{role}' is not a valid role name")
+
+
+def check_size_limits(parts: Mapping[str, bytes], limits: Limits) -> None:
+    if len(parts) > limits.max_roles_per_upload:
+        raise UploadRejected(
+            413,
+            "too_many_roles",
+            None,
+            f"the upload holds {len(parts)} roles; the limit is {limits.max_roles_per_upload}",
+        )
+    for role, data in parts.items():
+        if len(data) > limits.max_role_bytes:
+            raise UploadRejected(
+                413,
+                "too_large",
+                role,
+                f"{role} is {len(data)} bytes; the limit is {limits.max_role_bytes} bytes",
+            )
+
+
+def check_parses_as_role(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]:
+    parsed: dict[str, Metadata[Any]] = {}
+    for role, data in parts.items():
+        try:
+            metadata: Metadata[Any] = Metadata.from_bytes(data)
+        except Exception as error:  # python-tuf raises several types for bad input
+            raise UploadRejected(
+                400, "malformed", role, f"{role} is not valid TUF metadata: {error}"
+            ) from None
+        expected = "root" if role == "root" else "targets"
+        if metadata.signed.type != expected:
+            raise UploadRejected(
+                400,
+                "wrong_type",
+                role,
+                f"{role} holds {metadata.signed.type} metadata; expected {expected}",
+            )
+        parsed[role] = metadata
+    return parsed
+
+
+def check_repository_exists(
+    uploaded: Mapping[str, Metadata[Any]], stored: Mapping[str, StoredMetadata]
+) -> None:
+    if "root" not in stored and "root" not in uploaded:
+        raise UploadRejected(
+            404,
+            "not_initialised",
+            None,
+            "the repository has no root yet; initialise it first (trustkit init)",
+        )
+    if "root" not in stored and "targets" not in uploaded:
+        raise UploadRejected(
+            400, "missing_targets", "targets", "a new repository needs targets with its root"
+        )
+
+
+def check_versions_increase(
+    uploaded: Mapping[str, Metadata[Any]], stored: Mapping[str, StoredMetadata]
+) -> None:
+    for role, metadata in uploaded.items():
+        version = metadata.signed.version
+        previous = stored.get(role)
+        if role == "root":
+            expected = previous.version + 1 if previous else 1
+            if previous and version <= previous.version:
+                raise UploadRejected(
+                    409,
+                    "version_conflict",
+                    role,
+                    f"root version {version} is not newer than stored version "
+                    f"{previous.version}; fetch the latest root and apply the change again",
+                )
+            if version != expected:
+                raise UploadRejected(
+                    400,
+                    "root_version_gap",
+                    role,
+                    f"root version {version} must be {expected}: root versions are consecutive",
+                )
+        elif previous and version <= previous.version:
+            raise UploadRejected(
+                409,
+                "version_conflict",
+                role,
+                f"{role} version {version} is not newer than stored version {previous.version}; "
+                "someone published first: fetch the latest metadata and apply the changes again",
+            )
+
+
+def check_root_chained(
+    uploaded: Mapping[str, Metadata[Any]], stored: Mapping[str, StoredMetadata]
+) -> None:
+    new_root = uploaded.get("root")
+    if new_root is None:
+        return
+    previous: Root | None = None
+    if "root" in stored:
+        previous = Metadata[Root].from_bytes(stored["root"].data).signed
+    result = new_root.signed.get_root_verification_result(
+        previous, new_root.signed_bytes, new_root.signatures
+    )
+    if not result.verified:
+        first, second = result.first, result.second
+        if previous is not None and not first.verified:
+            detail = (
+                f"new root v{new_root.signed.version} is signed by {len(first.signed)} of the "
+                f"{first.threshold} previous root keys needed; sign it with the current root key"
+            )
+            error = "root_not_chained"
+        else:
+            detail = (
+                f"root v{new_root.signed.version} is signed by {len(second.signed)} of the "
+                f"{second.threshold} root keys it lists"
+            )
+            error = "threshold_not_met"
+        raise UploadRejected(400, error, "root", detail)
+
+
+def _signers_needed(
+    delegator: Root | Targets, role: str, metadata: Metadata[Any]
+) -> tuple[bool, int, int]:
+    result = delegator.get_verification_result(role, metadata.signed_bytes, metadata.signatures)
+    return result.verified, len(result.signed), result.threshold
+
+
+def check_signature_thresholds(state: RepositoryAfterUpload) -> None:
+    roles = ["targets", *state.delegated_roles()]
+    for role in [*roles, *[r for r in state.uploaded if r not in roles and r != "root"]]:
+        metadata = state.get(role)
+        if metadata is None:
+            continue
+        delegator: Root | Targets
+        if role == "targets":
+            delegator_name, delegator = "root", state.root
+        else:
+            found = state.delegator(role)
+            if found is None:
+                raise UploadRejected(
+                    400,
+                    "unknown_role",
+                    role,
+                    f"{role} is not delegated by targets or any delegated role",
+                )
+            delegator_name, delegator, _ = found
+        if role not in state.uploaded and delegator_name not in state.uploaded:
+            continue  # neither the role nor what it is checked against changed
+        verified, signed, threshold = _signers_needed(delegator, role, metadata)
+        if verified:
+            continue
+        if role in state.uploaded:
+            raise UploadRejected(
+                400,
+                "threshold_not_met",
+                role,
+                f"{role} is signed by {signed} of the {threshold} keys its delegator lists",
+            )
+        raise UploadRejected(
+            400,
+            "stale_role",
+            role,
+            f"stored {role} is not signed by the keys the new metadata lists; "
+            f"re-sign {role} and upload it in the same publish",
+        )
+
+
+def check_not_expired(uploaded: Mapping[str, Metadata[Any]], now: datetime) -> None:
+    for role, metadata in uploaded.items():
+        if metadata.signed.is_expired(now):
+            raise UploadRejected(
+                400,
+                "expired",
+                role,
+                f"{role} expired at {metadata.signed.expires.isoformat()}; "
+                "sign it again with a future expiry",
+            )
+
+
+def check_delegated_paths(state: RepositoryAfterUpload) -> None:
+    for role, metadata in state.uploaded.items():
+        if role in ("root", "targets"):
+            continue
+        found = state.delegator(role)
+        assert found is not None  # check_signature_thresholds ran first
+        _, _, delegation = found
+        for path in metadata.signed.targets:
+            if not delegation.is_delegated_path(path):
+                raise UploadRejected(
+                    400,
+                    "outside_delegated_paths",
+                    role,
+                    f"{role} signs '{path}', which is outside its delegated paths "
+                    f"({', '.join(delegation.paths or delegation.path_hash_prefixes or [])})",
+                )
+
+
+def check_root_lists_server_keys(
+    state: RepositoryAfterUpload, server_keys: Mapping[str, Key | None]
+) -> None:
+    if "root" not in state.uploaded:
+        return
+    root = state.root
+    for role in ONLINE_ROLES:
+        key = server_keys.get(role)
+        listed = root.roles[role]
+        if key is None or key.keyid not in listed.keyids or listed.threshold != 1:
+            raise UploadRejected(
+                400,
+                "server_keys_missing",
+                "root",
+                f"root must list the server's {role} key with threshold 1 "
+                f"(fetch it from {role}.key) so the server can sign {role}",
+            )
+
+
+def validate_upload(
+    parts: Mapping[str, bytes],
+    stored: Mapping[str, StoredMetadata],
+    server_keys: Mapping[str, Key | None],
+    limits: Limits,
+    now: datetime,
+) -> RepositoryAfterUpload:
+    """Apply every rule in order; return the repository as it will be if all pass."""
+    check_role_names(parts)
+    check_size_limits(parts, limits)
+    uploaded = check_parses_as_role(parts)
+    check_repository_exists(uploaded, stored)
+    check_versions_increase(uploaded, stored)
+    check_root_chained(uploaded, stored)
+    state = RepositoryAfterUpload(uploaded, stored)
+    check_signature_thresholds(state)
+    check_not_expired(uploaded, now)
+    check_delegated_paths(state)
+    check_root_lists_server_keys(state, server_keys)
+    return state
