@@ -202,7 +202,8 @@ class Verifier:
         if isinstance(error, exceptions.DownloadLengthMismatchError):
             return VerificationError(
                 f"the server sent more metadata for {gun} than allowed: {text}",
-                hint="refused as an endless-data attack",
+                hint="the served metadata is larger than what was signed for it: it was "
+                "tampered with, or this is an endless-data attack",
             )
         if isinstance(error, exceptions.DownloadHTTPError) and error.status_code == 404:
             return NotFoundError(

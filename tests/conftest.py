@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ServerProcess, TamperingProxy, Trustkit, gun_for, publisher_cli
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server on 127.0.0.1 for the session; each test uses its own repository."""
+    process = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[object]:
+    """Start a server of the test's own, with extra command-line options."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str) -> ServerProcess:
+        process = ServerProcess(tmp_path / f"server{len(started)}", *args).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def gun(request: pytest.FixtureRequest) -> str:
+    return gun_for(request.node.name)
+
+
+@pytest.fixture
+def publisher(tmp_path: Path, server: ServerProcess) -> Trustkit:
+    """A CD pipeline's trustkit: its own keystore, passphrases from the environment."""
+    return publisher_cli(tmp_path / "publisher" / ".trustkit", server.url)
+
+
+@pytest.fixture
+def host(tmp_path: Path, server: ServerProcess) -> Trustkit:
+    """An app host's trustkit: no keys, its own trust store."""
+    return Trustkit(tmp_path / "host" / ".trustkit", server.url)
+
+
+@pytest.fixture
+def proxy(server: ServerProcess) -> Iterator[TamperingProxy]:
+    started = TamperingProxy(server.url).start()
+    yield started
+    started.stop()
