@@ -7,6 +7,7 @@ its repository, role and key id, so a blob copied to another row does not open.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from keys.files import write_private_file
 from trustkit.errors import UsageError
 
 __all__ = ["MasterKey"]
+
+log = logging.getLogger("trustkit.server")
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -40,9 +43,9 @@ class MasterKey:
                 hint="create one with: head -c 32 /dev/urandom > master.key",
             )
         if path.stat().st_mode & 0o077:
-            raise UsageError(
-                f"the master key {path} is readable by others", hint=f"chmod 600 {path}"
-            )
+            # Docker secrets are mounted 0444 inside a container of their own; elsewhere
+            # this is worth fixing, but not worth refusing to start over.
+            log.warning("the master key %s is readable by other users; chmod 600 it", path)
         return cls(key)
 
     def seal(self, plaintext: bytes, context: bytes) -> bytes:

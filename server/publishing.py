@@ -37,14 +37,14 @@ class MetadataService:
         self.storage = storage
         self.online_keys = online_keys
         self.settings = settings
-        self._timestamp_expiry: dict[str, datetime] = {}
+        self._online_expiry: dict[tuple[str, str], datetime] = {}
         self._expiry_lock = threading.Lock()
 
     def metadata(self, gun: str, role: str, version: int | None) -> bytes | None:
         if version is not None:
             stored = self.storage.version(gun, role, version)
             return stored.data if stored else None
-        if role == "timestamp" and self._timestamp_due(gun):
+        if role == "timestamp" and self._renewal_due(gun):
             self.refresh(gun)
         latest = self.storage.latest(gun, role)
         return latest.data if latest else None
@@ -82,8 +82,9 @@ class MetadataService:
             timestamp: Timestamp = Metadata[Timestamp].from_bytes(latest["timestamp"].data).signed
             expiry = self.settings.expiry
             snapshot_due = expiry.renewal_due("snapshot", snapshot.expires, now)
+            self._remember_expiry(gun, "snapshot", snapshot.expires)
             if not snapshot_due and not expiry.renewal_due("timestamp", timestamp.expires, now):
-                self._remember_timestamp_expiry(gun, timestamp.expires)
+                self._remember_expiry(gun, "timestamp", timestamp.expires)
                 return False
             snapshot_meta = timestamp.snapshot_meta
             if snapshot_due:
@@ -91,22 +92,23 @@ class MetadataService:
                 snapshot.expires = expiry.expires("snapshot", now)
                 data = self._sign(gun, snapshot)
                 transaction.put("snapshot", snapshot.version, data)
+                self._remember_expiry(gun, "snapshot", snapshot.expires)
                 snapshot_meta = meta_for(data, snapshot.version)
             self._put_timestamp(gun, transaction, timestamp.version + 1, snapshot_meta, now)
         return True
 
     def refresh_all(self) -> int:
-        refreshed = 0
-        for gun in self.storage.repositories():
-            if self.refresh(gun):
-                refreshed += 1
-        return refreshed
+        """Renew every repository that is due; the rest cost one read, not a write lock."""
+        return sum(
+            1 for gun in self.storage.repositories() if self._renewal_due(gun) and self.refresh(gun)
+        )
 
     def delete(self, gun: str) -> bool:
         deleted = self.storage.delete_repository(gun)
         self.online_keys.forget(gun)
         with self._expiry_lock:
-            self._timestamp_expiry.pop(gun, None)
+            for role in ONLINE_ROLES:
+                self._online_expiry.pop((gun, role), None)
         return deleted
 
     def _sign_online_roles(
@@ -136,6 +138,7 @@ class MetadataService:
         )
         snapshot_bytes = self._sign(gun, snapshot)
         transaction.put("snapshot", snapshot_version, snapshot_bytes)
+        self._remember_expiry(gun, "snapshot", snapshot.expires)
         timestamp_version = stored["timestamp"].version + 1 if "timestamp" in stored else 1
         self._put_timestamp(
             gun, transaction, timestamp_version, meta_for(snapshot_bytes, snapshot_version), now
@@ -153,24 +156,31 @@ class MetadataService:
         expires = self.settings.expiry.expires("timestamp", now)
         timestamp = new_timestamp(version, snapshot_meta, expires)
         transaction.put("timestamp", version, self._sign(gun, timestamp))
-        self._remember_timestamp_expiry(gun, expires)
+        self._remember_expiry(gun, "timestamp", expires)
 
     def _sign(self, gun: str, signed: Snapshot | Timestamp) -> bytes:
         return sign_with(signed, [self.online_keys.signer(gun, signed.type)])
 
-    def _remember_timestamp_expiry(self, gun: str, expires: datetime) -> None:
+    def _remember_expiry(self, gun: str, role: str, expires: datetime) -> None:
         with self._expiry_lock:
-            self._timestamp_expiry[gun] = expires
+            self._online_expiry[(gun, role)] = expires
 
-    def _timestamp_due(self, gun: str) -> bool:
-        with self._expiry_lock:
-            expires = self._timestamp_expiry.get(gun)
-        if expires is None:
-            latest = self.storage.latest(gun, "timestamp")
-            if latest is None:
-                return False
-            expires = datetime.fromisoformat(
-                json.loads(latest.data)["signed"]["expires"].replace("Z", "+00:00")
-            )
-            self._remember_timestamp_expiry(gun, expires)
-        return self.settings.expiry.renewal_due("timestamp", expires)
+    def _renewal_due(self, gun: str) -> bool:
+        """Whether snapshot or timestamp of ``gun`` needs re-signing (cached expiry times).
+
+        A cached time can only be earlier than the stored one (another replica may have
+        renewed since), so a stale cache costs a needless check, never a missed renewal.
+        """
+        for role in ONLINE_ROLES:
+            with self._expiry_lock:
+                expires = self._online_expiry.get((gun, role))
+            if expires is None:
+                latest = self.storage.latest(gun, role)
+                if latest is None:
+                    return False
+                signed = json.loads(latest.data)["signed"]
+                expires = datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))
+                self._remember_expiry(gun, role, expires)
+            if self.settings.expiry.renewal_due(role, expires):
+                return True
+        return False
