@@ -11,8 +11,8 @@ from pathlib import Path
 
 from server.settings import ServerSettings
 from trustkit import __version__
-from trustkit.errors import TrustkitError, UsageError
-from trustkit.expiry import ExpiryPolicy, parse_duration
+from trustkit.errors import TrustkitError
+from trustkit.expiry import ExpiryPolicy
 
 __all__ = ["main", "run"]
 
@@ -49,23 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _expiry(values: Sequence[str]) -> ExpiryPolicy:
-    overrides = {}
-    for value in values:
-        role, sep, duration = value.partition("=")
-        if not sep:
-            raise UsageError(f"--expiry '{value}' is not ROLE=DURATION", hint="e.g. timestamp=14d")
-        overrides[role] = parse_duration(duration)
-    return ExpiryPolicy().with_overrides(overrides)
-
-
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     data_dir: Path = args.data_dir.expanduser()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return ServerSettings(
         data_dir=data_dir,
         master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
-        expiry=_expiry(args.expiry),
+        expiry=ExpiryPolicy.from_settings(args.expiry),
     )
 
 

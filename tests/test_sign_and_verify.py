@@ -200,3 +200,21 @@ def test_real_process_exit_codes(publisher: Trustkit, host: Trustkit, gun: str):
     assert refused.code == 1 and "no signed tag 2" in refused.err
     assert usage.code == 2 and "Traceback" not in usage.err
     assert unreachable.code == 3 and "cannot" in unreachable.err
+
+
+def test_publisher_chooses_expiry_of_what_it_signs(publisher: Trustkit, host: Trustkit, gun: str):
+    from datetime import UTC, datetime, timedelta
+
+    publisher("init", gun, "--expiry", "root=1y")
+    publisher("sign", f"{gun}:1", "--digest", DIGEST_A, "--size", "3", "--expiry", "targets=30d")
+
+    roles = {r["role"]: r for r in host("inspect", gun, "--json").json["roles"]}
+
+    def days_left(role: str) -> float:
+        expires = datetime.fromisoformat(roles[role]["expires"])
+        return (expires - datetime.now(UTC)) / timedelta(days=1)
+
+    assert 364 < days_left("root") <= 365
+    assert 29 < days_left("targets") <= 30
+    bad = publisher("sign", f"{gun}:2", "--digest", DIGEST_A, "--size", "3", "--expiry", "x=1d")
+    assert bad.code == 2 and "unknown role in expiry setting: x" in bad.err

@@ -65,7 +65,10 @@ class Context:
             raise UsageError(
                 f"--server '{server}' is not an http(s) URL", hint="e.g. https://notary.example.com"
             )
-        return ClientSettings(home=home, server_url=server)
+        from trustkit.expiry import ExpiryPolicy
+
+        expiry = ExpiryPolicy.from_settings(self.args.expiry or [])
+        return ClientSettings(home=home, server_url=server, expiry=expiry)
 
     @contextmanager
     def session(self) -> Iterator[tuple[ServerAPI, Verifier]]:
@@ -376,12 +379,21 @@ def _parser() -> argparse.ArgumentParser:
         help="read key passphrases from this file (e.g. /run/secrets/…)",
     )
 
+    common.add_argument(
+        "--expiry",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="ROLE=DURATION",
+        help="lifetime of metadata you sign, e.g. targets=1y (roles: root, targets, "
+        "delegation; defaults 10y, 3y, 3y)",
+    )
+
     parser = argparse.ArgumentParser(
         prog="trustkit",
         description="Sign container image tags and verify them before they run.",
         parents=[common],
     )
-    parser.set_defaults(server=None, json=False, passphrase_file=None)
+    parser.set_defaults(server=None, json=False, passphrase_file=None, expiry=None)
     parser.add_argument("--version", action="version", version=f"trustkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

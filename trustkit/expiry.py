@@ -8,7 +8,7 @@ so a host that checks daily never sees them close to expiry.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -75,6 +75,19 @@ class ExpiryPolicy:
     def renewal_due(self, role: str, expires: datetime, now: datetime | None = None) -> bool:
         """True once less than half of the role's lifetime is left."""
         return expires - (now or utc_now()) < self.lifetime(role) / 2
+
+    @classmethod
+    def from_settings(cls, values: Iterable[str]) -> ExpiryPolicy:
+        """The defaults with ``ROLE=DURATION`` settings (``timestamp=14d``) applied."""
+        overrides = {}
+        for value in values:
+            role, sep, duration = value.partition("=")
+            if not sep:
+                raise UsageError(
+                    f"expiry setting '{value}' is not ROLE=DURATION", hint="e.g. targets=1y"
+                )
+            overrides[role.strip()] = parse_duration(duration)
+        return cls().with_overrides(overrides)
 
     def with_overrides(self, overrides: Mapping[str, timedelta]) -> ExpiryPolicy:
         unknown = set(overrides) - set(DEFAULT_EXPIRY)
