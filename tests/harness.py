@@ -186,7 +186,8 @@ class TamperingProxy:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)  # a host that refuses endless data hangs up
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -207,7 +208,7 @@ class TamperingProxy:
 def edit_json(body: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
     document = json.loads(body)
     edit(document)
-    return json.dumps(document).encode()
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def role_of(path: str) -> str | None:
