@@ -40,7 +40,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("trustkit.server")
 
 TRUST_SEGMENT = "/_trust/tuf/"
-_METADATA_FILE = re.compile(r"^(?:(?P<version>[0-9]{1,19})\.)?(?P<role>.+)\.(?P<ext>json|key)$")
+_METADATA_FILE = re.compile(r"^(?:(?P<version>[0-9]{1,18})\.)?(?P<role>.+)\.(?P<ext>json|key)$")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from trustkit.metadata import ONLINE_ROLES
 
 __all__ = ["Limits", "RepositoryAfterUpload", "UploadRejected", "validate_upload"]
 
+MAX_VERSION = 2**62  # versions are stored as 64-bit integers
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
 
 
@@ -157,6 +158,10 @@ def check_parses_as_role(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]
                 "wrong_type",
                 role,
                 f"{role} holds {metadata.signed.type} metadata; expected {expected}",
+            )
+        if metadata.signed.version >= MAX_VERSION:
+            raise UploadRejected(
+                400, "malformed", role, f"{role} version {metadata.signed.version} is too large"
             )
         parsed[role] = metadata
     return parsed
