@@ -83,6 +83,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="trustkit metadata server", version=__version__, lifespan=lifespan)
     app.state.service = service
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        # A bug, not bad input: keep the details in the server log, not in the answer.
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "internal server error; see the server log")
+
     @app.get("/_trustkit/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
