@@ -12,8 +12,11 @@ that does not chain from it is refused.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +31,7 @@ from client.server_api import ServerAPI
 from client.settings import ClientSettings
 from keys.files import ensure_private_dir
 from trustkit.errors import (
+    KeystoreError,
     NotFoundError,
     ServerUnreachableError,
     TrustkitError,
@@ -88,11 +92,33 @@ class Verifier:
         self._api = api
         self._fetcher = fetcher
 
+    @contextmanager
+    def _exclusive(self, gun: str) -> Iterator[None]:
+        """One verification of ``gun`` at a time on this host: python-tuf's cache is
+        single-writer, and hosts often start many containers at once."""
+        directory = self._settings.trust_dir(gun)
+        ensure_private_dir(directory.parent)
+        with open(directory.with_name(directory.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            except OSError as error:
+                raise KeystoreError(
+                    f"cannot use the trust store {directory}: {error}",
+                    hint="check TRUSTKIT_HOME's permissions and free space",
+                ) from None
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def has_anchor(self, gun: str) -> bool:
         return (self._settings.trust_dir(gun) / "root.json").exists()
 
     def pin(self, gun: str, root_bytes: bytes) -> Root:
         """Make ``root_bytes`` the trust anchor of ``gun``, forgetting what was trusted."""
+        with self._exclusive(gun):
+            return self._pin(gun, root_bytes)
+
+    def _pin(self, gun: str, root_bytes: bytes) -> Root:
         try:
             root: Root = Metadata[Root].from_bytes(root_bytes).signed
         except Exception as error:
@@ -112,12 +138,17 @@ class Verifier:
 
     def forget(self, gun: str) -> bool:
         directory = self._settings.trust_dir(gun)
-        existed = directory.exists()
-        shutil.rmtree(directory, ignore_errors=True)
+        with self._exclusive(gun):
+            existed = directory.exists()
+            shutil.rmtree(directory, ignore_errors=True)
         return existed
 
     def trusted_repository(self, gun: str) -> TrustedRepository:
         """Refresh and verify all top-level metadata of ``gun``; raise on any failure."""
+        with self._exclusive(gun):
+            return self._trusted_repository(gun)
+
+    def _trusted_repository(self, gun: str) -> TrustedRepository:
         directory = self._settings.trust_dir(gun)
         first_use = not self.has_anchor(gun)
         try:

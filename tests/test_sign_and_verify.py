@@ -218,3 +218,28 @@ def test_publisher_chooses_expiry_of_what_it_signs(publisher: Trustkit, host: Tr
     assert 29 < days_left("targets") <= 30
     bad = publisher("sign", f"{gun}:2", "--digest", DIGEST_A, "--size", "3", "--expiry", "x=1d")
     assert bad.code == 2 and "unknown role in expiry setting: x" in bad.err
+
+
+def test_parallel_verifies_on_one_host_all_succeed(publisher: Trustkit, server, gun: str, tmp_path):
+    """Hosts start many containers at once: verifications must not trip over each other,
+    not even on first use, when every process writes the trust store at once."""
+    import threading
+
+    publisher("init", gun)
+    publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10")
+    results: list[tuple[int, str, str]] = []
+
+    for round_ in range(3):
+        host = Trustkit(tmp_path / f"host{round_}" / ".trustkit", server.url)
+
+        def verify(host: Trustkit = host) -> None:
+            result = host.process("verify", f"{gun}:1.0")
+            results.append((result.code, result.out.strip(), result.err))
+
+        threads = [threading.Thread(target=verify) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert [(code, out) for code, out, _ in results] == [(0, DIGEST_A)] * 30, results
