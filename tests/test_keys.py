@@ -90,3 +90,30 @@ def test_server_master_key_is_created_private_and_seals_online_keys(start_server
     assert MasterKey.load_or_create(master_path).open(sealed, context)
     with pytest.raises(UsageError, match="does not open"):
         MasterKey(b"\x01" * 32).open(sealed, context)
+
+
+def test_key_kept_elsewhere_is_loaded_through_its_signer_uri(tmp_path):
+    """A key record can point at any securesystemslib signer URI (HSM, KMS, file, …)."""
+    import json
+
+    from securesystemslib.signer import CryptoSigner
+
+    from keys.keystore import KeyRecord
+
+    outside = CryptoSigner.generate_ed25519()
+    pem = tmp_path / "elsewhere.pem"
+    pem.write_bytes(outside.private_bytes)
+    store = Keystore(tmp_path / "home")
+    record = KeyRecord(
+        outside.public_key.keyid, "registry.test/app", "targets", outside.public_key, f"file2:{pem}"
+    )
+    (tmp_path / "home" / "private").mkdir(parents=True)
+    (tmp_path / "home" / "private" / f"{record.keyid}.json").write_text(
+        json.dumps(record.to_dict())
+    )
+
+    [signer] = store.signers("registry.test/app", "targets", PassphraseSource({}))
+
+    assert signer.public_key == outside.public_key
+    signature = signer.sign(b"payload")
+    outside.public_key.verify_signature(signature, b"payload")
