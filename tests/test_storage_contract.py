@@ -1,0 +1,95 @@
+"""The storage contract every engine must meet (run against each engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.storage import OnlineKeyRecord, SQLiteStorage, Storage, VersionConflict
+
+GUN = "registry.test/contract"
+
+
+@pytest.fixture(params=["sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    engine = SQLiteStorage(tmp_path / "trustkit.db")
+    yield engine
+    engine.close()
+
+
+def test_a_committed_write_is_read_back(storage: Storage):
+    with storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"one")
+        transaction.put("targets", 2, b"two")
+
+    latest = storage.latest(GUN, "targets")
+    assert latest is not None and (latest.version, latest.data) == (2, b"two")
+    first = storage.version(GUN, "targets", 1)
+    assert first is not None and first.data == b"one"
+    assert storage.version(GUN, "targets", 3) is None
+    assert list(storage.repositories()) == [GUN]
+
+
+def test_a_failed_transaction_writes_nothing(storage: Storage):
+    with pytest.raises(RuntimeError), storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"one")
+        raise RuntimeError("validation failed half-way")
+
+    assert storage.latest(GUN, "targets") is None
+
+
+def test_a_version_is_written_once(storage: Storage):
+    with storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"one")
+
+    with pytest.raises(VersionConflict), storage.write(GUN) as transaction:
+        transaction.put("snapshot", 1, b"snap")
+        transaction.put("targets", 1, b"other")
+
+    stored = storage.latest(GUN, "targets")
+    assert stored is not None and stored.data == b"one"
+    assert storage.latest(GUN, "snapshot") is None  # the whole transaction rolled back
+
+
+def test_latest_of_every_role_inside_a_transaction(storage: Storage):
+    with storage.write(GUN) as transaction:
+        transaction.put("root", 1, b"r1")
+        transaction.put("targets", 1, b"t1")
+        transaction.put("targets", 2, b"t2")
+    with storage.write(GUN) as transaction:
+        latest = transaction.latest()
+
+    assert {role: (m.version, m.data) for role, m in latest.items()} == {
+        "root": (1, b"r1"),
+        "targets": (2, b"t2"),
+    }
+
+
+def test_repositories_do_not_see_each_other(storage: Storage):
+    with storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"mine")
+
+    assert storage.latest("registry.test/other", "targets") is None
+
+
+def test_online_key_is_created_once(storage: Storage):
+    first = OnlineKeyRecord("timestamp", "key-1", "{}", b"sealed-1")
+    second = OnlineKeyRecord("timestamp", "key-2", "{}", b"sealed-2")
+
+    assert storage.add_online_key(GUN, first) == first
+    assert storage.add_online_key(GUN, second) == first  # a racing creator gets the first
+    assert storage.online_key(GUN, "timestamp") == first
+    assert storage.online_key(GUN, "snapshot") is None
+
+
+def test_delete_removes_metadata_and_online_keys(storage: Storage):
+    with storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"one")
+    storage.add_online_key(GUN, OnlineKeyRecord("timestamp", "k", "{}", b"s"))
+
+    assert storage.delete_repository(GUN) is True
+    assert storage.latest(GUN, "targets") is None
+    assert storage.online_key(GUN, "timestamp") is None
+    assert storage.delete_repository(GUN) is False
