@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,7 @@ class Context:
     env: dict[str, str]
     out: Output
 
-    @property
+    @cached_property
     def settings(self) -> ClientSettings:
         from client.settings import DEFAULT_SERVER, ClientSettings
 

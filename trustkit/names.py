@@ -51,10 +51,6 @@ class ImageReference:
     tag: str | None
     digest: Digest | None
 
-    def pinned(self, digest: Digest) -> str:
-        """The digest-pinned reference Docker is given: ``GUN@sha256:HEX``."""
-        return f"{self.gun}@{digest}"
-
 
 def parse_digest(text: str) -> Digest:
     """Parse ``sha256:HEX`` (64 lower-case hex digits)."""
