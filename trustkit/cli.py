@@ -80,7 +80,10 @@ class Context:
         from client.verify import Verifier
 
         settings = self.settings
-        with httpx.Client(timeout=settings.timeout, follow_redirects=False) as http:
+        # Building a TLS context costs ~30 ms of every command; a plain-http server (the
+        # loopback default) never needs one, and redirects elsewhere are not followed.
+        tls = settings.server_url.startswith("https://")
+        with httpx.Client(timeout=settings.timeout, follow_redirects=False, verify=tls) as http:
             api = ServerAPI(settings.server_url, http)
             yield api, Verifier(settings, api, HttpxFetcher(http))
 
