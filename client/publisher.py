@@ -62,7 +62,7 @@ class Publisher:
         self._verifier = verifier
 
     def init(self, gun: str, keytype: str = "ed25519") -> InitResult:
-        if self._api.metadata(gun, "1.root.json") is not None:
+        if self._api.has_metadata(gun, "1.root.json"):
             raise UsageError(
                 f"{gun} already exists on {self._settings.server_url}",
                 hint="sign tags with trustkit sign; to start over, delete it on the server",

@@ -36,10 +36,7 @@ class ServerAPI:
         try:
             response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as error:
-            raise ServerUnreachableError(
-                f"cannot reach the trustkit server at {self.server_url}: {error}",
-                hint="check --server / TRUSTKIT_SERVER and that the server is running",
-            ) from None
+            raise self._unreachable(error) from None
         if response.status_code >= 500:
             raise ServerUnreachableError(
                 f"the trustkit server at {self.server_url} failed ({response.status_code}) "
@@ -47,6 +44,12 @@ class ServerAPI:
                 hint="see the server's log; try again later",
             )
         return response
+
+    def _unreachable(self, error: httpx.HTTPError) -> ServerUnreachableError:
+        return ServerUnreachableError(
+            f"cannot reach the trustkit server at {self.server_url}: {error}",
+            hint="check --server / TRUSTKIT_SERVER and that the server is running",
+        )
 
     @staticmethod
     def _refusal(response: httpx.Response) -> ServerRefusedError:
@@ -72,14 +75,18 @@ class ServerAPI:
                 error="bad_key",
             ) from None
 
-    def metadata(self, gun: str, filename: str) -> bytes | None:
-        """Raw metadata bytes, or None when the server has no such file (unverified!)."""
-        response = self._send("GET", self._url(gun, filename))
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._refusal(response)
-        return response.content
+    def has_metadata(self, gun: str, filename: str) -> bool:
+        """Whether the server has this metadata file (its content is not read)."""
+        try:
+            with self._http.stream("GET", self._url(gun, filename)) as response:
+                status = response.status_code
+        except httpx.HTTPError as error:
+            raise self._unreachable(error) from None
+        if status not in (200, 404):
+            raise ServerUnreachableError(
+                f"the trustkit server at {self.server_url} answered {status} for {filename}"
+            )
+        return status == 200
 
     def upload(self, gun: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
         files = [

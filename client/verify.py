@@ -27,7 +27,6 @@ from tuf.api.metadata import Metadata, Root, Targets
 from tuf.ngclient import Updater, UpdaterConfig
 
 from client.fetcher import HttpxFetcher
-from client.server_api import ServerAPI
 from client.settings import ClientSettings
 from keys.files import ensure_private_dir
 from trustkit.errors import (
@@ -87,9 +86,8 @@ class TrustedRepository:
 class Verifier:
     """Runs the TUF client workflow for one repository at a time."""
 
-    def __init__(self, settings: ClientSettings, api: ServerAPI, fetcher: HttpxFetcher) -> None:
+    def __init__(self, settings: ClientSettings, fetcher: HttpxFetcher) -> None:
         self._settings = settings
-        self._api = api
         self._fetcher = fetcher
 
     @contextmanager
@@ -168,13 +166,17 @@ class Verifier:
         return self._read_trusted(gun, directory, first_use)
 
     def _first_use(self, gun: str, directory: Path) -> Updater:
-        root_bytes = self._api.metadata(gun, "1.root.json")
-        if root_bytes is None:
+        url = f"{self._settings.metadata_url(gun)}1.root.json"
+        try:
+            root_bytes = self._fetcher.download_bytes(url, UPDATER_CONFIG.root_max_length)
+        except exceptions.DownloadHTTPError as error:
+            if error.status_code != 404:
+                raise
             raise NotFoundError(
                 f"{gun} is not signed: the server {self._settings.server_url} has no trust "
                 "data for it",
                 hint=f"publishers run: trustkit init {gun}",
-            )
+            ) from None
         ensure_private_dir(directory)
         return self._updater(gun, directory, root_bytes)
 
@@ -248,8 +250,9 @@ class Verifier:
 
     def _served_timestamp_expiry(self, gun: str) -> str | None:
         """When the served timestamp expired, for the message only (it is not trusted)."""
+        url = f"{self._settings.metadata_url(gun)}timestamp.json"
         try:
-            data = self._api.metadata(gun, "timestamp.json")
-            return str(json.loads(data or b"{}")["signed"]["expires"])
-        except (TrustkitError, ValueError, KeyError, TypeError):
+            data = self._fetcher.download_bytes(url, UPDATER_CONFIG.timestamp_max_length)
+            return str(json.loads(data)["signed"]["expires"])
+        except (exceptions.DownloadError, ValueError, KeyError, TypeError):
             return None

@@ -190,3 +190,19 @@ def test_frozen_expired_timestamp_is_refused(start_server, tmp_path: Path):
     assert result.code == 1
     assert f"metadata for {gun} expired at {expires}" in result.err
     assert "the server is not refreshing it" in result.err
+
+
+def test_endless_root_on_first_use_is_refused(
+    publisher: Trustkit, proxy: TamperingProxy, gun: str, tmp_path: Path
+):
+    _signed_repository(publisher, gun)
+    proxy.rewrite = lambda path, status, body: (
+        (200, b" " * (20 * 1024 * 1024)) if path.endswith("/1.root.json") else (status, body)
+    )
+    host = _host_via(proxy, tmp_path)
+
+    result = host("verify", f"{gun}:1.0")
+
+    assert result.code == 1
+    assert "than allowed" in result.err
+    assert not (host.home / "tuf").exists() or not any((host.home / "tuf").glob("*/root.json"))

@@ -85,7 +85,7 @@ class Context:
         tls = settings.server_url.startswith("https://")
         with httpx.Client(timeout=settings.timeout, follow_redirects=False, verify=tls) as http:
             api = ServerAPI(settings.server_url, http)
-            yield api, Verifier(settings, api, HttpxFetcher(http))
+            yield api, Verifier(settings, HttpxFetcher(http))
 
     def keystore(self) -> Keystore:
         from keys.keystore import Keystore
