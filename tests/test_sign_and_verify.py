@@ -243,3 +243,13 @@ def test_parallel_verifies_on_one_host_all_succeed(publisher: Trustkit, server, 
             thread.join()
 
     assert [(code, out) for code, out, _ in results] == [(0, DIGEST_A)] * 30, results
+
+
+def test_refusal_in_json_mode_is_a_json_document(publisher: Trustkit, host: Trustkit, gun: str):
+    publisher("init", gun)
+
+    result = host("verify", f"{gun}:9.9", "--json")
+
+    assert result.code == 1
+    assert result.json["error"] == "not_found"
+    assert f"no signed tag 9.9 in {gun}" in result.json["message"]
