@@ -4,6 +4,7 @@ stored."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -404,3 +405,27 @@ def test_absurd_version_is_refused_not_a_500(repo: HandMadeRepository):
     response = repo.upload(targets=sign_with(repo.targets(2**63), [repo.targets_key]))
 
     assert_refused(response, 400, "malformed", "targets", "too large")
+
+
+def test_new_root_that_would_orphan_the_stored_targets_is_refused(repo: HandMadeRepository, host):
+    """Rotating the targets key without re-signing targets would break every host."""
+    repo.create()
+    assert host("inspect", repo.gun).code == 0  # this host now trusts root v1
+    before = repo.stored_rows()
+    old_targets_key = repo.targets_key
+    repo.targets_key = CryptoSigner.generate_ed25519()
+
+    alone = repo.upload(root=sign_with(repo.root(2), [repo.root_key]))
+    together = repo.upload(
+        root=sign_with(repo.root(2), [repo.root_key]),
+        targets=sign_with(repo.targets(2, a=A(1)), [repo.targets_key]),
+    )
+
+    assert_refused(alone, 400, "stale_role", "targets", "re-sign targets")
+    assert repo.stored_rows() != before and together.status_code == 200, together.text
+    assert (
+        old_targets_key.public_key.keyid
+        not in json.loads(httpx.get(repo.server.metadata_url(repo.gun, "root.json")).content)[
+            "signed"
+        ]["roles"]["targets"]["keyids"]
+    )
