@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from trustkit.errors import UsageError
 
 __all__ = [
+    "DEFAULT_TAG",
     "ImageReference",
     "Digest",
     "parse_digest",
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = "docker.io"
+DEFAULT_TAG = "latest"
 MAX_GUN_LENGTH = 255
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -50,6 +52,15 @@ class ImageReference:
     gun: str
     tag: str | None
     digest: Digest | None
+
+    def __str__(self) -> str:
+        tag = f":{self.tag}" if self.tag else ""
+        digest = f"@{self.digest}" if self.digest else ""
+        return f"{self.gun}{tag}{digest}"
+
+    def pinned(self, digest: Digest | str) -> str:
+        """``GUN@sha256:…``: the form that cannot be moved to another image."""
+        return f"{self.gun}@{digest}"
 
 
 def parse_digest(text: str) -> Digest:
@@ -105,8 +116,14 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
-def parse_reference(text: str, *, require_tag: bool = False) -> ImageReference:
-    """Parse ``NAME[:TAG][@sha256:HEX]``; the tag defaults to nothing, not ``latest``."""
+def parse_reference(
+    text: str, *, require_tag: bool = False, default_tag: str | None = None
+) -> ImageReference:
+    """Parse ``NAME[:TAG][@sha256:HEX]``.
+
+    A reference with neither tag nor digest gets ``default_tag`` (Docker's ``latest``
+    for the commands that act like Docker); with ``require_tag`` it must name a tag.
+    """
     name = text.strip()
     digest: Digest | None = None
     if "@" in name:
@@ -117,6 +134,8 @@ def parse_reference(text: str, *, require_tag: bool = False) -> ImageReference:
     colon = name.rfind(":")
     if colon > last_slash:
         name, tag = name[:colon], validate_tag(name[colon + 1 :])
+    if tag is None and digest is None and default_tag is not None:
+        tag = default_tag
     if require_tag and tag is None:
         raise UsageError(
             f"'{text}' names no tag",
