@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ServerProcess, TamperingProxy, Trustkit, gun_for, publisher_cli
+from tests.registry import RegistryProcess, TestCA, TokenService
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +54,37 @@ def proxy(server: ServerProcess) -> Iterator[TamperingProxy]:
     started = TamperingProxy(server.url).start()
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A real plain-http OCI registry (docker-registry 2.8) for the session."""
+    process = RegistryProcess(tmp_path_factory.mktemp("registry") / "data").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A registry that wants bearer tokens from a real token service (user ci / ci-secret).
+
+    The token service is ``token_registry.token_auth``; its ``requests`` grow all session.
+    """
+    directory = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenService(directory, username="ci", password="ci-secret").start()
+    process = RegistryProcess(directory / "data", token_auth=tokens).start()
+    yield process
+    process.stop()
+    tokens.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A registry serving HTTPS with a certificate from a test CA at ``ca_path``."""
+    directory = tmp_path_factory.mktemp("tls-registry")
+    ca = TestCA(directory / "pki")
+    process = RegistryProcess(
+        directory / "data", tls=(ca.cert_path, ca.key_path), ca_path=ca.ca_path
+    ).start()
+    yield process
+    process.stop()

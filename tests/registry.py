@@ -1,0 +1,689 @@
+"""Test harness for a real OCI registry: images built by hand, pushed with skopeo.
+
+Content trust is only worth something against the bytes a registry really serves, so
+these helpers run Debian's ``docker-registry`` (distribution 2.8) on 127.0.0.1, with
+optional TLS and optional bearer-token auth backed by a small real token server, and
+push OCI layouts written here byte by byte so every digest is known in advance.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import gzip
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.harness import free_port
+
+REGISTRY_BINARY = "/usr/bin/docker-registry"
+SKOPEO_BINARY = "skopeo"
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """What ``build_image`` wrote: the tagged top-level object of an OCI layout.
+
+    ``digest`` and ``size`` are of the exact manifest (or index) bytes, so they are what
+    a registry must answer once the image is pushed with digests preserved.
+    """
+
+    layout: Path
+    tag: str
+    digest: str
+    size: int
+    media_type: str
+    platform_digests: dict[str, str] = field(default_factory=dict)
+
+
+def _canonical(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _write_blob(layout: Path, data: bytes) -> str:
+    """Store ``data`` content-addressed under blobs/sha256 and return its digest."""
+    hex_digest = hashlib.sha256(data).hexdigest()
+    blob = layout / "blobs" / "sha256" / hex_digest
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    if not blob.exists():
+        blob.write_bytes(data)
+    return f"sha256:{hex_digest}"
+
+
+def _descriptor(media_type: str, digest: str, size: int) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": digest, "size": size}
+
+
+def _layer(content: bytes) -> tuple[bytes, bytes]:
+    """A one-file tar and its gzip, both deterministic (no times, owners or names)."""
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("content.txt")
+        info.size = len(content)
+        info.mode = 0o644
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(content))
+    raw = tar_bytes.getvalue()
+    return raw, gzip.compress(raw, mtime=0)
+
+
+def _write_manifest(layout: Path, content: bytes, os_name: str, architecture: str) -> bytes:
+    """Layer + config + image manifest for one platform; returns the manifest bytes."""
+    raw_tar, gz_tar = _layer(content)
+    layer_digest = _write_blob(layout, gz_tar)
+    config = _canonical(
+        {
+            "architecture": architecture,
+            "os": os_name,
+            "config": {},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [f"sha256:{hashlib.sha256(raw_tar).hexdigest()}"],
+            },
+        }
+    )
+    config_digest = _write_blob(layout, config)
+    manifest = _canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": _descriptor(OCI_CONFIG, config_digest, len(config)),
+            "layers": [_descriptor(OCI_LAYER, layer_digest, len(gz_tar))],
+        }
+    )
+    _write_blob(layout, manifest)
+    return manifest
+
+
+def _tag_in_layout(layout: Path, tag: str, descriptor: dict[str, Any]) -> None:
+    """Point ``tag`` in the layout's index.json at ``descriptor``, keeping other tags."""
+    index_path = layout / "index.json"
+    index: dict[str, Any] = (
+        json.loads(index_path.read_text())
+        if index_path.exists()
+        else {"schemaVersion": 2, "manifests": []}
+    )
+    index["manifests"] = [
+        entry for entry in index["manifests"] if entry.get("annotations", {}).get(REF_NAME) != tag
+    ] + [{**descriptor, "annotations": {REF_NAME: tag}}]
+    index_path.write_text(json.dumps(index, indent=2))
+
+
+def build_image(
+    directory: Path,
+    tag: str,
+    content: bytes,
+    *,
+    platforms: list[tuple[str, str]] | None = None,
+) -> BuiltImage:
+    """Write (or add ``tag`` to) an OCI image layout in ``directory``, without docker.
+
+    With ``platforms`` the tag names an OCI image index with one manifest per
+    platform; each platform's layer holds different bytes so their digests differ.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    if platforms is None:
+        manifest = _write_manifest(directory, content, "linux", "amd64")
+        digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+        _tag_in_layout(directory, tag, _descriptor(OCI_MANIFEST, digest, len(manifest)))
+        return BuiltImage(directory, tag, digest, len(manifest), OCI_MANIFEST)
+
+    entries: list[dict[str, Any]] = []
+    platform_digests: dict[str, str] = {}
+    for os_name, architecture in platforms:
+        platform_content = content + f" ({os_name}/{architecture})".encode()
+        manifest = _write_manifest(directory, platform_content, os_name, architecture)
+        digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+        platform_digests[f"{os_name}/{architecture}"] = digest
+        entries.append(
+            {
+                **_descriptor(OCI_MANIFEST, digest, len(manifest)),
+                "platform": {"architecture": architecture, "os": os_name},
+            }
+        )
+    index = _canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    digest = _write_blob(directory, index)
+    _tag_in_layout(directory, tag, _descriptor(OCI_INDEX, digest, len(index)))
+    return BuiltImage(directory, tag, digest, len(index), OCI_INDEX, platform_digests)
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write_pem(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return builder.not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(
+        now + datetime.timedelta(days=7)
+    )
+
+
+class TestCA:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost.
+
+    The SAN carries the IP as an IP address (not a DNS name): Go and httpx both
+    match ``https://127.0.0.1:PORT`` only against an IP SAN.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, directory: Path) -> None:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = (
+            _validity(x509.CertificateBuilder())
+            .subject_name(_name("trustkit test CA"))
+            .issuer_name(_name("trustkit test CA"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        server_cert = (
+            _validity(x509.CertificateBuilder())
+            .subject_name(_name("127.0.0.1"))
+            .issuer_name(ca_cert.subject)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+                        x509.DNSName("localhost"),
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_path = _write_pem(
+            directory / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM)
+        )
+        self.cert_path = _write_pem(
+            directory / "server.crt", server_cert.public_bytes(serialization.Encoding.PEM)
+        )
+        self.key_path = _write_pem(directory / "server.key", _key_pem(server_key))
+
+
+# --------------------------------------------------------------------------- token service
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """The key ID distribution 2.8 gives each key of its ``rootcertbundle``.
+
+    libtrust: base32 of the first 240 bits of SHA-256 over the DER
+    SubjectPublicKeyInfo, in colon-separated groups of four characters.
+    """
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One request the token service saw, so tests can assert the token flow ran."""
+
+    path: str
+    credentials_valid: bool
+    scopes: tuple[str, ...]
+
+
+class TokenService:
+    """A real Docker registry token server (``GET /token``) on 127.0.0.1.
+
+    HTTP Basic ``username``/``password`` are required; every requested action is
+    granted. Tokens are ES256 JWTs. By default the header carries ``x5c`` (the
+    self-signed certificate at ``cert_path``, which the registry trusts as its
+    ``rootcertbundle``); ``key_header="kid"`` sends the libtrust key ID instead,
+    the other form distribution 2.8 accepts.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        username: str = "ci",
+        password: str = "ci-secret",
+        service: str = "trustkit-test-registry",
+        issuer: str = "trustkit-test-token-service",
+        key_header: Literal["x5c", "kid"] = "x5c",
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.service = service
+        self.issuer = issuer
+        self.key_header = key_header
+        self.requests: list[TokenRequest] = []
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._cert = (
+            _validity(x509.CertificateBuilder())
+            .subject_name(_name(issuer))
+            .issuer_name(_name(issuer))
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .sign(self._key, hashes.SHA256())
+        )
+        self.cert_path = _write_pem(
+            directory / "token-signing.crt", self._cert.public_bytes(serialization.Encoding.PEM)
+        )
+        service_ = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                service_._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.realm = f"{self.url}/token"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> TokenService:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _credentials_valid(self, authorization: str | None) -> bool:
+        if not authorization or not authorization.lower().startswith("basic "):
+            return False
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except ValueError:
+            return False
+        user, _, password = decoded.partition(":")
+        return secrets.compare_digest(user, self.username) and secrets.compare_digest(
+            password, self.password
+        )
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(request.path)
+        query = parse_qs(url.query)
+        scopes = tuple(" ".join(query.get("scope", [])).split())
+        valid = self._credentials_valid(request.headers.get("Authorization"))
+        self.requests.append(TokenRequest(request.path, valid, scopes))
+        if url.path != "/token":
+            status, body = 404, {"errors": [{"code": "NOT_FOUND"}]}
+        elif not valid:
+            status, body = 401, {"errors": [{"code": "UNAUTHORIZED"}]}
+        elif query.get("service", [self.service])[0] != self.service:
+            status, body = 400, {"errors": [{"code": "UNKNOWN_SERVICE"}]}
+        else:
+            token = self.issue(scopes)
+            status, body = 200, {"token": token, "access_token": token, "expires_in": 300}
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        if status == 401:
+            request.send_header("WWW-Authenticate", 'Basic realm="trustkit test token service"')
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            request.wfile.write(data)
+
+    def issue(self, scopes: tuple[str, ...] | list[str]) -> str:
+        """A signed token granting every action in ``scopes`` (``type:name:a,b``)."""
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append(
+                {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]}
+            )
+        now = int(time.time())
+        header: dict[str, Any] = {"typ": "JWT", "alg": "ES256"}
+        if self.key_header == "x5c":
+            der = self._cert.public_bytes(serialization.Encoding.DER)
+            header["x5c"] = [base64.b64encode(der).decode()]
+        else:
+            header["kid"] = libtrust_key_id(self._key.public_key())
+        claims = {
+            "iss": self.issuer,
+            "sub": self.username,
+            "aud": self.service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
+        signing_input = f"{_b64url(_canonical(header))}.{_b64url(_canonical(claims))}"
+        der_signature = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der_signature)  # JOSE wants raw r || s, not DER
+        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class RegistryProcess:
+    """``docker-registry serve`` on 127.0.0.1 with filesystem storage in ``data_dir``.
+
+    The config and the log sit beside ``data_dir`` so a failing test can be
+    diagnosed from its tmp dir. ``ca_path`` is the CA that verifies ``tls``, if any.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        token_auth: TokenService | None = None,
+        ca_path: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.tls = tls
+        self.token_auth = token_auth
+        self.ca_path = ca_path
+        self.port = free_port()
+        self.config_path = data_dir.parent / f"{data_dir.name}-registry.yml"
+        self.log_path = data_dir.parent / f"{data_dir.name}-registry.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx needs to trust this registry: the CA, or nothing for plain http."""
+        if self.ca_path:
+            return ssl.create_default_context(cafile=str(self.ca_path))
+        return not self.tls
+
+    def config(self) -> dict[str, Any]:
+        """The registry config; JSON is YAML, so no YAML writer is needed."""
+        http: dict[str, Any] = {
+            "addr": self.host,
+            "secret": secrets.token_hex(16),
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+            "draintimeout": "0s",
+        }
+        if self.tls:
+            http["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}
+        config: dict[str, Any] = {
+            "version": "0.1",
+            # No "reporting" (bugsnag/newrelic) and no notifications: nothing phones home.
+            "log": {
+                "level": "info",
+                "formatter": "text",
+                "accesslog": {"disabled": False},
+                "fields": {"service": "registry"},
+            },
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.data_dir)},
+                "cache": {"blobdescriptor": "inmemory"},
+                "delete": {"enabled": True},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": http,
+            "health": {"storagedriver": {"enabled": False}},
+        }
+        if self.token_auth:
+            config["auth"] = {
+                "token": {
+                    "realm": self.token_auth.realm,
+                    "service": self.token_auth.service,
+                    "issuer": self.token_auth.issuer,
+                    "rootcertbundle": str(self.token_auth.cert_path),
+                }
+            }
+        return config
+
+    def start(self) -> RegistryProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(self.config(), indent=2))
+        ready = {401} if self.token_auth else {200}
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [REGISTRY_BINARY, "serve", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={"PATH": os.environ.get("PATH", "")},  # no REGISTRY_* overrides leak in
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/v2/", verify=self.verify, timeout=1).status_code in ready:
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer in 20 s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- skopeo
+
+
+def push(
+    image: BuiltImage,
+    registry: RegistryProcess,
+    repository: str,
+    tag: str | None = None,
+    *,
+    creds: tuple[str, str] | None = None,
+    ca: Path | None = None,
+) -> None:
+    """``skopeo copy`` the image's tag, every platform, byte for byte, to the registry.
+
+    ``--preserve-digests`` makes skopeo fail rather than silently convert the
+    manifest, so the registry serves exactly ``image.digest``. skopeo gets its own
+    empty auth file and a cert dir holding only the CA: a ``*.key`` beside a cert
+    there would be taken as a client certificate.
+    """
+    ca = ca or registry.ca_path
+    with tempfile.TemporaryDirectory(prefix="skopeo-") as scratch:
+        work = Path(scratch)
+        auth_file = work / "auth.json"
+        auth_file.write_text("{}")
+        command = [
+            SKOPEO_BINARY,
+            "--insecure-policy",  # no /etc/containers/policy.json needed
+            "copy",
+            "--quiet",
+            "--multi-arch=all",
+            "--preserve-digests",
+            "--authfile",
+            str(auth_file),
+        ]
+        if not registry.tls:
+            command.append("--dest-tls-verify=false")  # allows plain http
+        elif ca is not None:
+            cert_dir = work / "certs"
+            cert_dir.mkdir()
+            shutil.copyfile(ca, cert_dir / "ca.crt")
+            command += ["--dest-cert-dir", str(cert_dir)]
+        if creds is not None:
+            command += ["--dest-creds", f"{creds[0]}:{creds[1]}"]
+        else:
+            command.append("--dest-no-creds")
+        command += [
+            f"oci:{image.layout}:{image.tag}",
+            f"docker://{registry.host}/{repository}:{tag or image.tag}",
+        ]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(work),
+            "XDG_RUNTIME_DIR": str(work),
+            "XDG_CONFIG_HOME": str(work),
+            "REGISTRY_AUTH_FILE": str(auth_file),
+            "TMPDIR": str(work),
+        }
+        completed = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"skopeo copy failed ({completed.returncode}): {' '.join(command)}\n"
+            f"{completed.stderr}\nregistry log:\n{registry.log_tail(15)}"
+        )
+
+
+# --------------------------------------------------------------------------- independent reads
+
+
+def _bearer_token(
+    challenge: str, creds: tuple[str, str] | None, verify: ssl.SSLContext | bool
+) -> str | None:
+    """Follow a ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` challenge."""
+    if not challenge.lower().startswith("bearer "):
+        return None
+    params: dict[str, str] = {}
+    for part in challenge[7:].split('",'):
+        key, _, value = part.strip().partition("=")
+        params[key] = value.strip('"')
+    realm = params.pop("realm")
+    response = httpx.get(
+        realm,
+        params=params,
+        auth=creds,
+        verify=verify,
+        timeout=10,
+    )
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    return str(body.get("token") or body["access_token"])
+
+
+def fetch_manifest(
+    registry: RegistryProcess,
+    repository: str,
+    reference: str,
+    *,
+    creds: tuple[str, str] | None = None,
+) -> httpx.Response:
+    """GET a manifest by tag or digest as a client would, bearer token flow included."""
+    url = f"{registry.url}/v2/{repository}/manifests/{reference}"
+    headers = {"Accept": MANIFEST_ACCEPT}
+    response = httpx.get(url, headers=headers, verify=registry.verify, timeout=10)
+    if response.status_code == 401:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        token = _bearer_token(challenge, creds, registry.verify)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+            response = httpx.get(url, headers=headers, verify=registry.verify, timeout=10)
+    return response
+
+
+def registry_digest(
+    registry: RegistryProcess,
+    repository: str,
+    tag: str,
+    *,
+    creds: tuple[str, str] | None = None,
+) -> str:
+    """The digest the registry itself serves for ``repository:tag`` (Docker-Content-Digest)."""
+    response = fetch_manifest(registry, repository, tag, creds=creds)
+    response.raise_for_status()
+    return response.headers["Docker-Content-Digest"]
