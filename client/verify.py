@@ -77,6 +77,19 @@ class TrustedRepository:
             raise self.not_signed(name)
         return describe_target(info)
 
+    def signer(self, name: str) -> str:
+        """The role that signed ``name``: the top-level targets role."""
+        return "targets"
+
+    def tags_with_digest(self, digest: str) -> list[str]:
+        """Signed tags whose manifest is ``digest`` (``sha256:…``)."""
+        hex_digest = digest.removeprefix("sha256:")
+        return sorted(
+            name
+            for name, info in self.targets.targets.items()
+            if info.hashes.get("sha256") == hex_digest
+        )
+
     def not_signed(self, name: str) -> NotFoundError:
         tags = self.signed_tags()
         listed = ", ".join(tags[:20]) + (", …" if len(tags) > 20 else "") if tags else "none"

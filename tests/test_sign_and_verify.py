@@ -53,7 +53,9 @@ def test_verify_json_output_for_scripts(publisher: Trustkit, host: Trustkit, gun
         "size": 42,
         "media_type": "application/vnd.oci.image.manifest.v1+json",
         "reference": f"{gun}@{DIGEST_A}",
+        "registry_digest": None,  # registry.test does not exist: nothing to compare with
     }
+    assert "could not be compared with the registry" in result.err
 
 
 def test_resigned_tag_moves_to_new_digest(publisher: Trustkit, host: Trustkit, gun: str):

@@ -22,7 +22,9 @@ from trustkit import __version__
 from trustkit.errors import EXIT_OK, EXIT_USAGE, TrustkitError, UsageError
 
 if TYPE_CHECKING:
+    from client.gate import Gate, Pinned, Tool
     from client.publisher import Publisher
+    from client.registry import Registry, RegistrySettings
     from client.server_api import ServerAPI
     from client.settings import ClientSettings
     from client.verify import Verifier
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from keys.passphrase import PassphraseSource
 
 __all__ = ["main", "run"]
+
+SYSTEM_POLICY = Path("/etc/trustkit/policy.toml")
+# Commands whose arguments after trustkit's own options belong to Docker, untouched.
+PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
 
 
 @dataclass
@@ -97,6 +103,41 @@ class Context:
 
         return PassphraseSource.from_environment(self.env, self.args.passphrase_file)
 
+    @cached_property
+    def registry_settings(self) -> RegistrySettings:
+        from client.registry import RegistrySettings, insecure_hosts
+
+        listed = self.env.get("TRUSTKIT_INSECURE_REGISTRIES", "").split(",")
+        insecure = insecure_hosts([*(self.args.insecure_registry or []), *listed])
+        ca = self.args.registry_ca or self.env.get("TRUSTKIT_REGISTRY_CA")
+        home = Path(self.env.get("HOME") or Path.home())
+        docker_dir = Path(self.env.get("DOCKER_CONFIG") or home / ".docker").expanduser()
+        return RegistrySettings(
+            docker_config=docker_dir / "config.json",
+            insecure=insecure,
+            ca_file=Path(ca) if ca else None,
+        )
+
+    def registry(self) -> Registry:
+        from client.registry import Registry
+
+        return Registry(self.registry_settings)
+
+    def tool(self) -> Tool:
+        from client.gate import Tool
+
+        return Tool.choose(self.args.via, self.env, self.registry_settings.allows_plain_http)
+
+    def gate(self, verifier: Verifier) -> Gate:
+        from client.gate import Gate
+        from client.policy import HostPolicy
+
+        path = self.args.policy or self.env.get("TRUSTKIT_POLICY")
+        if path is None and SYSTEM_POLICY.exists():
+            path = str(SYSTEM_POLICY)
+        policy = HostPolicy.load(Path(path)) if path else HostPolicy()
+        return Gate(verifier.trusted_repository, policy, verifier.has_anchor)
+
     def publisher(self, api: ServerAPI, verifier: Verifier) -> Publisher:
         from client.publisher import Publisher
 
@@ -151,20 +192,28 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
 def cmd_sign(ctx: Context) -> int:
     from client.changelist import Change
     from trustkit.metadata import image_target
-    from trustkit.names import parse_digest, parse_reference
+    from trustkit.names import ImageReference, parse_digest, parse_reference
 
     ref = parse_reference(ctx.args.reference, require_tag=True)
     assert ref.tag is not None
-    if ctx.args.digest is None or ctx.args.size is None:
-        raise UsageError(
-            "give the manifest --digest and --size to sign",
-            hint="e.g. trustkit sign REPO:TAG --digest sha256:… --size 1234",
-        )
-    if ctx.args.size <= 0:
+    if ctx.args.size is not None and ctx.args.size <= 0:
         raise UsageError(f"--size {ctx.args.size} must be a positive number of bytes")
-    digest = parse_digest(ctx.args.digest)
-    target = image_target(ref.tag, digest, ctx.args.size, ctx.args.media_type)
-    return _stage(ctx, ref.gun, [Change.add(target)], f"signed {ref.gun}:{ref.tag} -> {digest}")
+    digest = parse_digest(ctx.args.digest) if ctx.args.digest else ref.digest
+    if ctx.args.digest and ref.digest and digest != ref.digest:
+        raise UsageError(f"--digest {digest} differs from the digest in {ctx.args.reference}")
+    size, media_type = ctx.args.size, ctx.args.media_type
+    if digest is None or size is None:
+        # Ask the registry what the tag (or the given digest) names: sign exactly that.
+        with ctx.registry() as registry:
+            manifest = registry.resolve(
+                ImageReference(ref.gun, None if digest else ref.tag, digest)
+            )
+        digest, size = manifest.digest, manifest.size
+        media_type = media_type or manifest.media_type
+    target = image_target(ref.tag, digest, size, media_type)
+    what = f"signed {ref.gun}:{ref.tag} -> {digest} ({size} bytes"
+    what += f", {media_type})" if media_type else ")"
+    return _stage(ctx, ref.gun, [Change.add(target)], what)
 
 
 def cmd_sign_file(ctx: Context) -> int:
@@ -199,32 +248,60 @@ def cmd_publish(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    from trustkit.names import parse_reference
+    from trustkit.errors import VerificationError
+    from trustkit.names import DEFAULT_TAG, parse_reference
 
-    ref = parse_reference(ctx.args.reference, require_tag=True)
-    assert ref.tag is not None
+    ref = parse_reference(ctx.args.reference, default_tag=DEFAULT_TAG)
+    if ref.tag is None:
+        raise UsageError(
+            f"'{ctx.args.reference}' names no tag; trust is signed per tag",
+            hint=f"e.g. {ref.gun}:1.0",
+        )
     with ctx.session() as (_, verifier):
         repository = verifier.trusted_repository(ref.gun)
     _note_first_use(ctx, repository)
     target = repository.target(ref.tag)
     if ref.digest is not None and str(ref.digest) != target.digest:
-        from trustkit.errors import VerificationError
-
         raise VerificationError(
             f"{ref.gun}:{ref.tag} is signed as {target.digest}, not {ref.digest}"
         )
-    pinned = f"{ref.gun}@{target.digest}"
-    data = {
+    data: dict[str, Any] = {
         "repository": ref.gun,
         "tag": ref.tag,
         "digest": target.digest,
         "size": target.size,
         "media_type": target.media_type,
-        "reference": pinned,
+        "reference": ref.pinned(target.digest),
     }
-    text = pinned if ctx.args.command == "resolve" else target.digest
+    if ctx.args.command == "verify":
+        data["registry_digest"] = None if ctx.args.offline else _registry_digest(ctx, ref, target)
+    text = data["reference"] if ctx.args.command == "resolve" else target.digest
     ctx.out.result(text, data)
     return EXIT_OK
+
+
+def _registry_digest(ctx: Context, ref: Any, target: Any) -> str | None:
+    """What the registry serves for the tag now; a tag moved since signing is refused."""
+    from trustkit.errors import VerificationError
+
+    registry = ctx.registry()  # a bad --registry-ca is the user's error, not a skipped check
+    try:
+        with registry:
+            current = registry.resolve(ref)
+    except TrustkitError as error:
+        ctx.out.note(
+            f"trustkit: {ref.gun}:{ref.tag} verifies, but it could not be compared with the "
+            f"registry: {error.message}"
+        )
+        return None
+    if str(current.digest) != target.digest:
+        raise VerificationError(
+            f"the registry now serves {ref.gun}:{ref.tag} as {current.digest}, but it is "
+            f"signed as {target.digest}",
+            hint="the tag was moved after signing: pulling it by tag would get an unsigned "
+            f"image. Pull the signed one with: trustkit pull {ref.gun}:{ref.tag}",
+        )
+    return str(current.digest)
 
 
 def cmd_verify_file(ctx: Context) -> int:
@@ -276,8 +353,16 @@ def cmd_inspect(ctx: Context) -> int:
         }
         for r in repository.roles
     ]
-    lines = [f"{ref.gun}", "", f"{'TAG':<30} {'DIGEST':<71} {'SIZE':>9}  SIGNER"]
-    lines += [f"{t.name:<30} {t.digest:<71} {t.size:>9}  targets" for t in tags]
+    lines = [
+        f"{ref.gun}",
+        "",
+        f"{'TAG':<30} {'DIGEST':<71} {'SIZE':>9}  {'SIGNER':<10} MEDIA TYPE",
+    ]
+    lines += [
+        f"{t.name:<30} {t.digest:<71} {t.size:>9}  {repository.signer(t.name):<10} "
+        f"{t.media_type or '-'}"
+        for t in tags
+    ]
     if not tags:
         lines.append("(no signed tags)")
     lines += ["", f"{'ROLE':<10} {'VERSION':>7}  {'EXPIRES':<26} KEYS"]
@@ -294,7 +379,7 @@ def cmd_inspect(ctx: Context) -> int:
                 "digest": t.digest,
                 "size": t.size,
                 "media_type": t.media_type,
-                "signer": "targets",
+                "signer": repository.signer(t.name),
             }
             for t in tags
         ],
@@ -348,6 +433,68 @@ def cmd_delete(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_pull(ctx: Context) -> int:
+    from client.gate import execute, pull_commands
+
+    tool = ctx.tool()
+    with ctx.session() as (_, verifier):
+        pinned, commands = pull_commands(
+            ctx.gate(verifier), tool, ctx.args.docker_args, dest=ctx.args.dest
+        )
+    _report(ctx, [pinned])
+    return execute(commands, replace_process=True)
+
+
+def cmd_run(ctx: Context) -> int:
+    from client.gate import execute, run_command
+
+    tool = ctx.tool()
+    with ctx.session() as (_, verifier):
+        pinned, command = run_command(
+            ctx.gate(verifier), tool, ctx.args.docker_args, head=[ctx.args.command]
+        )
+    _report(ctx, [pinned])
+    return execute([command], replace_process=True)
+
+
+def cmd_docker(ctx: Context) -> int:
+    """``docker ARGS…`` with pull, run, create and build gated, everything else as is."""
+    from client.docker_cli import parse_docker_command
+    from client.gate import build_command, execute, pull_commands, run_command
+
+    tool = ctx.tool()
+    if tool.kind == "skopeo":
+        raise UsageError("trustkit docker wraps docker or podman, not skopeo")
+    command = parse_docker_command(ctx.args.docker_args)
+    if command.action is None:
+        return execute([[tool.binary, *command.head, *command.args]], replace_process=True)
+    with ctx.session() as (_, verifier):
+        gate = ctx.gate(verifier)
+        if command.action == "pull":
+            pinned, commands = pull_commands(gate, tool, command.args, head=command.head)
+            _report(ctx, [pinned])
+        elif command.action in ("run", "create"):
+            pinned, run = run_command(gate, tool, command.args, head=command.head)
+            _report(ctx, [pinned])
+            commands = [run]
+        else:
+            build = build_command(gate, tool, command.args, head=command.head, env=ctx.env)
+            _report(ctx, build.pinned)
+            try:
+                return execute([build.command], replace_process=False)
+            finally:
+                import shutil
+
+                shutil.rmtree(build.workdir, ignore_errors=True)
+    return execute(commands, replace_process=True)
+
+
+def _report(ctx: Context, pinned: Sequence[Pinned]) -> None:
+    for image in pinned:
+        for note in image.notes:
+            ctx.out.note(f"trustkit: {note}")
+
+
 # --- wiring ---------------------------------------------------------------------------
 
 
@@ -392,17 +539,73 @@ def _parser() -> argparse.ArgumentParser:
         "delegation; defaults 10y, 3y, 3y)",
     )
 
+    registry = argparse.ArgumentParser(add_help=False)
+    registry.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="HOST[:PORT]",
+        help="allow plain http to this registry (env TRUSTKIT_INSECURE_REGISTRIES, "
+        "comma-separated; loopback registries always may)",
+    )
+    registry.add_argument(
+        "--registry-ca",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="PEM CA certificates that sign the registry's TLS certificate "
+        "(env TRUSTKIT_REGISTRY_CA)",
+    )
+    gate = argparse.ArgumentParser(add_help=False)
+    gate.add_argument(
+        "--via",
+        choices=["docker", "podman", "skopeo"],
+        default=argparse.SUPPRESS,
+        help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
+        "names the docker binary)",
+    )
+    gate.add_argument(
+        "--policy",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="host policy (env TRUSTKIT_POLICY, default /etc/trustkit/policy.toml)",
+    )
+
     parser = argparse.ArgumentParser(
         prog="trustkit",
         description="Sign container image tags and verify them before they run.",
         parents=[common],
     )
-    parser.set_defaults(server=None, json=False, passphrase_file=None, expiry=None)
+    parser.set_defaults(
+        server=None,
+        json=False,
+        passphrase_file=None,
+        expiry=None,
+        insecure_registry=None,
+        registry_ca=None,
+        via=None,
+        policy=None,
+        dest=None,
+        offline=False,
+        docker_args=[],
+    )
     parser.add_argument("--version", action="version", version=f"trustkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, handler: Callable[[Context], int], text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+    def add(
+        name: str,
+        handler: Callable[[Context], int],
+        text: str,
+        parents: Sequence[argparse.ArgumentParser] = (),
+        epilog: str | None = None,
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            parents=[common, *parents],
+            help=text,
+            description=text,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.set_defaults(handler=handler)
         return sub
 
@@ -410,10 +613,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("repository", help="e.g. registry.example.com/team/app")
     sub.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
 
-    sub = add("sign", cmd_sign, "sign TAG -> digest and publish it")
-    sub.add_argument("reference", metavar="REPO:TAG")
-    sub.add_argument("--digest", help="manifest digest, sha256:…")
-    sub.add_argument("--size", type=int, help="manifest size in bytes")
+    sub = add(
+        "sign",
+        cmd_sign,
+        "sign TAG -> digest and publish it (the digest is read from the registry unless "
+        "--digest and --size are given)",
+        [registry],
+    )
+    sub.add_argument("reference", metavar="IMAGE:TAG[@DIGEST]")
+    sub.add_argument("--digest", help="manifest digest, sha256:… (default: ask the registry)")
+    sub.add_argument("--size", type=int, help="manifest size in bytes (default: ask the registry)")
     sub.add_argument("--media-type", help="manifest media type")
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
 
@@ -430,10 +639,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = add("publish", cmd_publish, "publish the staged changes of a repository")
     sub.add_argument("repository")
 
-    sub = add("verify", cmd_verify, "verify a tag and print its signed digest")
-    sub.add_argument("reference", metavar="REPO:TAG")
-    sub = add("resolve", cmd_verify, "verify a tag and print REPO@sha256:… for docker")
-    sub.add_argument("reference", metavar="REPO:TAG")
+    sub = add(
+        "verify",
+        cmd_verify,
+        "verify a tag, check the registry still serves it, and print its signed digest",
+        [registry],
+    )
+    sub.add_argument("reference", metavar="IMAGE[:TAG]")
+    sub.add_argument(
+        "--offline", action="store_true", help="do not compare with the registry's current tag"
+    )
+    sub = add("resolve", cmd_verify, "verify a tag and print IMAGE@sha256:… for docker")
+    sub.add_argument("reference", metavar="IMAGE[:TAG]")
 
     sub = add("verify-file", cmd_verify_file, "verify a file against its signed NAME")
     sub.add_argument("repository")
@@ -458,11 +675,78 @@ def _parser() -> argparse.ArgumentParser:
     sub = add("delete", cmd_delete, "delete a repository's trust data from the server")
     sub.add_argument("repository")
     sub.add_argument("--yes", action="store_true", help="confirm")
+    passthrough = (
+        "trustkit's own options go right after the command, before Docker's; everything "
+        "after them is handed to the tool untouched, with the image pinned to its digest."
+    )
+    sub = add(
+        "pull",
+        cmd_pull,
+        "verify IMAGE[:TAG], pull it by digest and tag it locally",
+        [registry, gate],
+        "usage: trustkit pull [--via docker|podman|skopeo] [--dest DEST] [docker pull "
+        "options] IMAGE[:TAG]\n\n" + passthrough,
+    )
+    sub.add_argument(
+        "--dest",
+        metavar="TRANSPORT:REF",
+        help="with --via skopeo: where to copy the image "
+        "(default containers-storage:IMAGE:TAG; e.g. oci:DIR:TAG)",
+    )
+    for name in ("run", "create"):
+        add(
+            name,
+            cmd_run,
+            f"verify the image, then docker {name} it pinned to its signed digest",
+            [registry, gate],
+            f"usage: trustkit {name} [--via docker|podman] [docker {name} options] IMAGE[:TAG] "
+            "[COMMAND…]\n\n" + passthrough,
+        )
+    add(
+        "docker",
+        cmd_docker,
+        "docker with pull, run, create and build gated (alias docker='trustkit docker')",
+        [registry, gate],
+        "usage: trustkit docker [--via docker|podman] DOCKER-ARGS…\n\nBase images in FROM "
+        "lines are pinned for build; every other docker command passes through.",
+    )
     return parser
 
 
+def _split_passthrough(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[list[str], list[str] | None]:
+    """Split ``trustkit [options] run [trustkit options] DOCKER-ARGS…`` in two.
+
+    argparse would read Docker's options as its own; so the arguments of a passthrough
+    command, after any trustkit options right behind the command, are kept aside.
+    """
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        action = parser._option_string_actions.get(argv[index].split("=", 1)[0])
+        takes_value = action is not None and action.nargs != 0 and "=" not in argv[index]
+        index += 2 if takes_value else 1
+    if index >= len(argv) or argv[index] not in PASSTHROUGH_COMMANDS:
+        return list(argv), None
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = argv[index]
+    own = subparsers.choices[command]._option_string_actions
+    end = index + 1
+    while end < len(argv):
+        name = argv[end].split("=", 1)[0]
+        ours = name in own and name.startswith("--")
+        if not ours or (command == "docker" and name == "--help"):
+            break  # the rest is Docker's (its -h is --host or --hostname)
+        end += 2 if own[name].nargs != 0 and "=" not in argv[end] else 1
+    return list(argv[:end]), list(argv[end:])
+
+
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    own, docker_args = _split_passthrough(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    if docker_args is not None:
+        args.docker_args = docker_args
     out = Output(as_json=bool(args.json))
     ctx = Context(args, dict(os.environ) if env is None else env, out)
     try:

@@ -1,0 +1,347 @@
+"""The Docker (and Podman) command-line grammar, as far as the gate must understand it.
+
+To gate ``docker run`` the gate must find the one argument that is the image, and it
+must never guess: if ``--some-flag evil:latest`` were misread, an unverified image could
+slip through. So every option of ``run``/``create``/``pull``/``build`` is known here as
+taking a value or not; an option that is not known is refused (``--flag=value`` is
+always unambiguous and accepted). Nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from trustkit.errors import UsageError
+
+__all__ = [
+    "BuildArgs",
+    "DockerCommand",
+    "find_image",
+    "parse_build",
+    "parse_docker_command",
+    "parse_pull",
+]
+
+# docker run / docker create (Docker 20 to 28), long options taking a value.
+_RUN_VALUE_OPTIONS = frozenset(
+    """
+    add-host annotation attach blkio-weight blkio-weight-device cap-add cap-drop
+    cgroup-parent cgroupns cidfile cpu-count cpu-percent cpu-period cpu-quota
+    cpu-rt-period cpu-rt-runtime cpu-shares cpus cpuset-cpus cpuset-mems credentialspec
+    detach-keys device device-cgroup-rule device-read-bps device-read-iops
+    device-write-bps device-write-iops dns dns-opt dns-option dns-search domainname
+    entrypoint env env-file expose gpus group-add health-cmd health-interval
+    health-retries health-start-interval health-start-period health-timeout hostname
+    io-maxbandwidth io-maxiops ip ip6 ipc isolation kernel-memory label label-file link
+    link-local-ip log-driver log-opt mac-address memory memory-reservation memory-swap
+    memory-swappiness mount name net net-alias network network-alias oom-score-adj pid
+    pids-limit platform publish pull restart runtime security-opt shm-size stop-signal
+    stop-timeout storage-opt sysctl tmpfs ulimit user userns uts volume volume-driver
+    volumes-from workdir
+    """.split()
+)
+_RUN_FLAG_OPTIONS = frozenset(
+    """
+    detach disable-content-trust help init interactive no-healthcheck oom-kill-disable
+    privileged publish-all quiet read-only rm sig-proxy tty use-api-socket
+    """.split()
+)
+_RUN_SHORT_VALUE = frozenset("acehlmpuvw")
+_RUN_SHORT_FLAG = frozenset("diPqt")
+
+# What podman run / create add to Docker's options.
+_PODMAN_VALUE_OPTIONS = frozenset(
+    """
+    arch authfile cert-dir cgroup-conf cgroups chrootdirs conmon-pidfile creds
+    decryption-key env-merge gidmap group-entry health-on-failure health-startup-cmd
+    health-startup-interval health-startup-retries health-startup-success
+    health-startup-timeout hostuser image-volume init-ctr init-path log-level os
+    passwd-entry personality pidfile pod pod-id-file preserve-fd preserve-fds rdt-class
+    requires retry retry-delay sdnotify seccomp-policy secret shm-size-systemd subgidname
+    subuidname systemd timeout tz uidmap umask unsetenv variant
+    """.split()
+)
+_PODMAN_FLAG_OPTIONS = frozenset(
+    """
+    env-host http-proxy no-hosts passwd read-only-tmpfs replace rmi rootfs tls-verify
+    unsetenv-all
+    """.split()
+)
+
+_PULL_VALUE_OPTIONS = frozenset({"platform"})
+_PULL_FLAG_OPTIONS = frozenset({"all-tags", "disable-content-trust", "quiet", "help"})
+_PULL_SHORT_FLAG = frozenset("aq")
+# What Go's strconv.ParseBool reads as false, for --all-tags=VALUE.
+_FALSE_VALUES = frozenset({"0", "f", "F", "false", "FALSE", "False"})
+
+# docker build / docker buildx build.
+_BUILD_VALUE_OPTIONS = frozenset(
+    """
+    add-host allow annotation attest build-arg build-context builder cache-from cache-to
+    call cgroup-parent cpu-period cpu-quota cpu-shares cpuset-cpus cpuset-mems file
+    iidfile isolation label memory memory-swap metadata-file network no-cache-filter
+    output platform progress secret security-opt shm-size ssh tag target ulimit
+    """.split()
+)
+_BUILD_FLAG_OPTIONS = frozenset(
+    """
+    check compress debug disable-content-trust force-rm help load no-cache pull push
+    quiet rm squash
+    """.split()
+)
+_BUILD_SHORT_VALUE = frozenset("cfmot")
+_BUILD_SHORT_FLAG = frozenset("qD")
+
+# Options of the docker command itself, before the sub-command.
+_GLOBAL_VALUE_OPTIONS = frozenset({"config", "context", "host", "log-level", "tlscacert"})
+_GLOBAL_VALUE_OPTIONS |= frozenset({"tlscert", "tlskey"})
+_GLOBAL_FLAG_OPTIONS = frozenset({"debug", "tls", "tlsverify"})
+_GLOBAL_SHORT_VALUE = frozenset("cHl")
+_GLOBAL_SHORT_FLAG = frozenset("D")
+
+
+@dataclass(frozen=True)
+class _Grammar:
+    value_options: frozenset[str]
+    flag_options: frozenset[str]
+    short_value: frozenset[str]
+    short_flag: frozenset[str]
+
+
+_RUN = _Grammar(_RUN_VALUE_OPTIONS, _RUN_FLAG_OPTIONS, _RUN_SHORT_VALUE, _RUN_SHORT_FLAG)
+_PODMAN_RUN = _Grammar(
+    _RUN_VALUE_OPTIONS | _PODMAN_VALUE_OPTIONS,
+    _RUN_FLAG_OPTIONS | _PODMAN_FLAG_OPTIONS,
+    _RUN_SHORT_VALUE,
+    _RUN_SHORT_FLAG,
+)
+_PULL = _Grammar(_PULL_VALUE_OPTIONS, _PULL_FLAG_OPTIONS, frozenset(), _PULL_SHORT_FLAG)
+_BUILD = _Grammar(_BUILD_VALUE_OPTIONS, _BUILD_FLAG_OPTIONS, _BUILD_SHORT_VALUE, _BUILD_SHORT_FLAG)
+_GLOBAL = _Grammar(
+    _GLOBAL_VALUE_OPTIONS, _GLOBAL_FLAG_OPTIONS, _GLOBAL_SHORT_VALUE, _GLOBAL_SHORT_FLAG
+)
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # without dashes; one letter for a short option (the last of a cluster)
+    value: str | None
+    end: int  # index of the first argument after this option (and its value)
+    names: tuple[str, ...] = ()  # every option this argument sets: all letters of -itp
+
+
+def _read_option(args: Sequence[str], index: int, grammar: _Grammar, what: str) -> _Option:
+    """Read the option at ``args[index]``, with its value when it takes one."""
+    arg = args[index]
+    if arg.startswith("--"):
+        name, has_value, value = arg[2:].partition("=")
+        if has_value:
+            return _Option(name, value, index + 1, (name,))
+        if name in grammar.flag_options:
+            return _Option(name, None, index + 1, (name,))
+        if name in grammar.value_options:
+            if index + 1 >= len(args):
+                raise UsageError(f"{arg} in '{what}' needs a value")
+            return _Option(name, args[index + 1], index + 2, (name,))
+        raise _unknown(arg, what)
+    # A cluster of short options such as -it or -p8080:80 or -itp 80:80.
+    letters = arg[1:]
+    for position, letter in enumerate(letters):
+        if letter in grammar.short_flag:
+            continue
+        if letter in grammar.short_value:
+            names = tuple(letters[: position + 1])
+            rest = letters[position + 1 :].removeprefix("=")
+            if rest:
+                return _Option(letter, rest, index + 1, names)
+            if index + 1 >= len(args):
+                raise UsageError(f"-{letter} in '{what}' needs a value")
+            return _Option(letter, args[index + 1], index + 2, names)
+        raise _unknown(f"-{letter}", what)
+    return _Option(letters[-1], None, index + 1, tuple(letters))
+
+
+def _unknown(option: str, what: str) -> UsageError:
+    return UsageError(
+        f"trustkit does not know the option {option} of '{what}', so it cannot tell which "
+        "argument is the image",
+        hint=f"write it as {option}=VALUE if it takes a value, or leave it out",
+    )
+
+
+def find_image(args: Sequence[str], *, podman: bool = False, what: str = "docker run") -> int:
+    """Index of the image among ``docker run|create`` arguments (options come first)."""
+    grammar = _PODMAN_RUN if podman else _RUN
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            return index
+        index = _read_option(args, index, grammar, what).end
+    if index < len(args):
+        return index
+    raise UsageError(f"'{what}' names no image", hint=f"e.g. trustkit {what.split()[-1]} IMAGE:TAG")
+
+
+def parse_pull(args: Sequence[str]) -> tuple[list[str], str]:
+    """Split ``docker pull`` arguments into (options, image)."""
+    options: list[str] = []
+    image: str | None = None
+    index = 0
+    options_end = False
+    while index < len(args):
+        arg = args[index]
+        if arg == "--" and not options_end:
+            options_end = True  # the rest are not options (the image may follow)
+            index += 1
+            continue
+        if arg.startswith("-") and arg != "-" and not options_end:
+            option = _read_option(args, index, _PULL, "docker pull")
+            # -a in any cluster (-qa, -aq), and --all-tags=VALUE unless VALUE is false.
+            all_tags = {"a", "all-tags"} & set(option.names)
+            if all_tags and option.value not in _FALSE_VALUES:
+                raise UsageError(
+                    "pulling all tags cannot be verified tag by tag",
+                    hint="pull the tags you run one by one: trustkit pull IMAGE:TAG",
+                )
+            options.extend(args[index : option.end])
+            index = option.end
+            continue
+        if image is not None:
+            raise UsageError(f"'docker pull' takes one image, not '{image}' and '{arg}'")
+        image = arg
+        index += 1
+    if image is None:
+        raise UsageError("'docker pull' names no image", hint="e.g. trustkit pull IMAGE:TAG")
+    return options, image
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    """What the gate needs of ``docker build``: the Dockerfile, the context, build args."""
+
+    dockerfile: str | None  # the last -f/--file given, the one the builder would read
+    other_args: tuple[str, ...]  # every argument but the -f/--file options, in order
+    context: str
+    build_args: tuple[str, ...]
+
+
+def parse_build(args: Sequence[str]) -> BuildArgs:
+    """Read ``docker build`` arguments.
+
+    Every ``-f``/``--file`` is left out of ``other_args`` (the gate passes its own
+    rewritten Dockerfile instead); an earlier one left in would win over the gate's.
+    The other letters of a cluster such as ``-qf FILE`` are kept as ``-q``.
+    """
+    dockerfile: str | None = None
+    other_args: list[str] = []
+    context: str | None = None
+    build_args: list[str] = []
+    index = 0
+    options_end = False
+    while index < len(args):
+        arg = args[index]
+        if arg == "--" and not options_end:
+            options_end = True
+            other_args.append(arg)
+            index += 1
+            continue
+        if arg.startswith("-") and arg != "-" and not options_end:
+            option = _read_option(args, index, _BUILD, "docker build")
+            if option.name in ("f", "file"):
+                dockerfile = option.value
+                if len(option.names) > 1:  # -qf FILE: keep -q
+                    other_args.append("-" + "".join(option.names[:-1]))
+            else:
+                if option.name == "build-arg" and option.value is not None:
+                    build_args.append(option.value)
+                other_args.extend(args[index : option.end])
+            index = option.end
+            continue
+        if context is not None:
+            raise UsageError(f"'docker build' takes one context, not '{context}' and '{arg}'")
+        context = arg
+        other_args.append(arg)
+        index += 1
+    if context is None:
+        raise UsageError("'docker build' names no build context", hint="e.g. docker build .")
+    return BuildArgs(dockerfile, tuple(other_args), context, tuple(build_args))
+
+
+@dataclass(frozen=True)
+class DockerCommand:
+    """``docker [global options] COMMAND [args]``: what the wrapper must gate, if anything.
+
+    ``action`` is ``pull``, ``run``, ``create``, ``build`` or ``None`` (pass through,
+    also for a gated command that asks for ``--help``, so nothing is run); ``head`` is
+    everything up to and including the sub-command words (every argument when passed
+    through), ``args`` the rest.
+    """
+
+    action: str | None
+    head: list[str]
+    args: list[str]
+
+
+_GATED = {
+    ("pull",): "pull",
+    ("image", "pull"): "pull",
+    ("run",): "run",
+    ("container", "run"): "run",
+    ("create",): "create",
+    ("container", "create"): "create",
+    ("build",): "build",
+    ("image", "build"): "build",
+    ("buildx", "build"): "build",
+    ("builder", "build"): "build",
+}
+
+
+_GRAMMARS = {"pull": _PULL, "run": _RUN, "create": _RUN, "build": _BUILD}
+
+
+def _asks_for_help(action: str, args: Sequence[str]) -> bool:
+    """Whether Docker reads ``--help`` among the options of a gated command, and so
+    prints help instead of acting. Not when it is an option's value (``-e --help``) or
+    an argument of the container's command (``IMAGE ls --help``)."""
+    grammar = _GRAMMARS[action]
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return False
+        if not arg.startswith("-") or arg == "-":
+            if action in ("run", "create"):
+                return False  # the image: what follows is the container's
+            index += 1  # pull and build take options after their argument too
+            continue
+        try:
+            option = _read_option(args, index, grammar, f"docker {action}")
+        except UsageError:
+            return False  # the gate refuses it when it reads the arguments
+        if "help" in option.names and option.value not in _FALSE_VALUES:
+            return True
+        index = option.end
+    return False
+
+
+def parse_docker_command(args: Sequence[str]) -> DockerCommand:
+    """Split ``docker`` arguments; a request for help is passed through, like any
+    command that is not gated."""
+    index = 0
+    while index < len(args) and args[index].startswith("-") and args[index] != "-":
+        arg = args[index]
+        if arg in ("--help", "-h", "-v", "--version"):
+            return DockerCommand(None, list(args), [])
+        index = _read_option(args, index, _GLOBAL, "docker").end
+    for words, action in _GATED.items():
+        if tuple(args[index : index + len(words)]) == words:
+            end = index + len(words)
+            if _asks_for_help(action, args[end:]):
+                return DockerCommand(None, list(args), [])
+            return DockerCommand(action, list(args[:end]), list(args[end:]))
+    return DockerCommand(None, list(args), [])

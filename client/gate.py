@@ -1,0 +1,291 @@
+"""The Docker gate: verify an image before Docker (Podman, skopeo) ever sees it.
+
+``pin`` turns what a user typed (``app:1.4``) into the digest-pinned reference
+(``registry.example.com/app@sha256:…``) after full TUF verification, as the host's
+policy asks. The ``*_commands`` functions build the exact argument vectors handed to
+the tool, with the image replaced and every other argument untouched; ``execute`` runs
+them. When verification fails, no command is built, so the tool is never invoked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from client.docker_cli import BuildArgs, find_image, parse_build, parse_pull
+from client.dockerfile import pin_base_images
+from client.policy import UNSIGNED_OK, HostPolicy
+from client.verify import TrustedRepository
+from trustkit.errors import NotFoundError, ServerUnreachableError, UsageError, VerificationError
+from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
+
+__all__ = [
+    "TOOLS",
+    "Gate",
+    "Pinned",
+    "Tool",
+    "build_command",
+    "execute",
+    "pull_commands",
+    "run_command",
+]
+
+TOOLS = ("docker", "podman", "skopeo")
+
+
+@dataclass(frozen=True)
+class Tool:
+    """The program the gate hands images to, and how registries are reached by it."""
+
+    kind: str  # docker, podman or skopeo
+    binary: str
+    plain_http: Callable[[str], bool] = lambda host: False
+
+    @classmethod
+    def choose(
+        cls, via: str | None, env: Mapping[str, str], plain_http: Callable[[str], bool]
+    ) -> Tool:
+        kind = via or "docker"
+        if kind not in TOOLS:
+            raise UsageError(f"--via {kind} is not one of {', '.join(TOOLS)}")
+        binary = env.get("TRUSTKIT_DOCKER") if kind == "docker" else None
+        return cls(kind, binary or kind, plain_http)
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """An image the gate let through: pinned to its signed digest, or allowed unsigned."""
+
+    requested: str
+    reference: ImageReference
+    image: str  # what the tool is given
+    digest: str | None  # the signed digest, None when policy let it through unsigned
+    notes: tuple[str, ...] = ()
+
+    @property
+    def local_tag(self) -> str | None:
+        """``GUN:TAG`` to point at the pinned image after a pull, when a tag was asked for."""
+        if self.digest is None or self.reference.tag is None:
+            return None
+        return f"{self.reference.gun}:{self.reference.tag}"
+
+
+@dataclass
+class Gate:
+    """Verifies images for one command, as the host policy asks."""
+
+    verify: Callable[[str], TrustedRepository]
+    policy: HostPolicy
+    # Whether this host already trusts a root for the repository: then it is known to
+    # be signed, and an unreachable or missing server must not switch verification off.
+    has_anchor: Callable[[str], bool] = lambda gun: False
+    _verified: dict[str, TrustedRepository] = field(default_factory=dict)
+
+    def pin(self, text: str) -> Pinned:
+        reference = parse_reference(text, default_tag=DEFAULT_TAG)
+        unsigned_ok = self.policy.rule_for(reference.gun).trust == UNSIGNED_OK
+        known_signed = unsigned_ok and self.has_anchor(reference.gun)
+        try:
+            repository = self._repository(reference.gun)
+        except (NotFoundError, ServerUnreachableError) as error:
+            if not unsigned_ok or known_signed:
+                raise
+            return self._unverified(text, reference, error.message)
+        try:
+            digest, tag = self._signed_digest(repository, reference)
+        except NotFoundError as error:
+            if not unsigned_ok:
+                raise
+            return self._unverified(text, reference, error.message)
+        return self._pinned(text, reference, repository, digest, tag)
+
+    def _unverified(self, text: str, reference: ImageReference, why: str) -> Pinned:
+        note = f"{text} runs unverified ({why}): {self.policy.source} allows it"
+        return Pinned(text, reference, text, None, (note,))
+
+    def _pinned(
+        self,
+        text: str,
+        reference: ImageReference,
+        repository: TrustedRepository,
+        digest: str,
+        tag: str,
+    ) -> Pinned:
+        rule = self.policy.rule_for(reference.gun)
+        signer = repository.signer(tag)
+        if rule.signers is not None and signer not in rule.signers:
+            raise VerificationError(
+                f"{reference.gun}:{tag} is signed by '{signer}', but {self.policy.source} "
+                f"accepts only {', '.join(rule.signers)} for {reference.gun}",
+                hint="ask one of those signers to sign the tag, or change the policy",
+            )
+        notes = []
+        if repository.trusted_on_first_use:
+            notes.append(
+                f"trusting the root of {reference.gun} on first use; pin it ahead of time "
+                "with: trustkit trust pin"
+            )
+        notes.append(f"{text} is signed as {digest}")
+        return Pinned(text, reference, reference.pinned(digest), digest, tuple(notes))
+
+    def _repository(self, gun: str) -> TrustedRepository:
+        if gun not in self._verified:
+            self._verified[gun] = self.verify(gun)
+        return self._verified[gun]
+
+    @staticmethod
+    def _signed_digest(repository: TrustedRepository, reference: ImageReference) -> tuple[str, str]:
+        """The signed digest and the tag it is signed under."""
+        if reference.tag is not None:
+            target = repository.target(reference.tag)
+            if reference.digest is not None and str(reference.digest) != target.digest:
+                raise VerificationError(
+                    f"{reference.gun}:{reference.tag} is signed as {target.digest}, "
+                    f"not {reference.digest}"
+                )
+            return target.digest, reference.tag
+        assert reference.digest is not None
+        tags = repository.tags_with_digest(str(reference.digest))
+        if not tags:
+            raise NotFoundError(
+                f"{reference.digest} is not signed under any tag of {reference.gun}",
+                hint="use a signed tag (trustkit inspect lists them), or have it signed",
+            )
+        return str(reference.digest), tags[0]
+
+
+# --- argument vectors ------------------------------------------------------------------
+
+
+def pull_commands(
+    gate: Gate,
+    tool: Tool,
+    args: Sequence[str],
+    *,
+    head: Sequence[str] = ("pull",),
+    dest: str | None = None,
+) -> tuple[Pinned, list[list[str]]]:
+    """``pull [options] IMAGE``: pull by digest, then tag it locally as asked."""
+    options, image = parse_pull(args)
+    # Usage errors first: they need no server and must not wait for one.
+    if tool.kind != "skopeo" and dest is not None:
+        raise UsageError("--dest is for --via skopeo; docker and podman pull into their store")
+    digest_only = parse_reference(image, default_tag=DEFAULT_TAG).tag is None
+    if tool.kind == "skopeo" and dest is None and digest_only:
+        raise UsageError("pulling a digest with skopeo needs --dest, e.g. oci:DIR:TAG")
+    pinned = gate.pin(image)
+    host = pinned.reference.gun.split("/", 1)[0]
+    if tool.kind == "skopeo":
+        target = dest or f"containers-storage:{pinned.reference.gun}:{pinned.reference.tag}"
+        tls = ["--src-tls-verify=false"] if tool.plain_http(host) else []
+        source = f"docker://{pinned.image}"
+        return pinned, [[tool.binary, "copy", *tls, *options, source, target]]
+    tls = ["--tls-verify=false"] if tool.kind == "podman" and tool.plain_http(host) else []
+    commands = [[tool.binary, *head, *tls, *options, pinned.image]]
+    if pinned.local_tag is not None:
+        # The same global options and the same form: "pull" → "tag", "image pull" → "image tag".
+        commands.append([tool.binary, *head[:-1], "tag", pinned.image, pinned.local_tag])
+    return pinned, commands
+
+
+def run_command(
+    gate: Gate, tool: Tool, args: Sequence[str], *, head: Sequence[str]
+) -> tuple[Pinned, list[str]]:
+    """``run|create [options] IMAGE [command…]`` with the image pinned."""
+    if tool.kind == "skopeo":
+        raise UsageError(
+            "skopeo cannot run containers", hint="use --via docker or --via podman, or pull"
+        )
+    index = find_image(args, podman=tool.kind == "podman", what=" ".join(head))
+    pinned = gate.pin(args[index])
+    return pinned, [tool.binary, *head, *args[:index], pinned.image, *args[index + 1 :]]
+
+
+@dataclass(frozen=True)
+class PreparedBuild:
+    command: list[str]
+    pinned: list[Pinned]
+    workdir: Path  # holds the rewritten Dockerfile; remove after the build
+
+
+def build_command(
+    gate: Gate, tool: Tool, args: Sequence[str], *, head: Sequence[str], env: Mapping[str, str]
+) -> PreparedBuild:
+    """``build [options] CONTEXT`` with every base image in the Dockerfile pinned."""
+    build = parse_build(args)
+    source = _dockerfile_path(build)
+    try:
+        text = source.read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read the Dockerfile {source}: {error.strerror}") from None
+    build_args = {}
+    for item in build.build_args:
+        name, has_value, value = item.partition("=")
+        if has_value:
+            build_args[name] = value
+        elif name in env:
+            build_args[name] = env[name]
+    pinned: list[Pinned] = []
+
+    def pin(image: str) -> str:
+        pinned.append(gate.pin(image))
+        return pinned[-1].image
+
+    rewritten, _ = pin_base_images(text, build_args, pin)
+    workdir = Path(tempfile.mkdtemp(prefix="trustkit-build-"))
+    written = workdir / source.name
+    written.write_text(rewritten)
+    ignore = source.with_name(source.name + ".dockerignore")
+    if ignore.exists():
+        shutil.copyfile(ignore, workdir / ignore.name)
+    command = [tool.binary, *head, "--file", str(written), *build.other_args]
+    return PreparedBuild(command, pinned, workdir)
+
+
+def _dockerfile_path(build: BuildArgs) -> Path:
+    if build.dockerfile == "-":
+        raise UsageError(
+            "a Dockerfile from standard input cannot be checked",
+            hint="write it to a file and give it with -f FILE",
+        )
+    remote = build.context == "-" or "://" in build.context or build.context.startswith("git@")
+    if remote and build.dockerfile is None:
+        raise UsageError(
+            f"the build context {build.context} is not a local directory, so its "
+            "Dockerfile cannot be checked",
+            hint="check out the context locally, or give the Dockerfile with -f FILE",
+        )
+    if build.dockerfile is not None:
+        return Path(build.dockerfile)
+    return Path(build.context) / "Dockerfile"
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def execute(commands: Sequence[Sequence[str]], *, replace_process: bool) -> int:
+    """Run each command in turn, stopping at the first failure; the last may ``exec``."""
+    for number, command in enumerate(commands, 1):
+        last = number == len(commands)
+        try:
+            if last and replace_process:
+                sys.stdout.flush()  # what is still buffered would be lost by exec
+                sys.stderr.flush()
+                os.execvp(command[0], list(command))
+            completed = subprocess.run(list(command), check=False)
+        except FileNotFoundError:
+            raise UsageError(
+                f"{command[0]} is not installed or not on PATH",
+                hint="install it, set TRUSTKIT_DOCKER to the docker binary, or use --via",
+            ) from None
+        except OSError as error:
+            raise UsageError(f"cannot run {command[0]}: {error.strerror}") from None
+        if completed.returncode != 0 or last:
+            return completed.returncode
+    return 0

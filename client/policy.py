@@ -1,0 +1,141 @@
+"""A host's policy: which repositories must be signed, which may run unsigned, and
+which signer roles a repository's tags must come from.
+
+The policy is a TOML file (``--policy``, ``TRUSTKIT_POLICY`` or
+``/etc/trustkit/policy.toml``)::
+
+    default = "signed"                    # or "unsigned-ok"; "signed" when absent
+
+    [[rule]]
+    repositories = ["docker.io/library/*"]
+    trust = "unsigned-ok"
+
+    [[rule]]
+    repositories = ["registry.example.com/team/**"]
+    signers = ["targets"]                 # tags must be signed by one of these roles
+
+Patterns are full repository names; ``*`` matches within one path segment, ``**``
+across segments. The first rule that matches a repository applies. A typo in a policy
+must never weaken it, so unknown keys and values are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustkit.errors import UsageError
+
+__all__ = ["SIGNED", "UNSIGNED_OK", "HostPolicy", "Rule"]
+
+SIGNED = "signed"
+UNSIGNED_OK = "unsigned-ok"
+TRUST_LEVELS = (SIGNED, UNSIGNED_OK)
+_RULE_KEYS = {"repositories", "trust", "signers"}
+_TOP_KEYS = {"default", "rule"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the policy asks of one repository."""
+
+    patterns: tuple[str, ...]
+    trust: str = SIGNED
+    signers: tuple[str, ...] | None = None
+
+    def matches(self, gun: str) -> bool:
+        return any(_pattern_regex(pattern).fullmatch(gun) for pattern in self.patterns)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\*\*|\*)", pattern)
+    translated = "".join(
+        "[^/]*" if part == "*" else ".*" if part == "**" else re.escape(part) for part in parts
+    )
+    return re.compile(translated)
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    rules: tuple[Rule, ...] = ()
+    default: Rule = Rule(("**",))
+    source: str = "the built-in policy (every image must be signed)"
+
+    def rule_for(self, gun: str) -> Rule:
+        for rule in self.rules:
+            if rule.matches(gun):
+                return rule
+        return self.default
+
+    @classmethod
+    def load(cls, path: Path) -> HostPolicy:
+        try:
+            document = tomllib.loads(path.read_text())
+        except OSError as error:
+            raise UsageError(f"cannot read the policy {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"the policy {path} is not valid TOML: {error}") from None
+        return cls.from_document(document, str(path))
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], source: str) -> HostPolicy:
+        unknown = set(document) - _TOP_KEYS
+        if unknown:
+            raise _invalid(source, f"unknown key(s) {', '.join(sorted(unknown))}")
+        default_trust = _trust(document.get("default", SIGNED), source, "default")
+        raw_rules = document.get("rule", [])
+        if not isinstance(raw_rules, list):
+            raise _invalid(source, "'rule' must be an array of tables ([[rule]])")
+        rules = tuple(_rule(raw, source, number) for number, raw in enumerate(raw_rules, 1))
+        return cls(rules, Rule(("**",), default_trust), f"the policy {source}")
+
+
+def _rule(raw: Any, source: str, number: int) -> Rule:
+    where = f"rule {number}"
+    if not isinstance(raw, dict):
+        raise _invalid(source, f"{where} is not a table")
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise _invalid(source, f"{where} has unknown key(s) {', '.join(sorted(unknown))}")
+    patterns = raw.get("repositories")
+    if (
+        not isinstance(patterns, list)
+        or not patterns
+        or not all(isinstance(p, str) and p for p in patterns)
+    ):
+        raise _invalid(source, f"{where} needs 'repositories', a list of name patterns")
+    for pattern in patterns:
+        host = pattern.split("/", 1)[0]
+        has_host = "." in host or ":" in host or host == "localhost" or "*" in host
+        if not has_host or ("/" not in pattern and "*" not in pattern):
+            raise _invalid(
+                source,
+                f"{where}: '{pattern}' is not a full repository name",
+                hint="write names as Docker normalises them, e.g. docker.io/library/nginx",
+            )
+    signers = raw.get("signers")
+    if signers is not None and (
+        not isinstance(signers, list) or not signers or not all(isinstance(s, str) for s in signers)
+    ):
+        raise _invalid(source, f"{where}: 'signers' must be a list of role names")
+    return Rule(
+        tuple(patterns),
+        _trust(raw.get("trust", SIGNED), source, where),
+        tuple(signers) if signers is not None else None,
+    )
+
+
+def _trust(value: Any, source: str, where: str) -> str:
+    if value not in TRUST_LEVELS:
+        raise _invalid(source, f"{where}: trust '{value}' is not one of {', '.join(TRUST_LEVELS)}")
+    return str(value)
+
+
+def _invalid(source: str, text: str, hint: str | None = None) -> UsageError:
+    return UsageError(
+        f"the policy {source} is not valid: {text}",
+        hint=hint or "see the policy section of trustkit's README",
+    )
