@@ -1,0 +1,566 @@
+"""The pure parts of the Docker gate: Docker's command-line grammar, Dockerfile FROM
+lines, and the host policy. No server, no registry, no processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.docker_cli import (
+    DockerCommand,
+    find_image,
+    parse_build,
+    parse_docker_command,
+    parse_pull,
+)
+from client.dockerfile import base_images, pin_base_images
+from client.policy import SIGNED, UNSIGNED_OK, HostPolicy
+from trustkit.errors import UsageError
+
+# --------------------------------------------------------------------------- docker run
+
+RUN_MIX = [
+    *("-it", "--rm", "-e", "A=1", "-p", "8080:80", "--name", "x", "-v", "/a:/b"),
+    *("--network=host", "img", "sh", "-c", "echo hi"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "index"),
+    [
+        (["alpine"], 0),
+        (["alpine", "--rm", "-it"], 0),  # after the image: the container's command
+        (RUN_MIX, 11),
+        (["-p8080:80", "img"], 1),
+        (["-itp", "80:80", "img"], 2),
+        (["-itp80:80", "img"], 1),
+        (["-e=A=1", "img"], 1),
+        (["-dit", "img"], 1),
+        (["-h", "myhost", "img"], 2),  # -h is --hostname for run, not help
+        (["--rm", "--", "img", "--rm"], 2),
+        (["--", "img"], 1),
+        (["--frobnicate=x", "img"], 1),  # --opt=value is never ambiguous
+        (["--rm=false", "--detach=true", "img"], 2),
+        (["--entrypoint", "", "img"], 2),
+        (["--net", "host", "--pull", "always", "img"], 4),
+    ],
+)
+def test_find_image(args: list[str], index: int):
+    assert find_image(args) == index
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--frobnicate", "x", "img"], "--frobnicate"),
+        (["-Z", "img"], "-Z"),
+        (["-iZ", "img"], "-Z"),
+        (["--pod", "p1", "img"], "--pod"),  # podman's, not docker's
+    ],
+)
+def test_find_image_refuses_unknown_options(args: list[str], option: str):
+    with pytest.raises(UsageError, match=f"does not know the option {option} of 'docker run'"):
+        find_image(args)
+
+
+def test_find_image_knows_podmans_options_only_for_podman():
+    assert find_image(["--pod", "p1", "--tls-verify", "img"], podman=True) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name"], "--name in 'docker run' needs a value"),
+        (["-e"], "-e in 'docker run' needs a value"),
+        (["--rm", "-it"], "'docker run' names no image"),
+        ([], "'docker run' names no image"),
+        (["--rm", "--"], "'docker run' names no image"),
+    ],
+)
+def test_find_image_refuses_incomplete_commands(args: list[str], message: str):
+    with pytest.raises(UsageError, match=message):
+        find_image(args)
+
+
+# --------------------------------------------------------------------------- docker pull
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["img"], ([], "img")),
+        (["--platform", "linux/arm64", "-q", "img"], (["--platform", "linux/arm64", "-q"], "img")),
+        (["img", "--quiet"], (["--quiet"], "img")),  # docker pull takes options anywhere
+        (["--platform=linux/arm64", "img"], (["--platform=linux/arm64"], "img")),
+        (["--all-tags=false", "img"], (["--all-tags=false"], "img")),
+        (["--", "img"], ([], "img")),
+    ],
+)
+def test_parse_pull(args: list[str], parsed: tuple[list[str], str]):
+    assert parse_pull(args) == parsed
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-a", "img"],
+        ["--all-tags", "img"],
+        ["-qa", "img"],
+        ["-aq", "img"],
+        ["--all-tags=true", "img"],
+        ["--all-tags=1", "img"],
+        ["--all-tags=TRUE", "img"],
+    ],
+)
+def test_parse_pull_refuses_all_tags(args: list[str]):
+    with pytest.raises(UsageError, match="pulling all tags cannot be verified"):
+        parse_pull(args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["a", "b"], "takes one image, not 'a' and 'b'"),
+        ([], "names no image"),
+        (["-q"], "names no image"),
+        (["--frobnicate", "x", "img"], "does not know the option --frobnicate"),
+        (["-p", "img"], "does not know the option -p"),
+    ],
+)
+def test_parse_pull_refuses(args: list[str], message: str):
+    with pytest.raises(UsageError, match=message):
+        parse_pull(args)
+
+
+# --------------------------------------------------------------------------- docker build
+
+
+def test_parse_build_finds_the_dockerfile_context_and_build_args():
+    build = parse_build(
+        ["-t", "out:1", "-f", "df", "--build-arg", "A=1", "--build-arg=B", "--pull", "ctx"]
+    )
+
+    assert build.dockerfile == "df"
+    assert build.context == "ctx"
+    assert build.build_args == ("A=1", "B")
+    assert build.other_args == (
+        *("-t", "out:1", "--build-arg", "A=1", "--build-arg=B", "--pull"),
+        "ctx",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "dockerfile", "other_args"),
+    [
+        (["--file=df", "."], "df", (".",)),
+        (["-fdf", "."], "df", (".",)),
+        (["-f", "a", "--file=b", "-t", "x", "."], "b", ("-t", "x", ".")),  # all removed
+        (["-qf", "df", "."], "df", ("-q", ".")),  # -q is kept
+        (["-qfdf", "."], "df", ("-q", ".")),
+        ([".", "-f", "df"], "df", (".",)),
+        (["."], None, (".",)),
+        (["-"], None, ("-",)),
+    ],
+)
+def test_parse_build_leaves_out_every_dockerfile_option(
+    args: list[str], dockerfile: str | None, other_args: tuple[str, ...]
+):
+    build = parse_build(args)
+
+    assert (build.dockerfile, build.other_args) == (dockerfile, other_args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "names no build context"),
+        (["-t", "x"], "names no build context"),
+        (["a", "b"], "takes one context, not 'a' and 'b'"),
+        (["--frobnicate", "x", "."], "does not know the option --frobnicate"),
+        (["-f"], "-f in 'docker build' needs a value"),
+    ],
+)
+def test_parse_build_refuses(args: list[str], message: str):
+    with pytest.raises(UsageError, match=message):
+        parse_build(args)
+
+
+# --------------------------------------------------------------------------- docker ARGS…
+
+
+@pytest.mark.parametrize(
+    ("args", "action", "head", "rest"),
+    [
+        (["ps", "-a"], None, ["ps", "-a"], []),
+        (["image", "ls"], None, ["image", "ls"], []),
+        ([], None, [], []),
+        (["run", "--rm", "img"], "run", ["run"], ["--rm", "img"]),
+        (["create", "img"], "create", ["create"], ["img"]),
+        (["pull", "img"], "pull", ["pull"], ["img"]),
+        (["build", "."], "build", ["build"], ["."]),
+        (["image", "pull", "img"], "pull", ["image", "pull"], ["img"]),
+        (["container", "run", "img"], "run", ["container", "run"], ["img"]),
+        (["container", "create", "img"], "create", ["container", "create"], ["img"]),
+        (["image", "build", "."], "build", ["image", "build"], ["."]),
+        (["buildx", "build", "."], "build", ["buildx", "build"], ["."]),
+        (["builder", "build", "."], "build", ["builder", "build"], ["."]),
+        (
+            ["--context", "ctx", "-D", "image", "pull", "img"],
+            "pull",
+            ["--context", "ctx", "-D", "image", "pull"],
+            ["img"],
+        ),
+        (["-H", "unix:///x.sock", "run", "img"], "run", ["-H", "unix:///x.sock", "run"], ["img"]),
+        (["--tlsverify=true", "-l", "debug", "run", "i"], "run", ["--tlsverify=true"], None),
+        (["--version"], None, ["--version"], []),
+        (["-v"], None, ["-v"], []),
+        (["--help", "run", "img"], None, ["--help", "run", "img"], []),
+        (["-h"], None, ["-h"], []),
+    ],
+)
+def test_parse_docker_command(
+    args: list[str], action: str | None, head: list[str], rest: list[str] | None
+):
+    command = parse_docker_command(args)
+
+    assert command.action == action
+    if rest is None:  # only the start of head given
+        assert command.head[: len(head)] == head
+        assert command.head + command.args == args
+    else:
+        assert (command.head, command.args) == (head, rest)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--help"],
+        ["run", "--rm", "--help", "img"],
+        ["container", "create", "-it", "--help"],
+        ["--context", "ctx", "image", "pull", "--help"],
+        ["pull", "img", "--help"],  # docker pull reads options after the image too
+        ["build", ".", "--help"],
+        ["run", "--help=true"],
+    ],
+)
+def test_a_help_request_is_passed_through_whole(args: list[str]):
+    assert parse_docker_command(args) == DockerCommand(None, args, [])
+
+
+@pytest.mark.parametrize(
+    ("args", "action"),
+    [
+        (["run", "img", "ls", "--help"], "run"),  # the container's command
+        (["run", "-e", "--help", "img"], "run"),  # the value of -e
+        (["run", "--name", "--help", "img"], "run"),
+        (["run", "--", "img", "--help"], "run"),
+        (["run", "--help=false", "img"], "run"),
+        (["build", "--build-arg", "--help", "."], "build"),
+        (["run", "--frobnicate", "--help", "img"], "run"),  # refused later, not passed
+    ],
+)
+def test_help_that_docker_does_not_read_as_help_is_still_gated(args: list[str], action: str):
+    command = parse_docker_command(args)
+
+    assert command.action == action
+    assert command.head + command.args == args
+
+
+def test_parse_docker_command_refuses_an_unknown_global_option():
+    with pytest.raises(UsageError, match="does not know the option --frobnicate of 'docker'"):
+        parse_docker_command(["--frobnicate", "x", "run", "img"])
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def images(text: str, build_args: dict[str, str] | None = None) -> list[str]:
+    return [base.image for base in base_images(text, build_args or {})]
+
+
+def test_base_images_skip_stages_and_scratch():
+    text = (
+        "FROM alpine:3 AS Build\n"
+        "FROM build\n"  # stage names are case-insensitive
+        "FROM BUILD AS second\n"
+        "FROM scratch\n"
+        "FROM --platform=linux/amd64 debian:12 AS deb\n"
+        "FROM second\n"
+    )
+
+    assert [(b.line, b.written, b.image) for b in base_images(text, {})] == [
+        (0, "alpine:3", "alpine:3"),
+        (4, "debian:12", "debian:12"),
+    ]
+
+
+def test_only_stages_defined_above_are_stages():
+    assert images("FROM build\nFROM alpine:3 AS build\nFROM build\n") == ["build", "alpine:3"]
+
+
+def test_lowercase_keywords_and_leading_blanks():
+    assert images("  from alpine:3 as base\n\tFrom base\n") == ["alpine:3"]
+
+
+def test_comments_are_not_instructions():
+    text = "# FROM evil:1\n  # FROM evil:2\nFROM \\\n# FROM evil:3\n  alpine:3\n"
+
+    assert images(text) == ["alpine:3"]
+
+
+def test_continuation_lines_are_joined():
+    text = "FROM \\\n  --platform=linux/amd64 \\\n  alpine:3 \\\n  AS base\nFROM base\n"
+
+    assert [(b.line, b.image) for b in base_images(text, {})] == [(2, "alpine:3")]
+
+
+def test_continuation_joins_without_a_space_and_skips_empty_lines():
+    assert images("FROM alp\\\nine:3\n") == ["alpine:3"]
+    assert images("FROM \\\n\n   \n  alpine:3\n") == ["alpine:3"]
+
+
+def test_escape_directive_changes_the_continuation_character():
+    hidden = "RUN echo \\\nFROM tools:1\n"
+
+    assert images(hidden) == []  # a continued RUN, as the builder reads it
+    assert images("# escape=`\n" + hidden) == ["tools:1"]
+    assert images("# syntax=docker/dockerfile:1\n#ESCAPE = `\n" + hidden) == ["tools:1"]
+    assert images("\ufeff# escape=`\n" + hidden) == ["tools:1"]  # after a byte-order mark
+    assert images("# escape=`\nFROM `\n  alpine:3\n") == ["alpine:3"]
+
+
+def test_escape_directive_after_a_comment_is_just_a_comment():
+    text = "# a comment\n# escape=`\nRUN echo `\nFROM evil:1\n"
+
+    assert images(text) == ["evil:1"]
+    assert images("\n# escape=`\nRUN echo `\nFROM evil:1\n") == ["evil:1"]
+
+
+def test_invalid_escape_directive_is_refused():
+    with pytest.raises(UsageError, match="escape directive 'x'"):
+        base_images("# escape=x\nFROM alpine:3\n", {})
+
+
+def test_arg_defaults_and_build_arg_overrides():
+    text = "ARG BASE=alpine:3\nFROM $BASE\n"
+
+    assert images(text) == ["alpine:3"]
+    assert images(text, {"BASE": "debian:12"}) == ["debian:12"]
+    assert images('ARG BASE="alpine:3"\nFROM ${BASE}\n') == ["alpine:3"]
+    assert images("ARG A=alpine B=3\nFROM $A:$B\n") == ["alpine:3"]
+
+
+def test_arg_defaults_can_use_earlier_args():
+    text = "ARG REG=r.example.com\nARG BASE=${REG}/app:1\nFROM $BASE\n"
+
+    assert images(text) == ["r.example.com/app:1"]
+    assert images(text, {"REG": "mirror.example.com"}) == ["mirror.example.com/app:1"]
+
+
+def test_only_args_declared_before_the_first_from_count():
+    text = "ARG TAG=3\nFROM alpine:$TAG\nARG TAG=4\nFROM alpine:$TAG\n"
+
+    assert images(text) == ["alpine:3", "alpine:3"]
+    assert images("FROM alpine:${TAG:-3}\n", {"TAG": "4"}) == ["alpine:3"]  # TAG undeclared
+
+
+def test_variable_defaults_and_alternatives():
+    assert images("ARG TAG\nFROM alpine:${TAG:-3.19}\n") == ["alpine:3.19"]
+    assert images("ARG TAG\nFROM alpine:${TAG:-3.19}\n", {"TAG": "3.20"}) == ["alpine:3.20"]
+    assert images("ARG TAG=\nFROM alpine:${TAG:-3.19}\n") == ["alpine:3.19"]
+    assert images("ARG TAG=\nFROM alpine${TAG-:3.19}\n") == ["alpine"]  # set, though empty
+    assert images("ARG SLIM=1\nFROM debian:12${SLIM:+-slim}\n") == ["debian:12-slim"]
+    assert images("ARG SLIM\nFROM debian:12${SLIM:+-slim}\n") == ["debian:12"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["FROM $BASE\n", "ARG BASE\nFROM $BASE\n", "ARG BASE\nFROM ${BASE}:1\nFROM alpine:3\n"],
+)
+def test_unresolved_variable_is_refused(text: str):
+    with pytest.raises(UsageError, match=r"\$BASE has no value") as raised:
+        base_images(text, {})
+
+    assert raised.value.hint is not None and "--build-arg BASE=" in raised.value.hint
+
+
+def test_from_without_an_image_is_refused():
+    with pytest.raises(UsageError, match="FROM line on line 2 names no image"):
+        base_images("ARG X=1\nFROM --platform=linux/amd64\n", {})
+
+
+def pinned_as(image: str) -> str:
+    return f"pinned.example.com/{image.replace(':', '-')}@sha256:{'a' * 64}"
+
+
+def test_pin_base_images_rewrites_only_the_image_words():
+    text = (
+        "# syntax=docker/dockerfile:1\n"
+        "ARG BASE=alpine:3\n"
+        "ARG BASE_PLATFORM=linux/amd64\n"
+        "FROM --platform=$BASE_PLATFORM $BASE AS build\n"
+        "RUN echo FROM alpine:3\n"
+        "FROM build\n"
+        "FROM scratch\n"
+        "FROM --platform=linux/arm64 \\\n"
+        "    debian:12   AS deb  # no comment, really\n"
+        "COPY --from=build /a /a\n"
+    )
+    asked: list[str] = []
+
+    def pin(image: str) -> str:
+        asked.append(image)
+        return pinned_as(image)
+
+    rewritten, pairs = pin_base_images(text, {}, pin)
+
+    assert asked == ["alpine:3", "debian:12"]
+    assert pairs == [("alpine:3", pinned_as("alpine:3")), ("debian:12", pinned_as("debian:12"))]
+    assert rewritten == text.replace(
+        "$BASE_PLATFORM $BASE AS", f"$BASE_PLATFORM {pinned_as('alpine:3')} AS"
+    ).replace("    debian:12   AS", f"    {pinned_as('debian:12')}   AS")
+
+
+def test_pin_base_images_keeps_line_endings_and_byte_order_mark():
+    text = "\ufeffFROM alpine:3 AS b\r\nFROM b\r\n"
+
+    rewritten, _ = pin_base_images(text, {}, pinned_as)
+
+    assert rewritten == f"\ufeffFROM {pinned_as('alpine:3')} AS b\r\nFROM b\r\n"
+
+
+def test_pin_base_images_refuses_an_image_split_across_lines():
+    with pytest.raises(UsageError, match="write it on one line"):
+        pin_base_images("FROM alp\\\nine:3\n", {}, pinned_as)
+
+
+def test_pin_base_images_stops_at_the_first_refusal():
+    def pin(image: str) -> str:
+        raise UsageError(f"refused {image}")
+
+    with pytest.raises(UsageError, match="refused alpine:3"):
+        pin_base_images("FROM alpine:3\nFROM debian:12\n", {}, pin)
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def policy(document: dict[str, Any]) -> HostPolicy:
+    return HostPolicy.from_document(document, "test.toml")
+
+
+def test_empty_policy_requires_signatures():
+    host_policy = policy({})
+
+    assert host_policy.rule_for("docker.io/library/nginx").trust == SIGNED
+    assert host_policy.rule_for("docker.io/library/nginx").signers is None
+
+
+def test_first_matching_rule_wins():
+    host_policy = policy(
+        {
+            "default": "unsigned-ok",
+            "rule": [
+                {"repositories": ["r.example.com/team/**"], "trust": "unsigned-ok"},
+                {"repositories": ["r.example.com/**"], "signers": ["targets/releases"]},
+                {"repositories": ["r.example.com/team/app"], "signers": ["never"]},
+            ],
+        }
+    )
+
+    team = host_policy.rule_for("r.example.com/team/app")
+    other = host_policy.rule_for("r.example.com/other")
+    elsewhere = host_policy.rule_for("docker.io/library/nginx")
+
+    assert (team.trust, team.signers) == (UNSIGNED_OK, None)
+    assert (other.trust, other.signers) == (SIGNED, ("targets/releases",))
+    assert (elsewhere.trust, elsewhere.signers) == (UNSIGNED_OK, None)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "gun", "matches"),
+    [
+        ("r.example.com/team/*", "r.example.com/team/app", True),
+        ("r.example.com/team/*", "r.example.com/team/app/sub", False),
+        ("r.example.com/team/*", "r.example.com/team", False),
+        ("r.example.com/team/**", "r.example.com/team/app/sub", True),
+        ("r.example.com/team/**", "r.example.com/teams/app", False),
+        ("r.example.com/*/app", "r.example.com/team/app", True),
+        ("r.example.com/*/app", "r.example.com/a/b/app", False),
+        ("r.example.com/**/app", "r.example.com/a/b/app", True),
+        ("*.example.com/app", "eu.example.com/app", True),
+        ("*.example.com/app", "example.com/x/app", False),
+        ("r.example.com/app", "r.example.com/app", True),
+        ("r.example.com/app", "r.example.com/app2", False),  # whole names only
+        ("r.example.com/app", "xr.example.com/app", False),
+        ("r.example.com/app", "rxexample.com/app", False),  # '.' is not a wildcard
+        ("127.0.0.1:5000/**", "127.0.0.1:5000/a/b", True),
+        ("**", "docker.io/library/nginx", True),
+    ],
+)
+def test_patterns(pattern: str, gun: str, matches: bool):
+    host_policy = policy({"rule": [{"repositories": [pattern], "trust": "unsigned-ok"}]})
+
+    assert (host_policy.rule_for(gun).trust == UNSIGNED_OK) is matches
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"defualt": "signed"}, "unknown key(s) defualt"),
+        ({"default": "maybe"}, "default: trust 'maybe' is not one of signed, unsigned-ok"),
+        ({"default": True}, "default: trust 'True' is not one of"),
+        ({"rule": {"repositories": ["r.io/a"]}}, "'rule' must be an array of tables"),
+        ({"rule": ["r.io/a"]}, "rule 1 is not a table"),
+        ({"rule": [{"repositories": ["r.io/a"], "trusts": "signed"}]}, "unknown key(s) trusts"),
+        ({"rule": [{"trust": "signed"}]}, "rule 1 needs 'repositories'"),
+        ({"rule": [{"repositories": []}]}, "rule 1 needs 'repositories'"),
+        ({"rule": [{"repositories": "r.io/a"}]}, "rule 1 needs 'repositories'"),
+        ({"rule": [{"repositories": [""]}]}, "rule 1 needs 'repositories'"),
+        ({"rule": [{"repositories": ["nginx"]}]}, "'nginx' is not a full repository name"),
+        (
+            {"rule": [{"repositories": ["r.io/a"]}, {"repositories": ["library/nginx"]}]},
+            "rule 2: 'library/nginx' is not a full repository name",
+        ),
+        ({"rule": [{"repositories": ["r.io"]}]}, "'r.io' is not a full repository name"),
+        (
+            {"rule": [{"repositories": ["r.io/a"], "trust": "signed-ish"}]},
+            "rule 1: trust 'signed-ish' is not one of",
+        ),
+        ({"rule": [{"repositories": ["r.io/a"], "signers": "targets"}]}, "'signers' must be"),
+        ({"rule": [{"repositories": ["r.io/a"], "signers": []}]}, "'signers' must be"),
+        ({"rule": [{"repositories": ["r.io/a"], "signers": [1]}]}, "'signers' must be"),
+    ],
+)
+def test_invalid_policies_are_refused_with_the_reason(document: dict[str, Any], reason: str):
+    with pytest.raises(UsageError) as raised:
+        policy(document)
+
+    assert raised.value.message.startswith("the policy test.toml is not valid: ")
+    assert reason in raised.value.message
+
+
+def test_policy_load_reads_toml(tmp_path: Path):
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        'default = "signed"\n\n[[rule]]\nrepositories = ["docker.io/library/*"]\n'
+        'trust = "unsigned-ok"\n'
+    )
+
+    host_policy = HostPolicy.load(path)
+
+    assert host_policy.rule_for("docker.io/library/nginx").trust == UNSIGNED_OK
+    assert host_policy.rule_for("docker.io/team/nginx").trust == SIGNED
+    assert str(path) in host_policy.source
+
+
+def test_policy_load_refuses_bad_toml_and_missing_files(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('default = "signed\n')
+
+    with pytest.raises(UsageError, match="is not valid TOML"):
+        HostPolicy.load(bad)
+    with pytest.raises(UsageError, match="cannot read the policy"):
+        HostPolicy.load(tmp_path / "missing.toml")
