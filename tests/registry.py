@@ -33,10 +33,10 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.harness import free_port
@@ -287,10 +287,6 @@ class TestCA:
 # --------------------------------------------------------------------------- token service
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     """The key ID distribution 2.8 gives each key of its ``rootcertbundle``.
 
@@ -437,10 +433,9 @@ class TokenService:
             "jti": uuid.uuid4().hex,
             "access": access,
         }
-        signing_input = f"{_b64url(_canonical(header))}.{_b64url(_canonical(claims))}"
-        der_signature = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der_signature)  # JOSE wants raw r || s, not DER
-        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+        # PyJWT writes ES256 signatures as JOSE wants them (raw r || s, not DER).
+        headers = {key: value for key, value in header.items() if key not in ("typ", "alg")}
+        return jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
 
 
 # --------------------------------------------------------------------------- registry
