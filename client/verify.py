@@ -64,6 +64,7 @@ class TrustedRepository:
     """A repository's metadata after a full, successful verification."""
 
     gun: str
+    root: Root
     targets: Targets
     roles: list[RoleStatus]
     trusted_on_first_use: bool
@@ -205,16 +206,14 @@ class Verifier:
 
     def _read_trusted(self, gun: str, directory: Path, first_use: bool) -> TrustedRepository:
         roles = []
-        targets: Targets | None = None
+        loaded: dict[str, Any] = {}
         for role in ("root", "targets", "snapshot", "timestamp"):
             metadata: Metadata[Any] = Metadata.from_file(str(directory / f"{role}.json"))
             signed = metadata.signed
             keyids = sorted(metadata.signatures)
             roles.append(RoleStatus(role, signed.version, signed.expires, keyids))
-            if role == "targets":
-                targets = signed
-        assert targets is not None
-        return TrustedRepository(gun, targets, roles, first_use)
+            loaded[role] = signed
+        return TrustedRepository(gun, loaded["root"], loaded["targets"], roles, first_use)
 
     def _explain(self, gun: str, error: exceptions.RepositoryError) -> TrustkitError:
         text = str(error) or type(error).__name__

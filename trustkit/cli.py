@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trustkit import __version__
-from trustkit.errors import EXIT_OK, EXIT_USAGE, TrustkitError, UsageError
+from trustkit.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, TrustkitError, UsageError
 
 if TYPE_CHECKING:
     from client.gate import Gate, Pinned, Tool
+    from client.lifecycle import Lifecycle
     from client.publisher import Publisher
     from client.registry import Registry, RegistrySettings
     from client.server_api import ServerAPI
@@ -137,6 +138,11 @@ class Context:
             path = str(SYSTEM_POLICY)
         policy = HostPolicy.load(Path(path)) if path else HostPolicy()
         return Gate(verifier.trusted_repository, policy, verifier.has_anchor)
+
+    def lifecycle(self, api: ServerAPI, verifier: Verifier) -> Lifecycle:
+        from client.lifecycle import Lifecycle
+
+        return Lifecycle(self.settings, api, self.keystore(), self.passphrases(), verifier)
 
     def publisher(self, api: ServerAPI, verifier: Verifier) -> Publisher:
         from client.publisher import Publisher
@@ -433,6 +439,109 @@ def cmd_delete(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_key_list(ctx: Context) -> int:
+    from client.lifecycle import describe_record
+
+    keys = [describe_record(record) for record in ctx.keystore().records()]
+    lines = [f"{'ROLE':<10} {'KEY ID':<14} {'TYPE':<20} {'REPOSITORY':<40} KEPT IN"]
+    lines += [
+        f"{k['role']:<10} {k['keyid'][:12]:<14} {k['keytype']:<20} {k['repository']:<40} "
+        f"{k['kept']}"
+        for k in keys
+    ]
+    if not keys:
+        lines = [f"no keys in {ctx.settings.home}"]
+    ctx.out.result("\n".join(lines), {"keys": keys})
+    return EXIT_OK
+
+
+def cmd_key_rotate(ctx: Context) -> int:
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    with ctx.session() as (api, verifier):
+        result = ctx.lifecycle(api, verifier).rotate(gun, ctx.args.role, ctx.args.key_type)
+    ctx.out.result(
+        f"rotated the {result.role} key of {gun}: "
+        f"{', '.join(k[:12] for k in result.old_keys)} -> "
+        f"{', '.join(k[:12] for k in result.new_keys)} (root v{result.root_version}); "
+        "hosts follow the new root on their next verification",
+        {
+            "repository": gun,
+            "role": result.role,
+            "old_keys": result.old_keys,
+            "new_keys": result.new_keys,
+            "root_version": result.root_version,
+        },
+    )
+    return EXIT_OK
+
+
+def cmd_status(ctx: Context) -> int:
+    from client.lifecycle import expiry_report
+    from trustkit.expiry import parse_duration
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    with ctx.session() as (_, verifier):
+        repository = verifier.trusted_repository(gun)
+    _note_first_use(ctx, repository)
+    report = expiry_report(
+        repository, parse_duration(ctx.args.warn_within), parse_duration(ctx.args.warn_online)
+    )
+    lines = [gun, "", f"{'ROLE':<10} {'VERSION':>7}  {'EXPIRES':<26} {'DAYS':>7}  KEYS"]
+    for role in report:
+        flag = "  <- expires soon: run trustkit refresh" if role.warning else ""
+        if role.warning and role.role in ("snapshot", "timestamp"):
+            flag = "  <- expires soon: the server is not refreshing it"
+        keys = ", ".join(k[:12] for k in role.keys)
+        lines.append(
+            f"{role.role:<10} {role.version:>7}  {role.expires.isoformat():<26} "
+            f"{role.days_left:>7.1f}  {keys} (threshold {role.threshold}){flag}"
+        )
+    warnings = [role.role for role in report if role.warning]
+    data = {
+        "repository": gun,
+        "roles": [
+            {
+                "role": r.role,
+                "version": r.version,
+                "expires": r.expires.isoformat(),
+                "days_left": round(r.days_left, 2),
+                "keys": r.keys,
+                "threshold": r.threshold,
+                "warning": r.warning,
+            }
+            for r in report
+        ],
+        "warnings": warnings,
+    }
+    ctx.out.result("\n".join(lines), data)
+    if warnings and ctx.args.check:
+        ctx.out.note(
+            f"trustkit: {', '.join(warnings)} of {gun} expire(s) soon; see the table above",
+        )
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def cmd_refresh(ctx: Context) -> int:
+    from trustkit.expiry import parse_duration
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    within = parse_duration(ctx.args.within)
+    with ctx.session() as (api, verifier):
+        result = ctx.lifecycle(api, verifier).refresh(gun, within)
+    text = (
+        "re-signed " + ", ".join(f"{role} (v{version})" for role, version in result.renewed.items())
+        if result.renewed
+        else f"nothing of {gun} expires within {ctx.args.within}; nothing re-signed"
+    )
+    ctx.out.result(text, {"repository": gun, "renewed": result.renewed})
+    return EXIT_OK
+
+
 def cmd_pull(ctx: Context) -> int:
     from client.gate import execute, pull_commands
 
@@ -671,6 +780,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     forget.set_defaults(handler=cmd_trust_forget)
     forget.add_argument("repository")
+
+    key = add("key", lambda ctx: EXIT_USAGE, "list and rotate keys")
+    key_commands = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    listing = key_commands.add_parser(
+        "list", parents=[common], help="the keys in this keystore (never anything secret)"
+    )
+    listing.set_defaults(handler=cmd_key_list)
+    rotate = key_commands.add_parser(
+        "rotate",
+        parents=[common],
+        help="replace a repository's root or targets key; existing tags are re-signed",
+    )
+    rotate.set_defaults(handler=cmd_key_rotate)
+    rotate.add_argument("repository")
+    rotate.add_argument("role", choices=["root", "targets"])
+    rotate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+
+    sub = add("status", cmd_status, "every role's version, keys and expiry, with warnings")
+    sub.add_argument("repository")
+    sub.add_argument(
+        "--warn-within",
+        default="30d",
+        metavar="DURATION",
+        help="warn this long before root or targets expire (30d)",
+    )
+    sub.add_argument(
+        "--warn-online",
+        default="3d",
+        metavar="DURATION",
+        help="warn this long before snapshot or timestamp expire (3d; the server renews "
+        "them at half their lifetime)",
+    )
+    sub.add_argument(
+        "--check", action="store_true", help="exit 1 when a role expires within the window"
+    )
+    sub = add("refresh", cmd_refresh, "re-sign root and targets when they expire soon")
+    sub.add_argument("repository")
+    sub.add_argument(
+        "--within", default="30d", metavar="DURATION", help="re-sign what expires within (30d)"
+    )
 
     sub = add("delete", cmd_delete, "delete a repository's trust data from the server")
     sub.add_argument("repository")

@@ -1,0 +1,201 @@
+"""Key lifecycle for the holder of a repository's offline keys: rotation, expiry care.
+
+Every change starts from the repository as a host verifies it, so a rotation can
+never be built on metadata the server invented. A rotation is one upload: the new root
+(signed by a threshold of the old root keys and of the new ones, so every host can walk
+the chain) together with whatever must be re-signed under the new keys. Keys are
+changed in the keystore only once the server has accepted the upload: a new key is
+removed again when anything fails, and a rotated-out key is removed after success, so
+it can never sign for the repository again by mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from securesystemslib.signer import Signer
+from tuf.api.exceptions import UnsignedMetadataError
+
+from client.server_api import ServerAPI
+from client.settings import ClientSettings
+from client.verify import TrustedRepository, Verifier
+from keys.keystore import KeyRecord, Keystore
+from keys.passphrase import PassphraseSource
+from trustkit.errors import TrustkitError, UsageError
+from trustkit.expiry import utc_now
+from trustkit.metadata import ONLINE_ROLES, sign_with
+
+__all__ = [
+    "OFFLINE_ROLES",
+    "Lifecycle",
+    "RefreshResult",
+    "RoleExpiry",
+    "RotationResult",
+    "describe_record",
+    "expiry_report",
+]
+
+OFFLINE_ROLES = ("root", "targets")
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    gun: str
+    role: str
+    old_keys: list[str]
+    new_keys: list[str]
+    root_version: int
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    gun: str
+    renewed: dict[str, int]  # role -> new version
+
+
+@dataclass(frozen=True)
+class RoleExpiry:
+    role: str
+    version: int
+    expires: datetime
+    keys: list[str]
+    threshold: int
+    days_left: float
+    warning: bool
+
+
+def expiry_report(
+    repository: TrustedRepository, warn_within: timedelta, warn_online_within: timedelta
+) -> list[RoleExpiry]:
+    """Each role's version, expiry and keys; ``warning`` when it expires within the window.
+
+    Snapshot and timestamp are re-signed by the server once half their lifetime is gone,
+    so they always expire soon-ish; they get their own, shorter window, which a healthy
+    server never lets them reach.
+    """
+    now = utc_now()
+    report = []
+    for status in repository.roles:
+        role = repository.root.roles[status.role]
+        left = status.expires - now
+        window = warn_online_within if status.role in ONLINE_ROLES else warn_within
+        report.append(
+            RoleExpiry(
+                status.role,
+                status.version,
+                status.expires,
+                list(role.keyids),
+                role.threshold,
+                left.total_seconds() / 86400,
+                left <= window,
+            )
+        )
+    return report
+
+
+class Lifecycle:
+    """Rotation and renewal of a repository's offline roles."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        api: ServerAPI,
+        keystore: Keystore,
+        passphrases: PassphraseSource,
+        verifier: Verifier,
+    ) -> None:
+        self._settings = settings
+        self._api = api
+        self._keystore = keystore
+        self._passphrases = passphrases
+        self._verifier = verifier
+
+    def rotate(self, gun: str, role: str, keytype: str = "ed25519") -> RotationResult:
+        """Replace every key of ``role`` (root or targets) with one new key."""
+        if role not in OFFLINE_ROLES:
+            raise UsageError(
+                f"trustkit key rotate handles the root and targets keys, not {role}",
+                hint="the server's snapshot and timestamp keys are rotated on the server",
+            )
+        trusted = self._verifier.trusted_repository(gun)
+        root = trusted.root
+        old_keys = list(root.roles[role].keyids)
+        old_root_signers = self._keystore.signers(gun, "root", self._passphrases)
+        # Re-signing existing tags needs only the new key, not the old one: a lost
+        # targets key can be rotated out as well as a stolen one.
+        new = self._keystore.generate(gun, role, self._passphrases, keytype)
+        try:
+            for keyid in old_keys:
+                root.revoke_key(keyid, role)
+            root.add_key(new.public, role)
+            root.version += 1
+            root.expires = self._settings.expiry.expires("root")
+            new_signers = [self._keystore.signer(new, self._passphrases)]
+            root_signers = old_root_signers + (new_signers if role == "root" else [])
+            upload = {"root": self._signed(root, root_signers)}
+            if role == "targets":
+                targets = trusted.targets
+                targets.version += 1
+                targets.expires = self._settings.expiry.expires("targets")
+                upload["targets"] = self._signed(targets, new_signers)
+            self._api.upload(gun, upload)
+        except BaseException:
+            self._keystore.remove(new)
+            raise
+        self._retire(gun, role, keep=new.keyid)
+        self._verifier.trusted_repository(gun)  # this host follows its own rotation
+        return RotationResult(gun, role, old_keys, [new.keyid], root.version)
+
+    def refresh(self, gun: str, within: timedelta) -> RefreshResult:
+        """Re-sign root and targets when they expire within ``within``; else nothing."""
+        trusted = self._verifier.trusted_repository(gun)
+        now = utc_now()
+        upload: dict[str, bytes] = {}
+        renewed: dict[str, int] = {}
+        if trusted.root.expires - now <= within:
+            root = trusted.root
+            root.version += 1
+            root.expires = self._settings.expiry.expires("root", now)
+            upload["root"] = self._signed(
+                root, self._keystore.signers(gun, "root", self._passphrases)
+            )
+            renewed["root"] = root.version
+        if trusted.targets.expires - now <= within:
+            targets = trusted.targets
+            targets.version += 1
+            targets.expires = self._settings.expiry.expires("targets", now)
+            upload["targets"] = self._signed(
+                targets, self._keystore.signers(gun, "targets", self._passphrases)
+            )
+            renewed["targets"] = targets.version
+        if upload:
+            self._api.upload(gun, upload)
+            self._verifier.trusted_repository(gun)
+        return RefreshResult(gun, renewed)
+
+    def _retire(self, gun: str, role: str, *, keep: str) -> None:
+        for record in self._keystore.find(gun, role):
+            if record.keyid != keep:
+                self._keystore.remove(record)
+
+    @staticmethod
+    def _signed(signed: Any, signers: list[Signer]) -> bytes:
+        try:
+            return sign_with(signed, signers)
+        except UnsignedMetadataError as error:
+            raise TrustkitError(f"signing {signed.type} failed: {error}") from None
+
+
+def describe_record(record: KeyRecord) -> dict[str, str]:
+    """A key as ``trustkit key list`` shows it: never anything secret."""
+    scheme = record.uri.partition(":")[0]
+    where = "keystore (encrypted file)" if scheme == "keystore" else record.uri
+    return {
+        "keyid": record.keyid,
+        "repository": record.gun,
+        "role": record.role,
+        "keytype": record.public.keytype,
+        "kept": where,
+    }
