@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from trustkit.errors import UsageError
+from trustkit.names import DOCKER_HUB_ALIASES
 
 __all__ = ["Credentials", "DockerConfig", "registry_aliases"]
 
-DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
 HELPER_TIMEOUT_SECONDS = 30
 
@@ -50,7 +50,7 @@ class DockerConfig:
     """Docker's client configuration file (``$DOCKER_CONFIG/config.json``)."""
 
     path: Path
-    document: dict[str, Any]
+    document: dict[str, Any] = field(repr=False)  # holds secrets
 
     @classmethod
     def load(cls, path: Path) -> DockerConfig:
@@ -60,6 +60,8 @@ class DockerConfig:
             return cls(path, {})
         except OSError as error:
             raise UsageError(f"cannot read Docker's config {path}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"Docker's config {path} is not UTF-8 text") from None
         try:
             document = json.loads(text) if text.strip() else {}
         except ValueError as error:

@@ -21,6 +21,7 @@ must never weaken it, so unknown keys and values are refused.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -47,9 +48,17 @@ class Rule:
     signers: tuple[str, ...] | None = None
 
     def matches(self, gun: str) -> bool:
-        return any(_pattern_regex(pattern).fullmatch(gun) for pattern in self.patterns)
+        name = _canonical(gun)
+        return any(_pattern_regex(_canonical(p)).fullmatch(name) for p in self.patterns)
 
 
+def _canonical(name: str) -> str:
+    """``Registry.Example.com:443/app`` and ``registry.example.com/app`` are one place."""
+    host, sep, path = name.partition("/")
+    return host.lower().removesuffix(":443") + sep + path
+
+
+@functools.cache
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     parts = re.split(r"(\*\*|\*)", pattern)
     translated = "".join(
@@ -78,6 +87,8 @@ class HostPolicy:
             raise UsageError(f"cannot read the policy {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"the policy {path} is not valid TOML: {error}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"the policy {path} is not UTF-8 text") from None
         return cls.from_document(document, str(path))
 
     @classmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import json
 import re
 import ssl
 from collections.abc import Iterable
@@ -39,7 +40,13 @@ from trustkit.errors import (
     UsageError,
     VerificationError,
 )
-from trustkit.names import Digest, ImageReference, parse_digest
+from trustkit.names import (
+    DEFAULT_REGISTRY,
+    DOCKER_HUB_ENDPOINT,
+    Digest,
+    ImageReference,
+    parse_digest,
+)
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
@@ -63,9 +70,6 @@ SCHEMA1_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 )
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's limit for manifests
-MAX_TOKEN_BYTES = 1024 * 1024
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
@@ -110,7 +114,7 @@ def is_loopback(host: str) -> bool:
 def registry_endpoint(gun: str) -> tuple[str, str]:
     """Split a GUN into the registry host to talk to and the repository path on it."""
     host, _, path = gun.partition("/")
-    return (DOCKER_HUB_ENDPOINT if host == DOCKER_HUB else host), path
+    return (DOCKER_HUB_ENDPOINT if host == DEFAULT_REGISTRY else host), path
 
 
 @dataclass
@@ -118,7 +122,7 @@ class _Session:
     """Per-host state for one command: the scheme that worked and the tokens got."""
 
     scheme: str = "https"
-    tokens: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class Registry:
@@ -154,24 +158,31 @@ class Registry:
                 ) from None
         return context
 
-    def resolve(self, reference: ImageReference) -> Manifest:
-        """The manifest the registry serves for the reference's tag (or digest) now."""
+    def resolve(self, reference: ImageReference, *, read_body: bool = False) -> Manifest:
+        """The manifest the registry serves for the reference's tag (or digest) now.
+
+        With ``read_body`` the manifest itself is fetched and hashed, so what is
+        returned is the digest and size of exactly the bytes served (what a publisher
+        signs); otherwise a HEAD is enough when the registry names digest and length.
+        """
         host, path = registry_endpoint(reference.gun)
         name = str(reference.digest) if reference.digest and not reference.tag else reference.tag
         if name is None:
             raise UsageError(f"'{reference.gun}' names no tag or digest to resolve")
         url_path = f"/v2/{path}/manifests/{name}"
-        head = self._request("HEAD", host, path, url_path)
-        if head.status_code == 200:
-            manifest = self._from_headers(head)
-            if manifest is not None:
-                return self._checked_against_reference(manifest, reference, host)
-        elif head.status_code not in (405, 501):  # some registries serve no HEAD
-            self._raise_for(head, reference, host)
-        response = self._request("GET", host, path, url_path)
+        if not read_body:
+            head, _ = self._request("HEAD", host, path, url_path)
+            if head.status_code == 200:
+                manifest = self._from_headers(head)
+                if manifest is not None:
+                    return self._checked_against_reference(manifest, reference, host)
+            elif head.status_code not in (405, 501):  # some registries serve no HEAD
+                self._raise_for(head, reference, host)
+        response, body = self._request("GET", host, path, url_path)
         if response.status_code != 200:
             self._raise_for(response, reference, host)
-        return self._checked_against_reference(self._from_body(response, host), reference, host)
+        manifest = self._from_body(response, body, host)
+        return self._checked_against_reference(manifest, reference, host)
 
     @staticmethod
     def _from_headers(response: httpx.Response) -> Manifest | None:
@@ -185,16 +196,12 @@ class Registry:
             return None
         return Manifest(digest, int(length_header), _media_type(response))
 
-    def _from_body(self, response: httpx.Response, host: str) -> Manifest:
-        body = response.content
-        if len(body) > MAX_MANIFEST_BYTES:
-            raise VerificationError(
-                f"the registry {host} served a manifest of {len(body)} bytes, more than the "
-                f"{MAX_MANIFEST_BYTES} a manifest may have"
-            )
+    @staticmethod
+    def _from_body(response: httpx.Response, body: bytes, host: str) -> Manifest:
         digest = Digest("sha256", hashlib.sha256(body).hexdigest())
-        named = response.headers.get("Docker-Content-Digest")
-        if named and named != str(digest):
+        named = response.headers.get("Docker-Content-Digest", "")
+        # Only a sha256 name can be compared; registries may name other algorithms.
+        if named.startswith("sha256:") and named != str(digest):
             raise VerificationError(
                 f"the registry {host} names the manifest {named}, but the bytes it served "
                 f"hash to {digest}",
@@ -242,19 +249,25 @@ class Registry:
             raise ServerUnreachableError(
                 f"the registry {host} failed ({status}) on {what}", hint="try again later"
             )
+        hint = "the registry limits requests: try again later" if status == 429 else None
         raise ServerRefusedError(
-            f"the registry {host} answered {status} for {what}", status=status, error="registry"
+            f"the registry {host} answered {status} for {what}",
+            status=status,
+            error="registry",
+            hint=hint or "check the image name, and the registry's documentation for the status",
         )
 
     # --- transport and authentication ------------------------------------------------
 
-    def _request(self, method: str, host: str, path: str, url_path: str) -> httpx.Response:
+    def _request(
+        self, method: str, host: str, path: str, url_path: str
+    ) -> tuple[httpx.Response, bytes]:
         session = self._sessions.setdefault(host, _Session())
         scope = f"repository:{path}:pull"
-        response = self._send(method, host, url_path, session, session.tokens.get(scope))
-        if response.status_code != 401:
-            return response
-        challenge = response.headers.get("WWW-Authenticate", "")
+        answer = self._send(method, host, url_path, session, session.tokens.get(scope))
+        if answer[0].status_code != 401:
+            return answer
+        challenge = answer[0].headers.get("WWW-Authenticate", "")
         scheme, _, params_text = challenge.partition(" ")
         params = {
             match.group(1).lower(): match.group(2) if match.group(2) is not None else match.group(3)
@@ -270,7 +283,7 @@ class Registry:
             return self._send(
                 method, host, url_path, session, None, "Basic " + base64.b64encode(basic).decode()
             )
-        return response
+        return answer
 
     def _send(
         self,
@@ -280,16 +293,16 @@ class Registry:
         session: _Session,
         token: str | None,
         authorization: str | None = None,
-    ) -> httpx.Response:
-        headers = {"Accept": ACCEPT}
+    ) -> tuple[httpx.Response, bytes]:
+        # Identity encoding: the digest and size signed are those of the bytes as stored.
+        headers = {"Accept": ACCEPT, "Accept-Encoding": "identity"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         elif authorization:
             headers["Authorization"] = authorization
+        url = f"{session.scheme}://{host}{url_path}"
         try:
-            return self._http.request(
-                method, f"{session.scheme}://{host}{url_path}", headers=headers
-            )
+            return self._read(self._http.build_request(method, url, headers=headers), host)
         except httpx.ConnectError as error:
             if (
                 session.scheme == "https"
@@ -305,6 +318,25 @@ class Registry:
             raise self._unreachable(host, error) from None
         except httpx.HTTPError as error:
             raise self._unreachable(host, error) from None
+
+    def _read(
+        self, request: httpx.Request, host: str, *, follow_redirects: bool = True
+    ) -> tuple[httpx.Response, bytes]:
+        """Send and read the answer, refusing one larger than any manifest may be."""
+        response = self._http.send(request, stream=True, follow_redirects=follow_redirects)
+        body = bytearray()
+        try:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise VerificationError(
+                        f"the registry {host} sent more than the {MAX_MANIFEST_BYTES} bytes a "
+                        "manifest may have",
+                        hint="the registry or something between is sending endless data",
+                    )
+        finally:
+            response.close()
+        return response, bytes(body)
 
     def _unreachable(self, host: str, error: httpx.HTTPError) -> ServerUnreachableError:
         text = str(error) or type(error).__name__
@@ -324,8 +356,16 @@ class Registry:
         self, host: str, params: dict[str, str], scope: str, credentials: Credentials | None
     ) -> str:
         realm = params["realm"]
-        realm_host = urlsplit(realm).netloc
-        if urlsplit(realm).scheme != "https" and not (
+        try:
+            realm_parts = urlsplit(realm)
+        except ValueError:
+            raise ServerRefusedError(
+                f"the registry {host} names an invalid token service ({realm!r})",
+                status=401,
+                error="registry_token",
+            ) from None
+        realm_host = realm_parts.netloc
+        if realm_parts.scheme != "https" and not (
             self._settings.allows_plain_http(host) or is_loopback(realm_host)
         ):
             raise ServerRefusedError(
@@ -340,7 +380,8 @@ class Registry:
             query["service"] = params["service"]
         try:
             if credentials is not None and credentials.identity_token:
-                response = self._http.post(
+                request = self._http.build_request(
+                    "POST",
                     realm,
                     data={
                         **query,
@@ -350,12 +391,18 @@ class Registry:
                     },
                 )
             else:
-                auth = (
-                    (credentials.username, credentials.password)
-                    if credentials is not None and credentials.username
-                    else None
-                )
-                response = self._http.get(realm, params=query, auth=auth)
+                request = self._http.build_request("GET", realm, params=query)
+                if credentials is not None and credentials.username:
+                    basic = f"{credentials.username}:{credentials.password}".encode()
+                    request.headers["Authorization"] = "Basic " + base64.b64encode(basic).decode()
+            # Never follow a redirect with credentials: it could lead them anywhere.
+            response, body = self._read(request, host, follow_redirects=False)
+        except (httpx.InvalidURL, ValueError):  # UnicodeError is a ValueError
+            raise ServerRefusedError(
+                f"the registry {host} names an invalid token service ({realm!r})",
+                status=401,
+                error="registry_token",
+            ) from None
         except httpx.HTTPError as error:
             raise ServerUnreachableError(
                 f"cannot reach the token service of the registry {host} ({realm_host}): {error}"
@@ -369,9 +416,7 @@ class Registry:
                 hint=f"log in with: docker login {host}",
             )
         try:
-            if len(response.content) > MAX_TOKEN_BYTES:
-                raise ValueError("token answer too large")
-            answer = response.json()
+            answer = json.loads(body)
             token = answer.get("token") or answer.get("access_token")
         except (ValueError, AttributeError):
             token = None

@@ -17,6 +17,10 @@ from trustkit.names import parse_digest, parse_gun, parse_reference, validate_ta
         ("registry.example.com/team/app", "registry.example.com/team/app"),
         ("localhost:5000/app", "localhost:5000/app"),
         ("localhost/app", "localhost/app"),
+        ("docker.io/nginx", "docker.io/library/nginx"),
+        ("index.docker.io/library/nginx", "docker.io/library/nginx"),
+        ("registry-1.docker.io/team/app", "docker.io/team/app"),
+        ("Registry.Example.COM/team/app", "registry.example.com/team/app"),
     ],
 )
 def test_repository_names_are_normalised_like_docker(text: str, gun: str):

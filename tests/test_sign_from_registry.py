@@ -478,7 +478,7 @@ class _NoHeadRegistry:
         self._server.server_close()
 
 
-def test_registry_without_head_is_asked_with_get_and_the_served_bytes_are_signed(
+def test_sign_hashes_the_served_bytes_and_verify_falls_back_to_get_without_head(
     publisher: Trustkit, host: Trustkit, path: str
 ):
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
@@ -487,6 +487,9 @@ def test_registry_without_head_is_asked_with_get_and_the_served_bytes_are_signed
         gun = f"{fake.host}/{path}"
         publisher("init", gun)
         signed = publisher("sign", f"{gun}:1.0")
+        signing_requests = list(fake.requests)
+        fake.requests.clear()
+        verified = host("verify", "--json", f"{gun}:1.0")
     finally:
         fake.stop()
 
@@ -498,11 +501,18 @@ def test_registry_without_head_is_asked_with_get_and_the_served_bytes_are_signed
         len(manifest),
         OCI_MANIFEST,
     )
+    # Signing reads the manifest itself: the digest signed is that of the bytes served.
+    assert [(method, url) for method, url, _ in signing_requests] == [
+        ("GET", f"/v2/{path}/manifests/1.0"),
+    ]
+    # Verifying asks with HEAD first and falls back to GET when the registry has no HEAD.
+    assert verified.code == 0, verified.err
+    assert verified.json["registry_digest"] == expected
     assert [(method, url) for method, url, _ in fake.requests] == [
         ("HEAD", f"/v2/{path}/manifests/1.0"),
         ("GET", f"/v2/{path}/manifests/1.0"),
     ]
-    for _, _, accept in fake.requests:
+    for _, _, accept in signing_requests + fake.requests:
         assert [kind.strip() for kind in accept.split(",")] == MANIFEST_ACCEPT.split(", ")
 
 
@@ -532,12 +542,12 @@ def test_registry_that_needs_https_is_never_tried_over_plain_http(
     assert refused.code == 3
     assert "cannot reach the registry registry.invalid" in refused.err
     assert "--insecure-registry registry.invalid" in refused.err
-    assert tried_by_default == ["HEAD https://registry.invalid/v2/team/app/manifests/1.0"]
+    assert tried_by_default == ["GET https://registry.invalid/v2/team/app/manifests/1.0"]
     # Only when the user marks it insecure does trustkit fall back to plain http.
     assert marked.code == 3
     assert tried == [
-        "HEAD https://registry.invalid/v2/team/app/manifests/1.0",
-        "HEAD http://registry.invalid/v2/team/app/manifests/1.0",
+        "GET https://registry.invalid/v2/team/app/manifests/1.0",
+        "GET http://registry.invalid/v2/team/app/manifests/1.0",
     ]
 
 
@@ -556,3 +566,49 @@ def test_resolve_never_asks_the_registry(publisher: Trustkit, host: Trustkit, pa
     # verify does ask, and says it could not compare; resolve stays silent about it.
     assert verified.code == 0
     assert "could not be compared with the registry" in verified.err
+
+
+def test_size_or_media_type_without_a_digest_is_a_usage_error(publisher: Trustkit, path: str):
+    gun = f"registry.test/{path}"
+
+    sized = publisher("sign", f"{gun}:1.0", "--size", "10")
+    typed = publisher("sign", f"{gun}:1.0", "--media-type", OCI_MANIFEST)
+
+    assert (sized.code, typed.code) == (2, 2)
+    assert "give --digest too" in sized.err
+    assert_nothing_staged(publisher, gun)
+
+
+def test_verify_refuses_a_broken_docker_config_instead_of_skipping_the_registry_check(
+    publisher: Trustkit,
+    host: Trustkit,
+    token_registry: RegistryProcess,
+    tmp_path: Path,
+    path: str,
+):
+    gun = f"{token_registry.host}/{path}"
+    push(build_image(tmp_path / "oci", "1.0", b"one"), token_registry, path, creds=CREDS)
+    write_docker_config(publisher, {"auths": {token_registry.host: {"auth": basic_auth(*CREDS)}}})
+    publisher("init", gun)
+    assert publisher("sign", f"{gun}:1.0").code == 0
+    broken = tmp_path / "broken-docker-config"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+
+    # The registry asks for credentials; a config that cannot be read is the user's to fix,
+    # not a reason to skip the comparison quietly.
+    result = host("verify", f"{gun}:1.0", env={"DOCKER_CONFIG": str(broken)})
+
+    assert result.code == 2
+    assert "is not valid JSON" in result.err
+
+
+def test_registry_clients_never_show_secrets_in_their_repr(tmp_path: Path):
+    from client.docker_config import DockerConfig
+    from client.registry import _Session
+
+    config = DockerConfig(tmp_path / "config.json", {"auths": {"r.io": {"auth": "c2VjcmV0"}}})
+    session = _Session(tokens={"repository:a:pull": "token-value"})
+
+    assert "c2VjcmV0" not in repr(config)
+    assert "token-value" not in repr(session)

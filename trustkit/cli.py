@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -133,7 +134,7 @@ class Context:
         from client.gate import Gate
         from client.policy import HostPolicy
 
-        path = self.args.policy or self.env.get("TRUSTKIT_POLICY")
+        path = self.args.policy or self.env.get("TRUSTKIT_POLICY") or None
         if path is None and SYSTEM_POLICY.exists():
             path = str(SYSTEM_POLICY)
         policy = HostPolicy.load(Path(path)) if path else HostPolicy()
@@ -208,11 +209,17 @@ def cmd_sign(ctx: Context) -> int:
     if ctx.args.digest and ref.digest and digest != ref.digest:
         raise UsageError(f"--digest {digest} differs from the digest in {ctx.args.reference}")
     size, media_type = ctx.args.size, ctx.args.media_type
+    if digest is None and (size is not None or media_type is not None):
+        raise UsageError(
+            "--size and --media-type describe a --digest you give; without one, the "
+            "registry says what the tag names",
+            hint="give --digest too, or leave --size and --media-type out",
+        )
     if digest is None or size is None:
         # Ask the registry what the tag (or the given digest) names: sign exactly that.
         with ctx.registry() as registry:
             manifest = registry.resolve(
-                ImageReference(ref.gun, None if digest else ref.tag, digest)
+                ImageReference(ref.gun, None if digest else ref.tag, digest), read_body=True
             )
         digest, size = manifest.digest, manifest.size
         media_type = media_type or manifest.media_type
@@ -288,13 +295,19 @@ def cmd_verify(ctx: Context) -> int:
 
 def _registry_digest(ctx: Context, ref: Any, target: Any) -> str | None:
     """What the registry serves for the tag now; a tag moved since signing is refused."""
-    from trustkit.errors import VerificationError
+    from trustkit.errors import (
+        NotFoundError,
+        ServerRefusedError,
+        ServerUnreachableError,
+        VerificationError,
+    )
 
     registry = ctx.registry()  # a bad --registry-ca is the user's error, not a skipped check
     try:
         with registry:
             current = registry.resolve(ref)
-    except TrustkitError as error:
+    except (NotFoundError, ServerRefusedError, ServerUnreachableError) as error:
+        # The registry could not be asked; what it serves, when it answers, is checked.
         ctx.out.note(
             f"trustkit: {ref.gun}:{ref.tag} verifies, but it could not be compared with the "
             f"registry: {error.message}"
@@ -592,8 +605,6 @@ def cmd_docker(ctx: Context) -> int:
             try:
                 return execute([build.command], replace_process=False)
             finally:
-                import shutil
-
                 shutil.rmtree(build.workdir, ignore_errors=True)
     return execute(commands, replace_process=True)
 

@@ -14,6 +14,8 @@ from trustkit.errors import UsageError
 
 __all__ = [
     "DEFAULT_TAG",
+    "DOCKER_HUB_ALIASES",
+    "DOCKER_HUB_ENDPOINT",
     "ImageReference",
     "Digest",
     "parse_digest",
@@ -24,6 +26,8 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = "docker.io"
+DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"  # where Docker Hub's registry API answers
 DEFAULT_TAG = "latest"
 MAX_GUN_LENGTH = 255
 
@@ -86,11 +90,15 @@ def parse_gun(text: str) -> str:
         )
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
-        domain, path = first, rest
+        # Host names are case-insensitive, and Docker Hub answers to several names:
+        # one spelling each, so a policy or a trust anchor cannot be sidestepped.
+        domain, path = first.lower(), rest
+        if domain in DOCKER_HUB_ALIASES:
+            domain = DEFAULT_REGISTRY
     else:
         domain, path = DEFAULT_REGISTRY, name
-        if "/" not in path:
-            path = f"library/{path}"
+    if domain == DEFAULT_REGISTRY and "/" not in path:
+        path = f"library/{path}"
     if not _DOMAIN.match(domain):
         raise UsageError(f"'{domain}' in '{text}' is not a valid registry host name")
     for component in path.split("/"):
