@@ -130,6 +130,7 @@ class Lifecycle:
             for keyid in old_keys:
                 root.revoke_key(keyid, role)
             root.add_key(new.public, role)
+            root.roles[role].threshold = 1  # one new key replaces them all
             root.version += 1
             root.expires = self._settings.expiry.expires("root")
             new_signers = [self._keystore.signer(new, self._passphrases)]

@@ -217,6 +217,14 @@ class Verifier:
 
     def _explain(self, gun: str, error: exceptions.RepositoryError) -> TrustkitError:
         text = str(error) or type(error).__name__
+        if isinstance(error, exceptions.ExpiredMetadataError) and (
+            "root" in text or "targets" in text
+        ):
+            return VerificationError(
+                f"metadata for {gun} expired ({text})",
+                hint="root and targets are re-signed by their key holders: run trustkit "
+                "status to see when, and trustkit refresh before they expire",
+            )
         if isinstance(error, exceptions.ExpiredMetadataError):
             when = self._served_timestamp_expiry(gun) if "timestamp" in text else None
             at = f" at {when}" if when else ""

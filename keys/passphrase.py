@@ -63,12 +63,17 @@ class PassphraseSource:
 
     def get(self, role: str, description: str, *, new: bool = False) -> str:
         kind = role_kind(role)
-        if kind in self._cache:
-            return self._cache[kind]
-        passphrase = self._from_env(kind) or self._from_file() or self._ask(kind, description, new)
+        # An environment variable or a file gives one passphrase per kind of role; at a
+        # prompt each key has its own (a rotated-in key must not inherit the old one's).
+        key = description.removeprefix("new ")
+        cached = self._cache.get(kind) or self._cache.get(key)
+        if cached is not None:
+            return cached
+        given = self._from_env(kind) or self._from_file()
+        passphrase = given or self._ask(kind, description, new)
         if new and not passphrase:
             raise PassphraseError(f"the passphrase for the new {description} is empty")
-        self._cache[kind] = passphrase
+        self._cache[kind if given else key] = passphrase
         return passphrase
 
     def _from_env(self, kind: str) -> str | None:

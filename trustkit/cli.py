@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 __all__ = ["main", "run"]
 
 SYSTEM_POLICY = Path("/etc/trustkit/policy.toml")
+COMMON_DEFAULTS: dict[str, Any] = {
+    "server": None,
+    "json": False,
+    "passphrase_file": None,
+    "expiry": None,
+}
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
 
@@ -695,11 +701,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Sign container image tags and verify them before they run.",
         parents=[common],
     )
+    # Options of every command: set where missing after parsing (see main), because a
+    # parser default would also reach the sub-commands sharing these option objects and
+    # overwrite a value given before the command.
     parser.set_defaults(
-        server=None,
-        json=False,
-        passphrase_file=None,
-        expiry=None,
         insecure_registry=None,
         registry_ca=None,
         via=None,
@@ -905,6 +910,9 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     parser = _parser()
     own, docker_args = _split_passthrough(parser, sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(own)
+    for name, default in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
     if docker_args is not None:
         args.docker_args = docker_args
     out = Output(as_json=bool(args.json))
