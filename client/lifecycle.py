@@ -13,19 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from securesystemslib.signer import Signer
-from tuf.api.exceptions import UnsignedMetadataError
-
-from client.server_api import ServerAPI
-from client.settings import ClientSettings
-from client.verify import TrustedRepository, Verifier
-from keys.keystore import KeyRecord, Keystore
-from keys.passphrase import PassphraseSource
-from trustkit.errors import TrustkitError, UsageError
+from client.publisher import KeyHolder
+from client.verify import TrustedRepository
+from keys.keystore import KeyRecord
+from trustkit.errors import UsageError
 from trustkit.expiry import utc_now
-from trustkit.metadata import ONLINE_ROLES, sign_with
+from trustkit.metadata import ONLINE_ROLES
 
 __all__ = [
     "OFFLINE_ROLES",
@@ -95,22 +89,8 @@ def expiry_report(
     return report
 
 
-class Lifecycle:
+class Lifecycle(KeyHolder):
     """Rotation and renewal of a repository's offline roles."""
-
-    def __init__(
-        self,
-        settings: ClientSettings,
-        api: ServerAPI,
-        keystore: Keystore,
-        passphrases: PassphraseSource,
-        verifier: Verifier,
-    ) -> None:
-        self._settings = settings
-        self._api = api
-        self._keystore = keystore
-        self._passphrases = passphrases
-        self._verifier = verifier
 
     def rotate(self, gun: str, role: str, keytype: str = "ed25519") -> RotationResult:
         """Replace every key of ``role`` (root or targets) with one new key."""
@@ -135,12 +115,12 @@ class Lifecycle:
             root.expires = self._settings.expiry.expires("root")
             new_signers = [self._keystore.signer(new, self._passphrases)]
             root_signers = old_root_signers + (new_signers if role == "root" else [])
-            upload = {"root": self._signed(root, root_signers)}
+            upload = {"root": self._signed_bytes(root, root_signers)}
             if role == "targets":
                 targets = trusted.targets
                 targets.version += 1
                 targets.expires = self._settings.expiry.expires("targets")
-                upload["targets"] = self._signed(targets, new_signers)
+                upload["targets"] = self._signed_bytes(targets, new_signers)
             self._api.upload(gun, upload)
         except BaseException:
             self._keystore.remove(new)
@@ -155,22 +135,14 @@ class Lifecycle:
         now = utc_now()
         upload: dict[str, bytes] = {}
         renewed: dict[str, int] = {}
-        if trusted.root.expires - now <= within:
-            root = trusted.root
-            root.version += 1
-            root.expires = self._settings.expiry.expires("root", now)
-            upload["root"] = self._signed(
-                root, self._keystore.signers(gun, "root", self._passphrases)
-            )
-            renewed["root"] = root.version
-        if trusted.targets.expires - now <= within:
-            targets = trusted.targets
-            targets.version += 1
-            targets.expires = self._settings.expiry.expires("targets", now)
-            upload["targets"] = self._signed(
-                targets, self._keystore.signers(gun, "targets", self._passphrases)
-            )
-            renewed["targets"] = targets.version
+        for role, signed in (("root", trusted.root), ("targets", trusted.targets)):
+            if signed.expires - now > within:
+                continue
+            signed.version += 1
+            signed.expires = self._settings.expiry.expires(role, now)
+            signers = self._keystore.signers(gun, role, self._passphrases)
+            upload[role] = self._signed_bytes(signed, signers)
+            renewed[role] = signed.version
         if upload:
             self._api.upload(gun, upload)
             self._verifier.trusted_repository(gun)
@@ -180,13 +152,6 @@ class Lifecycle:
         for record in self._keystore.find(gun, role):
             if record.keyid != keep:
                 self._keystore.remove(record)
-
-    @staticmethod
-    def _signed(signed: Any, signers: list[Signer]) -> bytes:
-        try:
-            return sign_with(signed, signers)
-        except UnsignedMetadataError as error:
-            raise TrustkitError(f"signing {signed.type} failed: {error}") from None
 
 
 def describe_record(record: KeyRecord) -> dict[str, str]:

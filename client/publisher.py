@@ -27,7 +27,7 @@ from trustkit.errors import PublishConflictError, TrustkitError, UsageError
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, new_root, new_targets, sign_with
 
-__all__ = ["InitResult", "PublishResult", "Publisher", "stage_or_publish"]
+__all__ = ["InitResult", "KeyHolder", "PublishResult", "Publisher", "stage_or_publish"]
 
 MAX_ATTEMPTS = 8
 
@@ -46,7 +46,9 @@ class PublishResult:
     changes: int
 
 
-class Publisher:
+class KeyHolder:
+    """What every operation of a repository's key holder works with."""
+
     def __init__(
         self,
         settings: ClientSettings,
@@ -61,6 +63,15 @@ class Publisher:
         self._passphrases = passphrases
         self._verifier = verifier
 
+    @staticmethod
+    def _signed_bytes(signed: Any, signers: list[Signer]) -> bytes:
+        try:
+            return sign_with(signed, signers)
+        except UnsignedMetadataError as error:
+            raise TrustkitError(f"signing {signed.type} failed: {error}") from None
+
+
+class Publisher(KeyHolder):
     def init(self, gun: str, keytype: str = "ed25519") -> InitResult:
         if self._api.has_metadata(gun, "1.root.json"):
             raise UsageError(
@@ -123,13 +134,6 @@ class Publisher:
                 continue
             return PublishResult(gun, targets.version, attempt, len(changes))
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _signed_bytes(signed: Any, signers: list[Signer]) -> bytes:
-        try:
-            return sign_with(signed, signers)
-        except UnsignedMetadataError as error:
-            raise TrustkitError(f"signing {signed.type} failed: {error}") from None
 
 
 def stage_or_publish(
