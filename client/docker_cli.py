@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from trustkit.errors import UsageError
 
 __all__ = [
+    "FALSE_VALUES",
     "BuildArgs",
     "DockerCommand",
     "find_image",
     "parse_build",
     "parse_docker_command",
     "parse_pull",
+    "pull_options",
 ]
 
 # docker run / docker create (Docker 20 to 28), long options taking a value.
@@ -73,7 +75,7 @@ _PULL_VALUE_OPTIONS = frozenset({"platform"})
 _PULL_FLAG_OPTIONS = frozenset({"all-tags", "disable-content-trust", "quiet", "help"})
 _PULL_SHORT_FLAG = frozenset("aq")
 # What Go's strconv.ParseBool reads as false, for --all-tags=VALUE.
-_FALSE_VALUES = frozenset({"0", "f", "F", "false", "FALSE", "False"})
+FALSE_VALUES = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 
 # docker build / docker buildx build.
 _BUILD_VALUE_OPTIONS = frozenset(
@@ -96,9 +98,67 @@ _BUILD_SHORT_FLAG = frozenset("qD")
 # Options of the docker command itself, before the sub-command.
 _GLOBAL_VALUE_OPTIONS = frozenset({"config", "context", "host", "log-level", "tlscacert"})
 _GLOBAL_VALUE_OPTIONS |= frozenset({"tlscert", "tlskey"})
-_GLOBAL_FLAG_OPTIONS = frozenset({"debug", "tls", "tlsverify"})
+_GLOBAL_FLAG_OPTIONS = frozenset({"debug", "help", "tls", "tlsverify", "version"})
 _GLOBAL_SHORT_VALUE = frozenset("cHl")
-_GLOBAL_SHORT_FLAG = frozenset("D")
+_GLOBAL_SHORT_FLAG = frozenset("Dhv")
+
+_Options = tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]
+# Options of docker buildx before its sub-command.
+_BUILDX: _Options = (
+    frozenset({"builder"}),
+    frozenset({"debug", "help"}),
+    frozenset(),
+    frozenset("Dh"),
+)
+# Options of docker compose before its sub-command.
+_COMPOSE: _Options = (
+    frozenset(
+        """
+        ansi env-file file parallel profile progress project-directory project-name workdir
+        """.split()
+    ),
+    frozenset("all-resources compatibility dry-run help version".split()),
+    frozenset("fp"),
+    frozenset("hv"),
+)
+# Options of docker stack, service and plugin before their sub-command.
+_STACK: _Options = (
+    frozenset({"kubeconfig", "orchestrator"}),
+    frozenset({"help"}),
+    frozenset(),
+    frozenset("h"),
+)
+
+# Commands that pull images the gate cannot verify: refused, not passed through.
+_UNVERIFIABLE = {
+    ("service", "create"): "service",
+    ("service", "update"): "service",
+    ("stack", "deploy"): "stack",
+    ("stack", "up"): "stack",
+    ("compose", "up"): "compose",
+    ("compose", "pull"): "compose",
+    ("compose", "run"): "compose",
+    ("compose", "create"): "compose",
+    ("compose", "build"): "compose",
+    ("compose", "watch"): "compose",
+    ("compose", "scale"): "compose",
+    ("buildx", "bake"): "bake",
+    ("plugin", "install"): "plugin",
+    ("plugin", "upgrade"): "plugin",
+}
+_HOW_TO_PIN = {
+    "service": "pin the image with 'trustkit resolve IMAGE:TAG' and give the pinned "
+    "IMAGE@sha256:… to the docker binary directly",
+    "stack": "pin every image with 'trustkit resolve IMAGE:TAG', write the pinned "
+    "IMAGE@sha256:… into the stack file, then run the docker binary directly",
+    "compose": "pin every image with 'trustkit resolve IMAGE:TAG', write the pinned "
+    "IMAGE@sha256:… into the compose file (and build with 'trustkit docker build'), "
+    "then run the docker binary directly",
+    "bake": "build each target with 'trustkit docker build', or pin every base image with "
+    "'trustkit resolve IMAGE:TAG' in the Dockerfiles and run the docker binary directly",
+    "plugin": "pin the plugin with 'trustkit resolve IMAGE:TAG' and give the pinned "
+    "IMAGE@sha256:… to the docker binary directly",
+}
 
 
 @dataclass(frozen=True)
@@ -121,6 +181,13 @@ _BUILD = _Grammar(_BUILD_VALUE_OPTIONS, _BUILD_FLAG_OPTIONS, _BUILD_SHORT_VALUE,
 _GLOBAL = _Grammar(
     _GLOBAL_VALUE_OPTIONS, _GLOBAL_FLAG_OPTIONS, _GLOBAL_SHORT_VALUE, _GLOBAL_SHORT_FLAG
 )
+_SUB_GRAMMARS = {
+    "buildx": _Grammar(*_BUILDX),
+    "compose": _Grammar(*_COMPOSE),
+    "stack": _Grammar(*_STACK),
+    "service": _Grammar(*_STACK),
+    "plugin": _Grammar(*_STACK),
+}
 
 
 @dataclass(frozen=True)
@@ -145,14 +212,20 @@ def _read_option(args: Sequence[str], index: int, grammar: _Grammar, what: str) 
                 raise UsageError(f"{arg} in '{what}' needs a value")
             return _Option(name, args[index + 1], index + 2, (name,))
         raise _unknown(arg, what)
-    # A cluster of short options such as -it or -p8080:80 or -itp 80:80.
+    # A cluster of short options such as -it or -p8080:80 or -itp 80:80. As Docker's
+    # flag parser reads it: "=" right after a letter starts that letter's value when
+    # something follows it (-d=true, -e=A=1); a value option takes the rest as is (-e=).
     letters = arg[1:]
     for position, letter in enumerate(letters):
+        names = tuple(letters[: position + 1])
+        rest = letters[position + 1 :]
         if letter in grammar.short_flag:
+            if rest.startswith("=") and len(rest) > 1:
+                return _Option(letter, rest[1:], index + 1, names)
             continue
         if letter in grammar.short_value:
-            names = tuple(letters[: position + 1])
-            rest = letters[position + 1 :].removeprefix("=")
+            if rest.startswith("=") and len(rest) > 1:
+                rest = rest[1:]
             if rest:
                 return _Option(letter, rest, index + 1, names)
             if index + 1 >= len(args):
@@ -203,7 +276,7 @@ def parse_pull(args: Sequence[str]) -> tuple[list[str], str]:
             option = _read_option(args, index, _PULL, "docker pull")
             # -a in any cluster (-qa, -aq), and --all-tags=VALUE unless VALUE is false.
             all_tags = {"a", "all-tags"} & set(option.names)
-            if all_tags and option.value not in _FALSE_VALUES:
+            if all_tags and option.value not in FALSE_VALUES:
                 raise UsageError(
                     "pulling all tags cannot be verified tag by tag",
                     hint="pull the tags you run one by one: trustkit pull IMAGE:TAG",
@@ -218,6 +291,19 @@ def parse_pull(args: Sequence[str]) -> tuple[list[str], str]:
     if image is None:
         raise UsageError("'docker pull' names no image", hint="e.g. trustkit pull IMAGE:TAG")
     return options, image
+
+
+def pull_options(options: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Each option of ``docker pull`` options (as ``parse_pull`` returns them) with its
+    value: (name without dashes, value or None); every letter of a cluster counts."""
+    found: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(options):
+        option = _read_option(options, index, _PULL, "docker pull")
+        found.extend((name, None) for name in option.names[:-1])
+        found.append((option.name, option.value))
+        index = option.end
+    return found
 
 
 @dataclass(frozen=True)
@@ -323,25 +409,46 @@ def _asks_for_help(action: str, args: Sequence[str]) -> bool:
             option = _read_option(args, index, grammar, f"docker {action}")
         except UsageError:
             return False  # the gate refuses it when it reads the arguments
-        if "help" in option.names and option.value not in _FALSE_VALUES:
+        if "help" in option.names and option.value not in FALSE_VALUES:
             return True
         index = option.end
     return False
 
 
+def _skip_options(args: Sequence[str], index: int, grammar: _Grammar, what: str) -> int:
+    """Index of the first argument at or after ``index`` that is not an option."""
+    while index < len(args) and args[index].startswith("-") and args[index] != "-":
+        index = _read_option(args, index, grammar, what).end
+    return index
+
+
 def parse_docker_command(args: Sequence[str]) -> DockerCommand:
     """Split ``docker`` arguments; a request for help is passed through, like any
-    command that is not gated."""
-    index = 0
-    while index < len(args) and args[index].startswith("-") and args[index] != "-":
-        arg = args[index]
-        if arg in ("--help", "-h", "-v", "--version"):
-            return DockerCommand(None, list(args), [])
-        index = _read_option(args, index, _GLOBAL, "docker").end
-    for words, action in _GATED.items():
-        if tuple(args[index : index + len(words)]) == words:
-            end = index + len(words)
-            if _asks_for_help(action, args[end:]):
-                return DockerCommand(None, list(args), [])
-            return DockerCommand(action, list(args[:end]), list(args[end:]))
+    command that is not gated. Commands that pull images the gate cannot verify
+    (compose, stack, service, bake, plugins) are refused."""
+    index = _skip_options(args, 0, _GLOBAL, "docker")
+    command = args[index] if index < len(args) else None
+    words: tuple[str, ...] = ()
+    if command in _SUB_GRAMMARS:
+        # docker buildx --builder B build, docker compose -f FILE up: options between.
+        sub = _skip_options(args, index + 1, _SUB_GRAMMARS[command], f"docker {command}")
+        words = (command, args[sub]) if sub < len(args) else (command,)
+        end = sub + 1
+        if words in _UNVERIFIABLE:
+            raise UsageError(
+                f"trustkit cannot verify the images 'docker {' '.join(words)}' pulls, so it "
+                "does not run it",
+                hint=_HOW_TO_PIN[_UNVERIFIABLE[words]],
+            )
+        if command == "buildx" and words[1:] in (("build",), ("b",)):
+            return _gated("build", args, end)
+    for gated, action in _GATED.items():
+        if tuple(args[index : index + len(gated)]) == gated:
+            return _gated(action, args, index + len(gated))
     return DockerCommand(None, list(args), [])
+
+
+def _gated(action: str, args: Sequence[str], end: int) -> DockerCommand:
+    if _asks_for_help(action, args[end:]):
+        return DockerCommand(None, list(args), [])
+    return DockerCommand(action, list(args[:end]), list(args[end:]))

@@ -6,11 +6,18 @@ reaches the builder. Build stages named by an earlier ``AS`` and ``scratch`` are
 images. Variables in ``FROM`` are expanded from global ``ARG`` defaults and
 ``--build-arg`` values, as the builder would; a ``FROM`` that cannot be expanded is
 refused rather than guessed.
+
+The gate must read the file exactly as BuildKit does, or an image could reach the
+builder unverified. Where trustkit's reading might differ from BuildKit's (odd control
+characters or Unicode blanks, quoting in FROM, heredocs it cannot delimit, an odd
+stage name), the Dockerfile is refused rather than guessed; and after rewriting, every
+line that starts with ``FROM`` must be one trustkit handled.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -23,9 +30,15 @@ __all__ = ["BaseImage", "base_images", "pin_base_images"]
 # it does not know) ends the block.
 _DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
 _KNOWN_DIRECTIVES = frozenset({"escape", "syntax", "check"})
-_WORD = re.compile(r"[^\t\n\f\r ]+")  # Go's \s: what BuildKit splits arguments on
+_WORD = re.compile(r"[^\t\n\v\f\r ]+")  # what BuildKit splits arguments on
 _VARIABLE = re.compile(r"\$(?:\{(\w+)(?:(:?[-+])([^}]*))?\}|(\w+))")
 _BOM = "\ufeff"
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")  # BuildKit's, on the lowercased name
+_FROM_FLAG = re.compile(r"--[A-Za-z][A-Za-z0-9-]*=[^\s'\"\\`]*")
+_IMAGE_WORD = re.compile(r"[^\s'\"\\`{}$]+")  # what an expanded image may be made of
+_HEREDOC = re.compile(r"(\d*)<<(-?)(.*)")
+_HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
+_UNCLEAR = object()  # an ARG value trustkit cannot be sure to read as BuildKit does
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,34 @@ class _Instruction:
     first_line: int
     keyword: str
     words: list[_Word]  # the arguments, after the keyword
+    text: str  # the whole instruction, continuation lines joined
+
+
+def _refuse_odd_characters(text: str) -> None:
+    """Refuse characters BuildKit might read differently from trustkit: control
+    characters other than tab and newline, a carriage return not before a newline,
+    blanks other than the ASCII space and tab, and a byte-order mark after the start."""
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
+        for position, character in enumerate(line):
+            if character == "\r":
+                if position == len(line) - 1 and number < len(lines) - 1:
+                    continue
+                what = "a carriage return that does not end the line"
+            elif character == _BOM:
+                if number == 0 and position == 0:
+                    continue
+                what = "a byte-order mark (U+FEFF) after the start of the file"
+            elif character != "\t" and unicodedata.category(character) == "Cc":
+                what = f"the control character U+{ord(character):04X}"
+            elif character.isspace() and character not in " \t":
+                what = f"the blank U+{ord(character):04X} (not a plain space)"
+            else:
+                continue
+            raise UsageError(
+                f"line {number + 1} of the Dockerfile has {what}, which the builder may read "
+                "differently from trustkit; replace it with a plain space or remove it"
+            )
 
 
 def _escape_character(lines: list[str]) -> str:
@@ -75,10 +116,76 @@ def _trim_continuation(text: str, escape: str) -> tuple[str, bool]:
     return text[: match.start()], True
 
 
+def _shell_words(text: str, line: int) -> list[str]:
+    """Words as BuildKit's shell lexer splits a line when it looks for heredocs: on
+    blanks outside quotes, with quotes and backslash escapes kept in the word."""
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    characters = iter(text)
+    for character in characters:
+        if quote:
+            word.append(character)
+            if character == quote:
+                quote = ""
+            elif character == "\\" and quote == '"':
+                word.append(next(characters, ""))
+        elif character in " \t":
+            if word:
+                words.append("".join(word))
+                word = []
+        else:
+            word.append(character)
+            if character in "'\"":
+                quote = character
+            elif character == "\\":
+                word.append(next(characters, ""))
+    if quote:
+        raise UsageError(
+            f"cannot tell whether the instruction on line {line + 1} starts a heredoc: it has "
+            "an unclosed quote; close it"
+        )
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def _heredocs(instruction: _Instruction) -> list[tuple[str, bool]]:
+    """The heredocs a RUN, COPY or ADD opens, in order: (terminator, strip leading tabs)."""
+    keyword, words = instruction.keyword, instruction.words
+    if keyword == "ONBUILD" and words and words[0].text.isascii():
+        keyword = words[0].text.upper()
+    if keyword not in _HEREDOC_KEYWORDS or "<<" not in instruction.text:
+        return []
+    found = []
+    for word in _shell_words(instruction.text, instruction.first_line):
+        if "<<" not in word:
+            continue
+        unclear = "$" in word or "\\" in word
+        match = _HEREDOC.fullmatch(word)
+        name = match.group(3) if match else ""
+        if name[:1] in ("'", '"') and len(name) > 1 and name[-1] == name[0]:
+            name = name[1:-1]
+        if match and match.group(3) and (unclear or not name or set(name) & set("'\"<")):
+            raise UsageError(
+                f"cannot tell where the heredoc '{word}' on line {instruction.first_line + 1} "
+                "ends; name it plainly, e.g. <<EOF"
+            )
+        if unclear:
+            raise UsageError(
+                f"cannot tell whether '{word}' on line {instruction.first_line + 1} starts a "
+                "heredoc; write the heredoc plainly, e.g. <<EOF"
+            )
+        if match and name:
+            found.append((name, match.group(2) == "-"))
+    return found
+
+
 def _instructions(lines: list[str]) -> list[_Instruction]:
     """Instructions with the place of each word, continuation lines joined as BuildKit
     joins them: the escape character removed and nothing put in its place; comment
-    lines and empty lines inside a continued instruction skipped."""
+    lines and empty lines inside a continued instruction skipped; heredoc bodies of
+    RUN, COPY and ADD skipped."""
     escape = _escape_character(lines)
     found: list[_Instruction] = []
     index = 0
@@ -86,7 +193,7 @@ def _instructions(lines: list[str]) -> list[_Instruction]:
         first = index
         raw = lines[index].removesuffix("\r")
         index += 1
-        stripped = raw.lstrip()
+        stripped = raw.lstrip(" \t")
         if not stripped or stripped.startswith("#"):
             continue
         text, continued = _trim_continuation(stripped, escape)
@@ -94,7 +201,7 @@ def _instructions(lines: list[str]) -> list[_Instruction]:
         while continued and index < len(lines):
             raw = lines[index].removesuffix("\r")
             index += 1
-            if not raw.strip() or raw.lstrip().startswith("#"):
+            if not raw.strip(" \t") or raw.lstrip(" \t").startswith("#"):
                 continue
             text, continued = _trim_continuation(raw, escape)
             pieces.append((index - 1, 0, text))
@@ -106,25 +213,52 @@ def _instructions(lines: list[str]) -> list[_Instruction]:
         for match in _WORD.finditer(joined):
             (line, column), (last_line, _) = places[match.start()], places[match.end() - 1]
             words.append(_Word(match.group(), line, column if line == last_line else None))
-        if words:
-            found.append(_Instruction(first, words[0].text.upper(), words[1:]))
+        if not words:
+            continue
+        keyword = words[0].text.upper() if words[0].text.isascii() else words[0].text
+        instruction = _Instruction(first, keyword, words[1:], joined)
+        found.append(instruction)
+        for name, strip_tabs in _heredocs(instruction):
+            while index < len(lines):
+                body = lines[index].removesuffix("\r")
+                index += 1
+                if (body.lstrip("\t") if strip_tabs else body) == name:
+                    break
+            else:
+                raise UsageError(
+                    f"the heredoc <<{name} opened on line {first + 1} never ends; "
+                    f"end it with a line that is just {name}"
+                )
     return found
 
 
-def _expand(text: str, variables: Mapping[str, str], on_unset: Callable[[str], str]) -> str:
+def _expand(
+    text: str,
+    variables: Mapping[str, str],
+    on_unset: Callable[[str], str],
+    unclear: Callable[[str], bool] = lambda _: False,
+) -> str:
     """Expand ``$VAR``, ``${VAR}``, ``${VAR:-word}``, ``${VAR-word}``, ``${VAR:+word}``
-    and ``${VAR+word}`` as the builder does; ``on_unset`` decides a bare unset ``$VAR``."""
+    and ``${VAR+word}`` as the builder does; ``on_unset`` decides a bare unset ``$VAR``,
+    and a variable ``unclear`` says trustkit cannot read is refused."""
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(4)
+        if unclear(name):
+            raise UsageError(
+                f"cannot tell the value of ${name}: its ARG default has quotes or escapes "
+                "trustkit does not read as the builder does; write it plainly",
+            )
         operator, word = match.group(2), match.group(3)
         value = variables.get(name)
         if operator is None:
             return on_unset(name) if value is None else value
         present = bool(value) if operator.startswith(":") else value is not None
         if operator.endswith("+"):
-            return _expand(word, variables, on_unset) if present else ""
-        return value if present and value is not None else _expand(word, variables, on_unset)
+            return _expand(word, variables, on_unset, unclear) if present else ""
+        if present and value is not None:
+            return value
+        return _expand(word, variables, on_unset, unclear)
 
     return _VARIABLE.sub(replace, text)
 
@@ -134,44 +268,141 @@ def _lines(text: str) -> list[str]:
     return text.removeprefix(_BOM).split("\n")
 
 
-def base_images(text: str, build_args: Mapping[str, str]) -> list[BaseImage]:
-    """Every base image a Dockerfile pulls, in order (stages and ``scratch`` skipped)."""
+def _arg_default(default: str, escape: str) -> str | None:
+    """An ARG default without its quotes, or None when trustkit cannot be sure to read
+    it as the builder does (inner quotes, escapes, ``$`` in single quotes)."""
+    if len(default) > 1 and default[0] in "'\"" and default[-1] == default[0]:
+        inner = default[1:-1]
+        if set(inner) & {"'", '"', "\\", escape} or (default[0] == "'" and "$" in inner):
+            return None
+        return inner
+    if set(default) & {"'", '"', "\\", escape}:
+        return None
+    return default
+
+
+def _read(text: str, build_args: Mapping[str, str]) -> tuple[list[BaseImage], set[int]]:
+    """Every base image, and the lines of every FROM instruction (images or not)."""
+    _refuse_odd_characters(text)
+    lines = _lines(text)
+    escape = _escape_character(lines)
     variables: dict[str, str] = {}  # global ARGs that have a value
+    unclear: set[str] = set()  # global ARGs whose value trustkit cannot be sure of
     stages: set[str] = set()
     images: list[BaseImage] = []
+    handled: set[int] = set()
     seen_from = False
-    for instruction in _instructions(_lines(text)):
+    for instruction in _instructions(lines):
         if instruction.keyword == "ARG" and not seen_from:
             for argument in instruction.words:
                 name, has_default, default = argument.text.partition("=")
+                unclear.discard(name)
                 if name in build_args:
                     variables[name] = build_args[name]
                 elif has_default:
-                    # A default may use ARGs declared above it; unset ones expand to "".
-                    variables[name] = _expand(default.strip("\"'"), variables, lambda _: "")
+                    value = _arg_default(default, escape)
+                    if value is None:
+                        unclear.add(name)
+                        variables.pop(name, None)
+                    else:
+                        # A default may use ARGs declared above it; unset ones expand to "".
+                        variables[name] = _expand(
+                            value, variables, lambda _: "", unclear.__contains__
+                        )
+                elif name in variables:
+                    unclear.add(name)  # declared again without a value: unset or not?
+                    del variables[name]
             continue
         if instruction.keyword != "FROM":
             continue
         seen_from = True
-        words = [word for word in instruction.words if not word.text.startswith("--")]
-        if not words:
-            raise UsageError(f"a FROM line on line {instruction.first_line + 1} names no image")
-        written = words[0].text
+        images.extend(_from(instruction, variables, unclear, stages, escape))
+        handled.add(instruction.first_line)
+    return images, handled
 
-        def unset(name: str, written: str = written) -> str:
+
+def _from(
+    instruction: _Instruction,
+    variables: Mapping[str, str],
+    unclear: set[str],
+    stages: set[str],
+    escape: str,
+) -> list[BaseImage]:
+    """The image of one FROM instruction (none for a stage or scratch); adds its stage."""
+    number = instruction.first_line + 1
+    plainly = f"cannot tell which image line {number} pulls"
+    if not instruction.text.isascii():
+        raise UsageError(f"{plainly}: its FROM has characters other than ASCII; write it plainly")
+    flags = 0
+    while flags < len(instruction.words) and instruction.words[flags].text.startswith("--"):
+        flag = instruction.words[flags].text
+        if not _FROM_FLAG.fullmatch(flag) or escape in flag:
             raise UsageError(
-                f"cannot tell which image 'FROM {written}' names: ${name} has no value",
-                hint=f"give it with --build-arg {name}=… or a default in an ARG before FROM",
+                f"{plainly}: the FROM flag '{flag}' is not written as --NAME=VALUE; write it "
+                "so, e.g. --platform=linux/amd64"
             )
+        flags += 1
+    words = instruction.words[flags:]
+    if not words:
+        raise UsageError(f"a FROM line on line {number} names no image")
+    if len(words) not in (1, 3) or (len(words) == 3 and words[1].text.lower() != "as"):
+        raise UsageError(
+            f"{plainly}: a FROM is 'FROM [--platform=…] IMAGE [AS NAME]', with nothing "
+            "more; write it so"
+        )
+    written = words[0].text
+    if set(written) & {"'", '"', "\\", "`"}:
+        raise UsageError(
+            f"{plainly}: quotes and escapes in '{written}' are read by the builder's shell "
+            "rules; write the image plainly"
+        )
 
-        image = _expand(written, variables, unset)
-        names_a_stage = image.lower() in stages  # only stages defined above count
-        if len(words) >= 3 and words[1].text.upper() == "AS":
-            stages.add(words[2].text.lower())
-        if image.lower() == "scratch" or names_a_stage:
+    def unset(name: str) -> str:
+        raise UsageError(
+            f"cannot tell which image 'FROM {written}' names: ${name} has no value",
+            hint=f"give it with --build-arg {name}=… or a default in an ARG before FROM",
+        )
+
+    image = _expand(written, variables, unset, unclear.__contains__)
+    if not _IMAGE_WORD.fullmatch(image):
+        raise UsageError(
+            f"{plainly}: 'FROM {written}' expands to '{image}', which is not a plain image "
+            "name; write it plainly"
+        )
+    names_a_stage = image.lower() in stages  # only stages defined above count
+    if len(words) == 3:
+        stage = words[2].text.lower()
+        if not _STAGE_NAME.fullmatch(stage):
+            raise UsageError(
+                f"the stage name '{words[2].text}' on line {number} is not one the builder "
+                "accepts; name it with a letter, then letters, digits, '-', '_' or '.'"
+            )
+        stages.add(stage)
+    if image.lower() == "scratch" or names_a_stage:
+        return []
+    return [BaseImage(words[0].line, written, image, words[0].column)]
+
+
+def base_images(text: str, build_args: Mapping[str, str]) -> list[BaseImage]:
+    """Every base image a Dockerfile pulls, in order (stages and ``scratch`` skipped)."""
+    return _read(text, build_args)[0]
+
+
+def _refuse_unhandled_from_lines(text: str, handled: set[int], escape: str) -> None:
+    """The last check, on the rewritten text: every line that starts with FROM (also
+    inside heredocs and continued instructions) must be a FROM trustkit read. A line
+    that merely starts spelling it before an escape (``FR\\``) counts too."""
+    for number, line in enumerate(_lines(text)):
+        words = line.split()
+        if not words or number in handled:
             continue
-        images.append(BaseImage(words[0].line, written, image, words[0].column))
-    return images
+        token = words[0].lower()
+        bare = token.rstrip("\\`" + escape)
+        if bare == "from" or (bare != token and bare and "from".startswith(bare)):
+            raise UsageError(
+                f"cannot tell which image line {number + 1} pulls; write it plainly as "
+                "its own FROM instruction, outside heredocs and continued lines"
+            )
 
 
 def pin_base_images(
@@ -183,18 +414,29 @@ def pin_base_images(
     file (flags, stage names, comments, other instructions) is kept byte for byte.
     """
     bom = _BOM if text.startswith(_BOM) else ""
+    images, handled = _read(text, build_args)
     lines = _lines(text)
     pinned: list[tuple[str, str]] = []
-    for base in base_images(text, build_args):
+    for base in images:
         reference = pin(base.image)
         if base.column is None:
             raise UsageError(
                 f"cannot rewrite the FROM on line {base.line + 1}: its image is split "
                 "across lines; write it on one line"
             )
+        if not _IMAGE_WORD.fullmatch(reference) or not reference.isascii():
+            raise UsageError(f"cannot write '{reference}' into the FROM on line {base.line + 1}")
         line = lines[base.line]
         end = base.column + len(base.written)
         assert line[base.column : end] == base.written
         lines[base.line] = line[: base.column] + reference + line[end:]
         pinned.append((base.image, reference))
-    return bom + "\n".join(lines), pinned
+    rewritten = bom + "\n".join(lines)
+    _refuse_unhandled_from_lines(rewritten, handled, _escape_character(lines))
+    again, _ = _read(rewritten, build_args)
+    if [base.image for base in again] != [reference for _, reference in pinned]:
+        raise UsageError(
+            "cannot tell which images the rewritten Dockerfile pulls; write its FROM lines "
+            "plainly, one image per FROM"
+        )
+    return rewritten, pinned

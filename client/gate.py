@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from client.docker_cli import BuildArgs, find_image, parse_build, parse_pull
+from client.docker_cli import (
+    FALSE_VALUES,
+    BuildArgs,
+    find_image,
+    parse_build,
+    parse_pull,
+    pull_options,
+)
 from client.dockerfile import pin_base_images
 from client.policy import UNSIGNED_OK, HostPolicy
 from client.verify import TrustedRepository
@@ -88,6 +95,10 @@ class Gate:
     _verified: dict[str, TrustedRepository] = field(default_factory=dict)
 
     def pin(self, text: str) -> Pinned:
+        """Verify ``text`` and pin it. ``unsigned-ok`` lets an image through unverified
+        only when its repository has no trust data at all, or when the server cannot be
+        reached for a repository this host holds no root for; a repository that is
+        signed must sign the tag asked for, whatever the policy."""
         reference = parse_reference(text, default_tag=DEFAULT_TAG)
         unsigned_ok = self.policy.rule_for(reference.gun).trust == UNSIGNED_OK
         known_signed = unsigned_ok and self.has_anchor(reference.gun)
@@ -97,12 +108,7 @@ class Gate:
             if not unsigned_ok or known_signed:
                 raise
             return self._unverified(text, reference, error.message)
-        try:
-            digest, tag = self._signed_digest(repository, reference)
-        except NotFoundError as error:
-            if not unsigned_ok:
-                raise
-            return self._unverified(text, reference, error.message)
+        digest, tag = self._signed_digest(repository, reference)
         return self._pinned(text, reference, repository, digest, tag)
 
     def _unverified(self, text: str, reference: ImageReference, why: str) -> Pinned:
@@ -131,7 +137,7 @@ class Gate:
                 f"trusting the root of {reference.gun} on first use; pin it ahead of time "
                 "with: trustkit trust pin"
             )
-        notes.append(f"{text} is signed as {digest}")
+        notes.append(_signed_as(text, digest))
         return Pinned(text, reference, reference.pinned(digest), digest, tuple(notes))
 
     def _repository(self, gun: str) -> TrustedRepository:
@@ -146,7 +152,7 @@ class Gate:
             target = repository.target(reference.tag)
             if reference.digest is not None and str(reference.digest) != target.digest:
                 raise VerificationError(
-                    f"{reference.gun}:{reference.tag} is signed as {target.digest}, "
+                    f"{_signed_as(f'{reference.gun}:{reference.tag}', target.digest)}, "
                     f"not {reference.digest}"
                 )
             return target.digest, reference.tag
@@ -158,6 +164,10 @@ class Gate:
                 hint="use a signed tag (trustkit inspect lists them), or have it signed",
             )
         return str(reference.digest), tags[0]
+
+
+def _signed_as(name: str, digest: str) -> str:
+    return f"{name} is signed as {digest}"
 
 
 # --- argument vectors ------------------------------------------------------------------
@@ -179,19 +189,46 @@ def pull_commands(
     digest_only = parse_reference(image, default_tag=DEFAULT_TAG).tag is None
     if tool.kind == "skopeo" and dest is None and digest_only:
         raise UsageError("pulling a digest with skopeo needs --dest, e.g. oci:DIR:TAG")
+    if tool.kind == "skopeo":
+        overrides, copy_options = _skopeo_options(options)
     pinned = gate.pin(image)
     host = pinned.reference.gun.split("/", 1)[0]
     if tool.kind == "skopeo":
         target = dest or f"containers-storage:{pinned.reference.gun}:{pinned.reference.tag}"
         tls = ["--src-tls-verify=false"] if tool.plain_http(host) else []
         source = f"docker://{pinned.image}"
-        return pinned, [[tool.binary, "copy", *tls, *options, source, target]]
+        return pinned, [[tool.binary, *overrides, "copy", *tls, *copy_options, source, target]]
     tls = ["--tls-verify=false"] if tool.kind == "podman" and tool.plain_http(host) else []
     commands = [[tool.binary, *head, *tls, *options, pinned.image]]
     if pinned.local_tag is not None:
         # The same global options and the same form: "pull" → "tag", "image pull" → "image tag".
         commands.append([tool.binary, *head[:-1], "tag", pinned.image, pinned.local_tag])
     return pinned, commands
+
+
+def _skopeo_options(options: Sequence[str]) -> tuple[list[str], list[str]]:
+    """docker pull options as skopeo takes them: (global options, copy options)."""
+    overrides: list[str] = []
+    copy_options: list[str] = []
+    for name, value in pull_options(options):
+        if name == "platform" and value is not None:
+            parts = value.split("/")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise UsageError(
+                    f"--platform {value} is not OS/ARCH or OS/ARCH/VARIANT, e.g. linux/arm64"
+                )
+            for option, part in zip(("os", "arch", "variant"), parts, strict=False):
+                overrides += [f"--override-{option}", part]
+        elif name in ("q", "quiet"):
+            if value is None or value not in FALSE_VALUES:
+                copy_options.append("--quiet")
+        else:
+            shown = f"-{name}" if len(name) == 1 else f"--{name}"
+            raise UsageError(
+                f"the docker pull option {shown} has no skopeo counterpart, so trustkit "
+                "cannot hand it to skopeo; leave it out, or use --via docker or --via podman"
+            )
+    return overrides, copy_options
 
 
 def run_command(
@@ -221,9 +258,16 @@ def build_command(
     build = parse_build(args)
     source = _dockerfile_path(build)
     try:
-        text = source.read_text()
+        data = source.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read the Dockerfile {source}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"the Dockerfile {source} is not UTF-8 text (byte {error.start} is not); "
+            "save it as UTF-8"
+        ) from None
     build_args = {}
     for item in build.build_args:
         name, has_value, value = item.partition("=")
@@ -239,11 +283,20 @@ def build_command(
 
     rewritten, _ = pin_base_images(text, build_args, pin)
     workdir = Path(tempfile.mkdtemp(prefix="trustkit-build-"))
-    written = workdir / source.name
-    written.write_text(rewritten)
-    ignore = source.with_name(source.name + ".dockerignore")
-    if ignore.exists():
-        shutil.copyfile(ignore, workdir / ignore.name)
+    try:
+        written = workdir / source.name
+        # Bytes in, bytes out: the builder gets the file as written but the image words.
+        written.write_bytes(rewritten.encode("utf-8"))
+        ignore = source.with_name(source.name + ".dockerignore")
+        if ignore.exists():
+            shutil.copyfile(ignore, workdir / ignore.name)
+    except BaseException as error:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise UsageError(
+                f"cannot write the checked Dockerfile to {workdir}: {error.strerror}"
+            ) from None
+        raise
     command = [tool.binary, *head, "--file", str(written), *build.other_args]
     return PreparedBuild(command, pinned, workdir)
 

@@ -41,7 +41,7 @@ args = sys.argv[1:]
 record = {{"argv": [os.path.basename(sys.argv[0]), *args], "dockerfile": None}}
 if "--file" in args:  # the gate's temporary Dockerfile is gone once the build returns
     path = args[args.index("--file") + 1]
-    with open(path) as dockerfile:
+    with open(path, encoding="utf-8", newline="") as dockerfile:  # byte for byte
         record["dockerfile"] = dockerfile.read()
     if os.path.exists(path + ".dockerignore"):
         with open(path + ".dockerignore") as ignore:
@@ -507,6 +507,166 @@ def test_build_with_an_unresolvable_from_is_refused(
     assert_not_invoked(recorder)
 
 
+def test_build_hands_the_builder_the_dockerfile_byte_for_byte(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
+):
+    text = (
+        f"\ufeffFROM {signed.app}:1.0 AS base\r\n"
+        "RUN echo h\u00e9llo \\\r\n    && true\r\n"
+        "COPY <<EOF /x\r\nFROM-ish text, not an instruction\r\nEOF\r\n"
+        "FROM base\r\n"
+    )
+    (tmp_path / "Dockerfile").write_bytes(text.encode())
+
+    result = host.process("docker", "build", str(tmp_path), env=recorder.env())
+
+    assert result.code == 0, result.err
+    [record] = recorder.records()
+    expected = text.replace(f"{signed.app}:1.0", f"{signed.app}@{signed.one}")
+    assert record["dockerfile"] == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"FROM alpine:3\n\xff\xfe\n", "is not UTF-8 text"),
+        (b"FROM\xc2\xa0evil:1\n", "line 1 of the Dockerfile has the blank U+00A0"),
+        (b"FROM scratch\nRUN <<EOF\nFROM evil:1\nEOF\n", "cannot tell which image line 3"),
+    ],
+    ids=["not-utf8", "nbsp", "from-in-heredoc"],
+)
+def test_build_refuses_a_dockerfile_it_cannot_read_as_the_builder_does(
+    host: Trustkit, recorder: Recorder, tmp_path: Path, content: bytes, message: str
+):
+    (tmp_path / "Dockerfile").write_bytes(content)
+
+    result = host.process(
+        "--server", "http://127.0.0.1:9", "docker", "build", str(tmp_path), env=recorder.env()
+    )
+
+    assert result.code == 2, result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert_not_invoked(recorder)
+
+
+def test_build_leaves_no_temporary_directory_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from client import gate as gate_module
+    from client.policy import HostPolicy
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "Dockerfile.dockerignore").write_text("x\n")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(gate_module.tempfile, "tempdir", str(temporary))
+
+    def fail(*_: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gate_module.shutil, "copyfile", fail)
+    gate = gate_module.Gate(verify=lambda gun: None, policy=HostPolicy.from_document({}, "t"))  # type: ignore[arg-type, return-value]
+    tool = gate_module.Tool("docker", "docker")
+
+    with pytest.raises(gate_module.UsageError, match="No space left on device"):
+        gate_module.build_command(gate, tool, [str(tmp_path)], head=["build"], env={})
+
+    assert list(temporary.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- docker CLI holes
+
+
+@pytest.mark.parametrize(
+    "before",
+    [("--version",), ("-v",), ("--help",), ("-h", "--context", "ctx")],
+    ids=["version", "v", "help", "h-then-more"],
+)
+def test_docker_version_or_help_before_the_command_does_not_skip_the_gate(
+    host: Trustkit, signed: Signed, recorder: Recorder, before: tuple[str, ...]
+):
+    result = host.process("docker", *before, "run", f"{signed.app}:9.9", env=recorder.env())
+
+    assert result.code == 1
+    assert "no signed tag 9.9" in result.err
+    assert_not_invoked(recorder)
+
+
+def test_docker_version_alone_passes_through(host: Trustkit, recorder: Recorder):
+    result = host.process("docker", "--version", env=recorder.env())
+
+    assert result.code == 0, result.err
+    assert recorder.calls() == [["docker", "--version"]]
+
+
+def test_docker_short_flags_with_values_are_read_as_docker_reads_them(
+    host: Trustkit, signed: Signed, recorder: Recorder
+):
+    result = host.process(
+        "docker", "run", "-d=true", "-t=false", "-e=", f"{signed.app}:9.9", f"{signed.app}:1.0",
+        env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 1  # -e's value is "=": the image is the unsigned 9.9
+    assert "no signed tag 9.9" in result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("buildx", "--builder", "bk", "build"),
+        ("buildx", "-D", "b"),
+        ("buildx", "b"),
+    ],
+    ids=["builder-option", "debug-alias", "alias"],
+)
+def test_docker_buildx_build_forms_are_gated(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path, args: tuple[str, ...]
+):
+    (tmp_path / "Dockerfile").write_text(f"FROM {signed.app}:9.9\n")
+
+    result = host.process("docker", *args, str(tmp_path), env=recorder.env())
+
+    assert result.code == 1
+    assert "no signed tag 9.9" in result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("compose", "up", "-d"),
+        ("compose", "-f", "c.yml", "-p", "x", "pull"),
+        ("service", "create", "img:1"),
+        ("stack", "deploy", "-c", "s.yml", "s"),
+        ("buildx", "bake"),
+        ("plugin", "install", "vieux/sshfs"),
+    ],
+    ids=["compose-up", "compose-options-pull", "service", "stack", "bake", "plugin"],
+)
+def test_docker_commands_that_pull_unverifiable_images_are_refused(
+    host: Trustkit, recorder: Recorder, args: tuple[str, ...]
+):
+    result = host.process("docker", *args, env=recorder.env())
+
+    assert result.code == 2
+    assert "trustkit cannot verify the images" in result.err
+    assert "trustkit resolve" in result.err or "trustkit docker build" in result.err
+    assert_not_invoked(recorder)
+
+
+def test_docker_compose_commands_that_pull_nothing_pass_through(host: Trustkit, recorder: Recorder):
+    for args in (("compose", "ps"), ("compose", "-f", "c.yml", "down"), ("compose", "logs")):
+        assert host.process("docker", *args, env=recorder.env()).code == 0
+    assert recorder.calls() == [
+        ["docker", "compose", "ps"],
+        ["docker", "compose", "-f", "c.yml", "down"],
+        ["docker", "compose", "logs"],
+    ]
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -655,6 +815,51 @@ def test_via_skopeo_an_unsigned_tag_copies_nothing(host: Trustkit, signed: Signe
     assert not (tmp_path / "out").exists()
 
 
+def test_via_skopeo_platform_picks_the_platform_and_quiet_is_kept(
+    publisher: Trustkit, host: Trustkit, registry: RegistryProcess, own_gun: str, tmp_path: Path
+):
+    repository = own_gun.split("/", 1)[1]
+    image = build_image(
+        tmp_path / "multi",
+        "1.0",
+        b"two platforms",
+        platforms=[("linux", "amd64"), ("linux", "arm64")],
+    )
+    push(image, registry, repository)
+    assert publisher("init", own_gun).code == 0
+    assert publisher("sign", f"{own_gun}:1.0").code == 0
+
+    result = host.process(
+        "pull", "--via", "skopeo", "--dest", f"oci:{tmp_path / 'out'}:1.0",
+        "--platform", "linux/arm64", "-q", f"{own_gun}:1.0",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert _oci_tag_digest(tmp_path / "out", "1.0") == image.platform_digests["linux/arm64"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--disable-content-trust",), "--disable-content-trust has no skopeo counterpart"),
+        (("--platform", "linux"), "--platform linux is not OS/ARCH"),
+        (("--platform=linux/arm64/v8/x",), "is not OS/ARCH or OS/ARCH/VARIANT"),
+    ],
+    ids=["no-counterpart", "os-only", "too-long"],
+)
+def test_via_skopeo_refuses_pull_options_it_cannot_map(
+    host: Trustkit, signed: Signed, tmp_path: Path, options: tuple[str, ...], message: str
+):
+    result = host.process(
+        "pull", "--server", "http://127.0.0.1:9", "--via", "skopeo",
+        "--dest", f"oci:{tmp_path / 'out'}:1.0", *options, f"{signed.app}:1.0",
+    )  # fmt: skip
+
+    assert result.code == 2, result.err
+    assert message in result.err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -721,23 +926,26 @@ def test_signed_default_policy_refuses_an_unsigned_repository(
     assert_not_invoked(recorder)
 
 
-def test_unsigned_ok_lets_an_unsigned_tag_through_but_still_pins_signed_ones(
+def test_unsigned_ok_does_not_let_an_unsigned_tag_of_a_signed_repository_through(
     host: Trustkit, signed: Signed, recorder: Recorder, unsigned_ok: Path
 ):
+    """unsigned-ok is for repositories with no trust data: in a signed repository a tag
+    that is not signed (never signed, or revoked) is refused like anywhere else."""
     unsigned = host.process(
         "run", "--policy", str(unsigned_ok), f"{signed.app}:9.9", env=recorder.env()
+    )
+    by_digest = host.process(
+        "run", "--policy", str(unsigned_ok), f"{signed.app}@{signed.three}", env=recorder.env()
     )
     pinned = host.process(
         "run", "--policy", str(unsigned_ok), f"{signed.app}:1.0", env=recorder.env()
     )
 
-    assert (unsigned.code, pinned.code) == (0, 0), unsigned.err + pinned.err
-    assert recorder.calls() == [
-        ["docker", "run", f"{signed.app}:9.9"],
-        ["docker", "run", f"{signed.app}@{signed.one}"],
-    ]
-    assert "runs unverified" in unsigned.err
-    assert "runs unverified" not in pinned.err
+    assert (unsigned.code, by_digest.code, pinned.code) == (1, 1, 0), pinned.err
+    assert f"no signed tag 9.9 in {signed.app}" in unsigned.err
+    assert f"{signed.three} is not signed under any tag" in by_digest.err
+    assert recorder.calls() == [["docker", "run", f"{signed.app}@{signed.one}"]]
+    assert "runs unverified" not in unsigned.err + by_digest.err + pinned.err
 
 
 def test_unsigned_ok_still_refuses_tampered_metadata(

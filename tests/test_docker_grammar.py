@@ -3,6 +3,7 @@ lines, and the host policy. No server, no registry, no processes."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -216,17 +217,38 @@ def test_parse_build_refuses(args: list[str], message: str):
         (["--tlsverify=true", "-l", "debug", "run", "i"], "run", ["--tlsverify=true"], None),
         (["--version"], None, ["--version"], []),
         (["-v"], None, ["-v"], []),
-        (["--help", "run", "img"], None, ["--help", "run", "img"], []),
+        (["--help", "run", "img"], "run", ["--help", "run"], ["img"]),  # still gated
+        (["-v", "run", "img"], "run", ["-v", "run"], ["img"]),
+        (["--version", "-D", "pull", "img"], "pull", ["--version", "-D", "pull"], ["img"]),
+        (["-hv", "create", "img"], "create", ["-hv", "create"], ["img"]),
+        (["-v", "ps"], None, ["-v", "ps"], []),
+        (["buildx", "b", "."], "build", ["buildx", "b"], ["."]),
+        (
+            ["buildx", "--builder", "bk", "-D", "build", "."],
+            "build",
+            ["buildx", "--builder", "bk", "-D", "build"],
+            ["."],
+        ),
+        (["buildx", "--debug", "b", "."], "build", ["buildx", "--debug", "b"], ["."]),
+        (["buildx", "--builder=bk", "ls"], None, ["buildx", "--builder=bk", "ls"], []),
+        (["compose", "ps"], None, ["compose", "ps"], []),
+        (["compose", "-f", "c.yml", "-p", "x", "down"], None, None, None),
+        (["compose", "logs", "-f"], None, ["compose", "logs", "-f"], []),
+        (["stack", "ls"], None, ["stack", "ls"], []),
+        (["service", "ls"], None, ["service", "ls"], []),
+        (["plugin", "ls"], None, ["plugin", "ls"], []),
         (["-h"], None, ["-h"], []),
     ],
 )
 def test_parse_docker_command(
-    args: list[str], action: str | None, head: list[str], rest: list[str] | None
+    args: list[str], action: str | None, head: list[str] | None, rest: list[str] | None
 ):
     command = parse_docker_command(args)
 
     assert command.action == action
-    if rest is None:  # only the start of head given
+    if head is None:  # passed through whole
+        assert (command.head, command.args) == (args, [])
+    elif rest is None:  # only the start of head given
         assert command.head[: len(head)] == head
         assert command.head + command.args == args
     else:
@@ -266,6 +288,66 @@ def test_help_that_docker_does_not_read_as_help_is_still_gated(args: list[str], 
 
     assert command.action == action
     assert command.head + command.args == args
+
+
+@pytest.mark.parametrize(
+    ("args", "words", "hint"),
+    [
+        (["service", "create", "img"], "service create", "trustkit resolve"),
+        (["service", "update", "--image", "img", "s"], "service update", "trustkit resolve"),
+        (["stack", "deploy", "-c", "s.yml", "s"], "stack deploy", "into the stack file"),
+        (["compose", "up", "-d"], "compose up", "into the compose file"),
+        (["compose", "pull"], "compose pull", "into the compose file"),
+        (["compose", "run", "web"], "compose run", "into the compose file"),
+        (["compose", "create"], "compose create", "into the compose file"),
+        (["compose", "build"], "compose build", "into the compose file"),
+        (["compose", "-f", "c.yml", "-p", "x", "up"], "compose up", "compose file"),
+        (["compose", "--file=c.yml", "--dry-run", "pull"], "compose pull", "compose file"),
+        (["-H", "unix:///x", "compose", "up"], "compose up", "compose file"),
+        (["buildx", "bake"], "buildx bake", "trustkit docker build"),
+        (["buildx", "--builder", "b", "bake", "t"], "buildx bake", "trustkit docker build"),
+        (["plugin", "install", "vieux/sshfs"], "plugin install", "trustkit resolve"),
+        (["plugin", "upgrade", "p", "vieux/sshfs"], "plugin upgrade", "trustkit resolve"),
+        (["--version", "compose", "up"], "compose up", "compose file"),
+    ],
+)
+def test_commands_that_pull_images_the_gate_cannot_verify_are_refused(
+    args: list[str], words: str, hint: str
+):
+    with pytest.raises(UsageError, match=f"cannot verify the images 'docker {words}' pulls") as e:
+        parse_docker_command(args)
+
+    assert e.value.hint is not None and hint in e.value.hint
+    assert "docker binary directly" in e.value.hint or "trustkit docker build" in e.value.hint
+
+
+def test_an_unknown_compose_option_before_its_command_is_refused():
+    with pytest.raises(UsageError, match="does not know the option --frob of 'docker compose'"):
+        parse_docker_command(["compose", "--frob", "x", "up"])
+
+
+@pytest.mark.parametrize(
+    ("args", "index"),
+    [
+        (["-d=true", "img"], 1),
+        (["-t=false", "img"], 1),
+        (["-it=false", "img"], 1),
+        (["-e=A=1", "img"], 1),
+        (["-e=", "evil", "img"], 1),  # -e is "=", as Docker reads it; evil is the image
+    ],
+)
+def test_short_options_with_an_equals_sign(args: list[str], index: int):
+    assert find_image(args) == index
+
+
+def test_short_value_with_an_equals_sign_is_the_value_after_it():
+    assert parse_build(["-t=out:1", "-f=df", "."]).dockerfile == "df"
+    assert parse_pull(["-q=true", "img"]) == (["-q=true"], "img")
+    assert parse_pull(["-a=false", "img"]) == (["-a=false"], "img")
+    with pytest.raises(UsageError, match="pulling all tags"):
+        parse_pull(["-a=true", "img"])
+    with pytest.raises(UsageError, match="does not know the option -="):
+        find_image(["-d=", "img"])  # Docker refuses it too
 
 
 def test_parse_docker_command_refuses_an_unknown_global_option():
@@ -405,7 +487,7 @@ def test_pin_base_images_rewrites_only_the_image_words():
         "FROM build\n"
         "FROM scratch\n"
         "FROM --platform=linux/arm64 \\\n"
-        "    debian:12   AS deb  # no comment, really\n"
+        "    debian:12   AS deb  \n"
         "COPY --from=build /a /a\n"
     )
     asked: list[str] = []
@@ -442,6 +524,130 @@ def test_pin_base_images_stops_at_the_first_refusal():
 
     with pytest.raises(UsageError, match="refused alpine:3"):
         pin_base_images("FROM alpine:3\nFROM debian:12\n", {}, pin)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("FROM alpine:3\vAS x\n", "control character U+000B"),
+        ("FROM alpine:3\fAS x\n", "control character U+000C"),
+        ("FROM alpine:3\x1cAS x\n", "control character U+001C"),
+        ("FROM alpine:3\x00\n", "control character U+0000"),
+        ("RUN true\rFROM evil:1\n", "carriage return that does not end the line"),
+        ("FROM alpine:3\r", "carriage return that does not end the line"),
+        ("FROM\u00a0evil:1\n", "blank U+00A0"),
+        ("FROM alpine:3\u0085\n", "U+0085"),
+        ("FROM\u2003evil:1\n", "blank U+2003"),
+        ("FROM\u3000evil:1\n", "blank U+3000"),
+        ("FROM alpine:3\n\ufeffFROM evil:1\n", "byte-order mark"),
+    ],
+)
+def test_characters_the_builder_may_read_differently_are_refused(text: str, what: str):
+    with pytest.raises(UsageError, match=f"line [12] of the Dockerfile has .*{re.escape(what)}"):
+        pin_base_images(text, {}, pinned_as)
+
+
+def test_crlf_tabs_and_non_ascii_text_elsewhere_are_fine():
+    text = "FROM\talpine:3 AS b\r\nRUN echo héllo\r\n"
+
+    rewritten, _ = pin_base_images(text, {}, pinned_as)
+
+    assert rewritten == text.replace("alpine:3", pinned_as("alpine:3"))
+
+
+@pytest.mark.parametrize("marker", ["<<EOF", "<<-EOF", '<<"EOF"', "<<'EOF'", "0<<EOF"])
+def test_heredoc_bodies_are_skipped_and_not_rewritten(marker: str):
+    text = f"FROM alpine:3 AS base\nRUN {marker}\n\tARG X=1\n  RUN echo \\\nEOF\nFROM base\n"
+
+    rewritten, pairs = pin_base_images(text, {}, pinned_as)
+
+    assert pairs == [("alpine:3", pinned_as("alpine:3"))]
+    assert rewritten == text.replace("FROM alpine:3", f"FROM {pinned_as('alpine:3')}")
+
+
+def test_a_heredoc_hides_nothing_from_the_builder():
+    """Without heredocs, "RUN echo \\" would swallow the FROM below as its continuation."""
+    text = "FROM alpine:3\nCOPY <<EOF /x\nRUN echo \\\nEOF\nFROM debian:12\n"
+
+    assert images(text) == ["alpine:3", "debian:12"]
+    assert images("FROM alpine:3\nCOPY <<A <<B /x\nA\nFROM x\nB\nFROM debian:12\n") == [
+        "alpine:3",
+        "debian:12",
+    ]
+
+
+def test_a_from_inside_a_heredoc_is_refused():
+    text = "FROM alpine:3\nRUN <<EOF\nFROM evil:1\nEOF\n"
+
+    assert images(text) == ["alpine:3"]
+    with pytest.raises(UsageError, match="cannot tell which image line 3 pulls; write it plainly"):
+        pin_base_images(text, {}, pinned_as)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM alpine:3\nRUN <<EOF\necho\n", "heredoc <<EOF opened on line 2 never ends"),
+        ("FROM alpine:3\nRUN <<$E\nx\n", "heredoc"),
+        ('FROM alpine:3\nRUN <<"E\nx\n', "unclosed quote"),
+        ('FROM alpine:3\nRUN <<E"O"F\nx\n', "heredoc"),
+    ],
+)
+def test_heredocs_trustkit_cannot_delimit_are_refused(text: str, message: str):
+    with pytest.raises(UsageError, match=message):
+        pin_base_images(text, {}, pinned_as)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FROM alpine:3\nRUN echo \\\nFROM evil:1\n",  # a continuation line
+        "FROM alpine:3\nRUN echo \\\n  from evil:1\n",
+        "FROM alpine:3\nLABEL a=b \\\nFR\\\nOM evil:1\n",
+    ],
+)
+def test_a_from_line_trustkit_did_not_read_as_one_is_refused(text: str):
+    with pytest.raises(UsageError, match="cannot tell which image line 3 pulls; write it plainly"):
+        pin_base_images(text, {}, pinned_as)
+
+
+@pytest.mark.parametrize("name", ["Build-1", "a.b_c", "x"])
+def test_valid_stage_names(name: str):
+    assert images(f"FROM alpine:3 AS {name}\nFROM {name.lower()}\n") == ["alpine:3"]
+
+
+@pytest.mark.parametrize("name", ["1st", "-x", "a/b", "a:b", "_x", "a$b"])
+def test_stage_names_the_builder_refuses_are_refused(name: str):
+    with pytest.raises(UsageError, match=f"stage name '{re.escape(name)}' on line 1"):
+        base_images(f"FROM alpine:3 AS {name}\n", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM --platform linux/amd64 alpine:3\n", "flag '--platform' is not written as"),
+        ("FROM --platform=linux/amd64 -- alpine:3\n", "flag '--' is not written as"),
+        ('FROM --platform="linux/amd64 x" alpine:3\n', "is not written as --NAME=VALUE"),
+        ("FROM alpine:3 evil:1\n", "nothing more"),
+        ("FROM alpine:3 AS a b\n", "nothing more"),
+        ("FROM alpine:3 ASS a\n", "nothing more"),
+        ('FROM "evil:1"\n', "quotes and escapes"),
+        ("FROM ev\\il:1\n", "quotes and escapes"),
+        ("FROM alpine:3 AS \u212aelvin\n", "other than ASCII"),
+        ("ARG B=x\nFROM ${B:-${C}}\n", "not a plain image name"),
+        ("ARG B='$A'\nFROM $B\n", r"cannot tell the value of \$B"),
+        ('ARG B="a b"\nFROM $B\n', r"cannot tell the value of \$B"),
+        ("ARG B=a\\ b\nFROM $B\n", r"cannot tell the value of \$B"),
+    ],
+)
+def test_from_lines_trustkit_might_read_differently_are_refused(text: str, message: str):
+    with pytest.raises(UsageError, match=message):
+        base_images(text, {})
+
+
+def test_pin_refuses_a_reference_it_cannot_write_plainly():
+    with pytest.raises(UsageError, match="cannot write 'a b'"):
+        pin_base_images("FROM alpine:3\n", {}, lambda _: "a b")
 
 
 # --------------------------------------------------------------------------- policy
