@@ -25,15 +25,21 @@ from cryptography.hazmat.primitives.asymmetric.ec import (
     EllipticCurvePrivateKey,
     generate_private_key,
 )
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PrivateFormat,
+    PublicFormat,
+    pkcs12,
+)
 from securesystemslib.signer import CryptoSigner, Key, Signer
 
 from keys.files import ensure_private_dir, write_private_file
 from keys.passphrase import PassphraseSource
 from trustkit.errors import KeystoreError, PassphraseError
 
-__all__ = ["KEY_TYPES", "KeyRecord", "Keystore"]
+__all__ = ["KEY_TYPES", "KeyRecord", "Keystore", "PrivateKey", "public_pem"]
 
 KEYSTORE_SCHEME = "keystore"
 KDF_ROUNDS = 600_000
@@ -75,7 +81,32 @@ class KeyRecord:
         )
 
 
-def _generate(keytype: str) -> Ed25519PrivateKey | EllipticCurvePrivateKey:
+PrivateKey = Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey
+
+
+def _sealed(record: KeyRecord, private_key: PrivateKey, passphrase: str) -> bytes:
+    """PKCS#12 with PBES2 (PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC)."""
+    encryption = (
+        PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(KDF_ROUNDS)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(passphrase.encode())
+    )
+    name = f"{record.role} {record.gun}".encode()
+    return pkcs12.serialize_key_and_certificates(name, private_key, None, None, encryption)
+
+
+def public_pem(key: Key) -> bytes:
+    """A public key as PEM (SubjectPublicKeyInfo), the form other tools read."""
+    public = str(key.keyval["public"])
+    if key.keytype == "ed25519":
+        raw = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+        return raw.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    return public.encode()  # ecdsa and rsa keys are kept as PEM already
+
+
+def _generate(keytype: str) -> PrivateKey:
     if keytype == "ed25519":
         return Ed25519PrivateKey.generate()
     if keytype == "ecdsa":
@@ -96,24 +127,42 @@ class Keystore:
         self, gun: str, role: str, passphrases: PassphraseSource, keytype: str = "ed25519"
     ) -> KeyRecord:
         """Make a new key for ``role`` of ``gun`` and store it encrypted."""
-        private_key = _generate(keytype)
+        return self._store(gun, role, _generate(keytype), passphrases, "new ")
+
+    def import_private(
+        self, gun: str, role: str, private_key: PrivateKey, passphrases: PassphraseSource
+    ) -> KeyRecord:
+        """Keep a key made elsewhere, encrypted here under the role's passphrase."""
+        keyid = CryptoSigner(private_key).public_key.keyid
+        if any(record.keyid == keyid for record in self.records()):
+            raise KeystoreError(f"the keystore {self.home} already holds the key {keyid[:12]}")
+        return self._store(gun, role, private_key, passphrases, "imported ")
+
+    def change_passphrase(
+        self, record: KeyRecord, passphrases: PassphraseSource, new_passphrase: str
+    ) -> None:
+        """Encrypt a key under a new passphrase; the file is replaced whole or not at all."""
+        if not record.uri.startswith(f"{KEYSTORE_SCHEME}:"):
+            raise KeystoreError(
+                f"the {record.description} is kept at {record.uri}; change its PIN or "
+                "passphrase there"
+            )
+        private_key = self._load_private(record, passphrases)  # proves the old passphrase
+        sealed = _sealed(record, private_key, new_passphrase)
+        write_private_file(self._key_path(record.keyid), sealed)
+
+    def _store(
+        self,
+        gun: str,
+        role: str,
+        private_key: PrivateKey,
+        passphrases: PassphraseSource,
+        adjective: str,
+    ) -> KeyRecord:
         public = CryptoSigner(private_key).public_key
         record = KeyRecord(public.keyid, gun, role, public, f"{KEYSTORE_SCHEME}:{public.keyid}")
-        passphrase = passphrases.get(role, f"new {record.description}", new=True)
-        encryption = (
-            PrivateFormat.PKCS12.encryption_builder()
-            .kdf_rounds(KDF_ROUNDS)
-            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-            .hmac_hash(hashes.SHA256())
-            .build(passphrase.encode())
-        )
-        sealed = pkcs12.serialize_key_and_certificates(
-            f"{role} {gun}".encode(),
-            private_key,
-            None,
-            None,
-            encryption,
-        )
+        passphrase = passphrases.get(role, f"{adjective}{record.description}", new=True)
+        sealed = _sealed(record, private_key, passphrase)
         try:
             ensure_private_dir(self.home)
             write_private_file(self._key_path(record.keyid), sealed)
@@ -122,6 +171,21 @@ class Keystore:
             self.remove(record)
             raise KeystoreError(f"cannot write to the keystore {self.home}: {error}") from None
         return record
+
+    def by_keyid(self, prefix: str) -> KeyRecord:
+        """The one key whose id starts with ``prefix`` (at least 8 characters)."""
+        if len(prefix) < 8:
+            raise KeystoreError(
+                f"'{prefix}' is too short to name a key", hint="give at least 8 characters"
+            )
+        matches = [record for record in self.records() if record.keyid.startswith(prefix)]
+        if not matches:
+            raise KeystoreError(
+                f"no key {prefix} in the keystore {self.home}", hint="see: trustkit key list"
+            )
+        if len(matches) > 1:
+            raise KeystoreError(f"'{prefix}' names several keys", hint="give more of the key id")
+        return matches[0]
 
     def find(self, gun: str, role: str) -> list[KeyRecord]:
         return [r for r in self.records() if r.gun == gun and r.role == role]
@@ -161,6 +225,9 @@ class Keystore:
                 raise KeystoreError(
                     f"cannot load the {record.description} from {record.uri}: {error}"
                 ) from None
+        return CryptoSigner(self._load_private(record, passphrases), record.public)  # type: ignore[arg-type]
+
+    def _load_private(self, record: KeyRecord, passphrases: PassphraseSource) -> PrivateKey:
         try:
             sealed = self._key_path(record.keyid).read_bytes()
         except OSError as error:
@@ -175,9 +242,9 @@ class Keystore:
                 f"wrong passphrase for the {record.description}",
                 hint=f"check the passphrase given by {passphrases.origin(record.role)}",
             ) from None
-        if private_key is None:
-            raise KeystoreError(f"the key file of the {record.description} holds no key")
-        return CryptoSigner(private_key, record.public)  # type: ignore[arg-type]
+        if not isinstance(private_key, Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey):
+            raise KeystoreError(f"the key file of the {record.description} holds no usable key")
+        return private_key
 
     def remove(self, record: KeyRecord) -> None:
         """Delete a key's files; used to undo a key created by a failed operation."""

@@ -76,6 +76,24 @@ class PassphraseSource:
         self._cache[kind if given else key] = passphrase
         return passphrase
 
+    def named(self, variable: str, description: str, *, new: bool = False) -> str:
+        """A passphrase that belongs to no role (a new one for ``key passwd``, or that
+        of a key file being imported): from ``variable`` or the prompt, never a file."""
+        passphrase = self._env.get(variable)
+        if passphrase:
+            return passphrase
+        if self._prompt is None:
+            raise PassphraseError(
+                f"no {description}", hint=f"set {variable} (no terminal to prompt on)"
+            )
+        first = self._prompt(f"{description[0].upper()}{description[1:]}: ")
+        if new:
+            if not first:
+                raise PassphraseError(f"the {description} is empty")
+            if self._prompt(f"Repeat the {description}: ") != first:
+                raise PassphraseError("the two passphrases differ; nothing was changed")
+        return first
+
     def _from_env(self, kind: str) -> str | None:
         return self._env.get(ENV_FOR_ROLE[kind]) or None
 

@@ -474,6 +474,91 @@ def cmd_key_list(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_key_export(ctx: Context) -> int:
+    from keys.keystore import public_pem
+
+    record = ctx.keystore().by_keyid(ctx.args.keyid)
+    pem = public_pem(record.public).decode()
+    if ctx.args.out:
+        try:
+            Path(ctx.args.out).write_text(pem)
+        except OSError as error:
+            raise UsageError(f"cannot write {ctx.args.out}: {error.strerror}") from None
+        text = f"wrote the public {record.description} to {ctx.args.out}"
+    else:
+        text = pem.rstrip("\n")
+    ctx.out.result(text, {"keyid": record.keyid, "role": record.role, "public_pem": pem})
+    return EXIT_OK
+
+
+def cmd_key_import(ctx: Context) -> int:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from keys.keystore import PrivateKey
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    data = _read_file(ctx.args.file)
+    password: bytes | None = None
+    if b"ENCRYPTED" in data:
+        password = (
+            ctx.passphrases()
+            .named("TRUSTKIT_IMPORT_PASSPHRASE", f"passphrase of {ctx.args.file}")
+            .encode()
+        )
+    try:
+        private_key = load_pem_private_key(data, password)
+    except (ValueError, TypeError) as error:
+        raise UsageError(
+            f"cannot read a private key from {ctx.args.file}: {error}",
+            hint="give a PEM private key (PKCS#8 or traditional); set "
+            "TRUSTKIT_IMPORT_PASSPHRASE if it is encrypted",
+        ) from None
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if not isinstance(
+        private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    ):
+        raise UsageError(f"{ctx.args.file} holds a key type TUF metadata cannot use")
+    key: PrivateKey = private_key
+    record = ctx.keystore().import_private(gun, ctx.args.role, key, ctx.passphrases())
+    ctx.out.result(
+        f"imported the {record.description}",
+        {"keyid": record.keyid, "repository": gun, "role": record.role},
+    )
+    return EXIT_OK
+
+
+def cmd_key_passwd(ctx: Context) -> int:
+    keystore = ctx.keystore()
+    record = keystore.by_keyid(ctx.args.keyid)
+    passphrases = ctx.passphrases()
+    new = passphrases.named(
+        "TRUSTKIT_NEW_PASSPHRASE", f"new passphrase for the {record.description}", new=True
+    )
+    keystore.change_passphrase(record, passphrases, new)
+    ctx.out.result(
+        f"changed the passphrase of the {record.description}",
+        {"keyid": record.keyid, "changed": True},
+    )
+    return EXIT_OK
+
+
+def cmd_key_remove(ctx: Context) -> int:
+    keystore = ctx.keystore()
+    record = keystore.by_keyid(ctx.args.keyid)
+    if not ctx.args.yes:
+        raise UsageError(
+            f"removing the {record.description} deletes its private key from this keystore "
+            "for good",
+            hint=f"confirm with: trustkit key remove {ctx.args.keyid} --yes "
+            "(export it first if you may need it)",
+        )
+    keystore.remove(record)
+    ctx.out.result(f"removed the {record.description}", {"keyid": record.keyid, "removed": True})
+    return EXIT_OK
+
+
 def cmd_key_rotate(ctx: Context) -> int:
     from trustkit.names import parse_gun
 
@@ -803,6 +888,34 @@ def _parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="the keys in this keystore (never anything secret)"
     )
     listing.set_defaults(handler=cmd_key_list)
+    export = key_commands.add_parser(
+        "export", parents=[common], help="print a key's public half as PEM (never the private)"
+    )
+    export.set_defaults(handler=cmd_key_export)
+    export.add_argument("keyid", metavar="KEYID", help="the key id or its first 8+ characters")
+    export.add_argument("--out", metavar="FILE", help="write the PEM to FILE")
+    importing = key_commands.add_parser(
+        "import",
+        parents=[common],
+        help="keep a PEM private key made elsewhere, encrypted in this keystore",
+    )
+    importing.set_defaults(handler=cmd_key_import)
+    importing.add_argument("file", metavar="PEM_FILE")
+    importing.add_argument("--repository", required=True)
+    importing.add_argument("--role", required=True, choices=["root", "targets"])
+    passwd = key_commands.add_parser(
+        "passwd",
+        parents=[common],
+        help="change a key's passphrase (the new one from TRUSTKIT_NEW_PASSPHRASE or a prompt)",
+    )
+    passwd.set_defaults(handler=cmd_key_passwd)
+    passwd.add_argument("keyid", metavar="KEYID")
+    removing = key_commands.add_parser(
+        "remove", parents=[common], help="delete a key from this keystore"
+    )
+    removing.set_defaults(handler=cmd_key_remove)
+    removing.add_argument("keyid", metavar="KEYID")
+    removing.add_argument("--yes", action="store_true", help="confirm")
     rotate = key_commands.add_parser(
         "rotate",
         parents=[common],
