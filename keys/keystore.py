@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PrivateFormat,
     PublicFormat,
+    load_pem_private_key,
     pkcs12,
 )
 from securesystemslib.signer import CryptoSigner, Key, Signer
@@ -39,7 +41,15 @@ from keys.files import ensure_private_dir, write_private_file
 from keys.passphrase import PassphraseSource
 from trustkit.errors import KeystoreError, PassphraseError
 
-__all__ = ["KEY_TYPES", "KeyRecord", "Keystore", "PrivateKey", "public_pem"]
+__all__ = [
+    "KEY_TYPES",
+    "KeyRecord",
+    "Keystore",
+    "PrivateKey",
+    "pem_is_encrypted",
+    "public_pem",
+    "read_pem_private_key",
+]
 
 KEYSTORE_SCHEME = "keystore"
 KDF_ROUNDS = 600_000
@@ -97,6 +107,25 @@ def _sealed(record: KeyRecord, private_key: PrivateKey, passphrase: str) -> byte
     return pkcs12.serialize_key_and_certificates(name, private_key, None, None, encryption)
 
 
+def pem_is_encrypted(data: bytes) -> bool:
+    return b"ENCRYPTED" in data
+
+
+def read_pem_private_key(data: bytes, password: str | None, source: str) -> PrivateKey:
+    """A PEM private key (PKCS#8 or traditional) of a type TUF metadata can use."""
+    try:
+        private_key = load_pem_private_key(data, password.encode() if password else None)
+    except (ValueError, TypeError) as error:
+        raise KeystoreError(
+            f"cannot read a private key from {source}: {error}",
+            hint="give a PEM private key (PKCS#8 or traditional); set "
+            "TRUSTKIT_IMPORT_PASSPHRASE if it is encrypted",
+        ) from None
+    if not isinstance(private_key, Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey):
+        raise KeystoreError(f"{source} holds a key type TUF metadata cannot use")
+    return private_key
+
+
 def public_pem(key: Key) -> bytes:
     """A public key as PEM (SubjectPublicKeyInfo), the form other tools read."""
     public = str(key.keyval["public"])
@@ -133,22 +162,29 @@ class Keystore:
         self, gun: str, role: str, private_key: PrivateKey, passphrases: PassphraseSource
     ) -> KeyRecord:
         """Keep a key made elsewhere, encrypted here under the role's passphrase."""
-        keyid = CryptoSigner(private_key).public_key.keyid
+        try:
+            keyid = CryptoSigner(private_key).public_key.keyid
+        except ValueError as error:  # e.g. an elliptic curve TUF has no scheme for
+            raise KeystoreError(
+                f"TUF metadata cannot use this key: {error}",
+                hint=f"import an {' or '.join(KEY_TYPES)} (P-256/P-384/P-521) or RSA key",
+            ) from None
         if any(record.keyid == keyid for record in self.records()):
             raise KeystoreError(f"the keystore {self.home} already holds the key {keyid[:12]}")
         return self._store(gun, role, private_key, passphrases, "imported ")
 
     def change_passphrase(
-        self, record: KeyRecord, passphrases: PassphraseSource, new_passphrase: str
+        self, record: KeyRecord, passphrases: PassphraseSource, new_passphrase: Callable[[], str]
     ) -> None:
-        """Encrypt a key under a new passphrase; the file is replaced whole or not at all."""
+        """Encrypt a key under a new passphrase, asked for only once the old one opened it;
+        the file is replaced whole or not at all."""
         if not record.uri.startswith(f"{KEYSTORE_SCHEME}:"):
             raise KeystoreError(
                 f"the {record.description} is kept at {record.uri}; change its PIN or "
                 "passphrase there"
             )
         private_key = self._load_private(record, passphrases)  # proves the old passphrase
-        sealed = _sealed(record, private_key, new_passphrase)
+        sealed = _sealed(record, private_key, new_passphrase())
         write_private_file(self._key_path(record.keyid), sealed)
 
     def _store(
@@ -178,6 +214,7 @@ class Keystore:
             raise KeystoreError(
                 f"'{prefix}' is too short to name a key", hint="give at least 8 characters"
             )
+        prefix = prefix.lower()  # key ids are lower-case hex
         matches = [record for record in self.records() if record.keyid.startswith(prefix)]
         if not matches:
             raise KeystoreError(

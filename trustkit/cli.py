@@ -492,35 +492,17 @@ def cmd_key_export(ctx: Context) -> int:
 
 
 def cmd_key_import(ctx: Context) -> int:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    from keys.keystore import PrivateKey
+    from keys.keystore import pem_is_encrypted, read_pem_private_key
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
     data = _read_file(ctx.args.file)
-    password: bytes | None = None
-    if b"ENCRYPTED" in data:
-        password = (
-            ctx.passphrases()
-            .named("TRUSTKIT_IMPORT_PASSPHRASE", f"passphrase of {ctx.args.file}")
-            .encode()
+    password = None
+    if pem_is_encrypted(data):
+        password = ctx.passphrases().named(
+            "TRUSTKIT_IMPORT_PASSPHRASE", f"passphrase of {ctx.args.file}"
         )
-    try:
-        private_key = load_pem_private_key(data, password)
-    except (ValueError, TypeError) as error:
-        raise UsageError(
-            f"cannot read a private key from {ctx.args.file}: {error}",
-            hint="give a PEM private key (PKCS#8 or traditional); set "
-            "TRUSTKIT_IMPORT_PASSPHRASE if it is encrypted",
-        ) from None
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    if not isinstance(
-        private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-    ):
-        raise UsageError(f"{ctx.args.file} holds a key type TUF metadata cannot use")
-    key: PrivateKey = private_key
+    key = read_pem_private_key(data, password, ctx.args.file)
     record = ctx.keystore().import_private(gun, ctx.args.role, key, ctx.passphrases())
     ctx.out.result(
         f"imported the {record.description}",
@@ -533,10 +515,13 @@ def cmd_key_passwd(ctx: Context) -> int:
     keystore = ctx.keystore()
     record = keystore.by_keyid(ctx.args.keyid)
     passphrases = ctx.passphrases()
-    new = passphrases.named(
-        "TRUSTKIT_NEW_PASSPHRASE", f"new passphrase for the {record.description}", new=True
+    keystore.change_passphrase(
+        record,
+        passphrases,
+        lambda: passphrases.named(
+            "TRUSTKIT_NEW_PASSPHRASE", f"new passphrase for the {record.description}", new=True
+        ),
     )
-    keystore.change_passphrase(record, passphrases, new)
     ctx.out.result(
         f"changed the passphrase of the {record.description}",
         {"keyid": record.keyid, "changed": True},
