@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from securesystemslib.signer import Key, Signer
+from tuf.api.metadata import Root
+
 from client.publisher import KeyHolder
 from client.verify import TrustedRepository
 from keys.keystore import KeyRecord
@@ -93,26 +96,25 @@ class Lifecycle(KeyHolder):
     """Rotation and renewal of a repository's offline roles."""
 
     def rotate(self, gun: str, role: str, keytype: str = "ed25519") -> RotationResult:
-        """Replace every key of ``role`` (root or targets) with one new key."""
-        if role not in OFFLINE_ROLES:
-            raise UsageError(
-                f"trustkit key rotate handles the root and targets keys, not {role}",
-                hint="the server's snapshot and timestamp keys are rotated on the server",
-            )
+        """Replace every key of ``role`` with one new key, in a new root version.
+
+        Root and targets keys are made here and kept in the keystore; snapshot and
+        timestamp keys are made by the server, which signs with them from the moment
+        it accepts the root that lists them.
+        """
+        if role not in (*OFFLINE_ROLES, *ONLINE_ROLES):
+            raise UsageError(f"{role} is not a role of {gun} with keys of its own")
         trusted = self._verifier.trusted_repository(gun)
         root = trusted.root
         old_keys = list(root.roles[role].keyids)
         old_root_signers = self._keystore.signers(gun, "root", self._passphrases)
+        if role in ONLINE_ROLES:
+            return self._rotate_server_key(gun, role, old_keys, old_root_signers, trusted)
         # Re-signing existing tags needs only the new key, not the old one: a lost
         # targets key can be rotated out as well as a stolen one.
         new = self._keystore.generate(gun, role, self._passphrases, keytype)
         try:
-            for keyid in old_keys:
-                root.revoke_key(keyid, role)
-            root.add_key(new.public, role)
-            root.roles[role].threshold = 1  # one new key replaces them all
-            root.version += 1
-            root.expires = self._settings.expiry.expires("root")
+            self._replace_keys(root, role, old_keys, new.public)
             new_signers = [self._keystore.signer(new, self._passphrases)]
             root_signers = old_root_signers + (new_signers if role == "root" else [])
             upload = {"root": self._signed_bytes(root, root_signers)}
@@ -128,6 +130,29 @@ class Lifecycle(KeyHolder):
         self._retire(gun, role, keep=new.keyid)
         self._verifier.trusted_repository(gun)  # this host follows its own rotation
         return RotationResult(gun, role, old_keys, [new.keyid], root.version)
+
+    def _rotate_server_key(
+        self,
+        gun: str,
+        role: str,
+        old_keys: list[str],
+        root_signers: list[Signer],
+        trusted: TrustedRepository,
+    ) -> RotationResult:
+        new_key = self._api.next_server_key(gun, role)
+        root = trusted.root
+        self._replace_keys(root, role, old_keys, new_key)
+        self._api.upload(gun, {"root": self._signed_bytes(root, root_signers)})
+        self._verifier.trusted_repository(gun)
+        return RotationResult(gun, role, old_keys, [new_key.keyid], root.version)
+
+    def _replace_keys(self, root: Root, role: str, old_keys: list[str], new_key: Key) -> None:
+        for keyid in old_keys:
+            root.revoke_key(keyid, role)
+        root.add_key(new_key, role)
+        root.roles[role].threshold = 1  # one new key replaces them all
+        root.version += 1
+        root.expires = self._settings.expiry.expires("root")
 
     def refresh(self, gun: str, within: timedelta) -> RefreshResult:
         """Re-sign root and targets when they expire within ``within``; else nothing."""

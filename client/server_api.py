@@ -66,6 +66,10 @@ class ServerAPI:
         response = self._send("GET", self._url(gun, f"{role}.key"))
         if response.status_code != 200:
             raise self._refusal(response)
+        return self._key_from(response, role)
+
+    @staticmethod
+    def _key_from(response: httpx.Response, role: str) -> Key:
         try:
             return public_key_from_dict(response.json())
         except (ValueError, KeyError, TypeError) as error:
@@ -74,6 +78,13 @@ class ServerAPI:
                 status=response.status_code,
                 error="bad_key",
             ) from None
+
+    def next_server_key(self, gun: str, role: str) -> Key:
+        """Ask the server for a new key for an online role (a rotation's first half)."""
+        response = self._send("POST", self._url(gun, f"{role}.key"))
+        if response.status_code != 200:
+            raise self._refusal(response)
+        return self._key_from(response, role)
 
     def has_metadata(self, gun: str, filename: str) -> bool:
         """Whether the server has this metadata file (its content is not read)."""

@@ -119,7 +119,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if isinstance(where, JSONResponse):
             return where
         if where.filename:
-            return _error(405, "method_not_allowed", "upload to /v2/{gun}/_trust/tuf/")
+            return rotate_server_key(where.gun, where.filename)
         parts = await _read_parts(request, settings)
         if isinstance(parts, JSONResponse):
             return parts
@@ -130,6 +130,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
             return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
         log.info("published %s: %s", where.gun, result.versions)
         return JSONResponse({"gun": where.gun, "versions": result.versions})
+
+    def rotate_server_key(gun: str, filename: str) -> Response:
+        """``POST {role}.key``: make the role's next key. It signs nothing until the root
+        holder uploads a root that lists it, so asking for one changes no trust."""
+        match = _METADATA_FILE.match(filename)
+        if not match or match["ext"] != "key" or match["version"] is not None:
+            return _error(405, "method_not_allowed", "upload to /v2/{gun}/_trust/tuf/")
+        role = match["role"]
+        if role not in ONLINE_ROLES:
+            return _error(404, "not_server_key", f"the server holds no {role} key", role)
+        if service.metadata(gun, "root", 1) is None:
+            return _error(404, "not_found", f"no repository {gun}")
+        key = service.online_keys.make_next(gun, role)
+        log.info("made the next %s key of %s: %s", role, gun, key.keyid)
+        return JSONResponse(public_key_to_dict(key))
 
     @app.delete("/v2/{path:path}")
     def delete_repository(path: str) -> Response:

@@ -62,20 +62,34 @@ class OnlineKeys:
             self._signers[cache_key] = signer
         return signer
 
+    def existing_next_public_key(self, gun: str, role: str) -> Key | None:
+        record = self._storage.next_online_key(gun, role)
+        if record is None:
+            return None
+        return Key.from_dict(record.keyid, json.loads(record.public_json))
+
+    def make_next(self, gun: str, role: str) -> Key:
+        """A new key for ``role``, used once a root that lists it is uploaded."""
+        record = self._new_record(gun, role)
+        self._storage.set_next_online_key(gun, record)
+        return Key.from_dict(record.keyid, json.loads(record.public_json))
+
     def forget(self, gun: str) -> None:
         with self._lock:
             for cache_key in [k for k in self._signers if k[0] == gun]:
                 del self._signers[cache_key]
 
     def _create(self, gun: str, role: str) -> OnlineKeyRecord:
+        return self._storage.add_online_key(gun, self._new_record(gun, role))
+
+    def _new_record(self, gun: str, role: str) -> OnlineKeyRecord:
         assert role in ONLINE_ROLES
         private_key = Ed25519PrivateKey.generate()
         public = CryptoSigner(private_key).public_key
         der = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-        record = OnlineKeyRecord(
+        return OnlineKeyRecord(
             role=role,
             keyid=public.keyid,
             public_json=json.dumps(public.to_dict(), sort_keys=True),
             sealed_private=self._master_key.seal(der, _context(gun, role, public.keyid)),
         )
-        return self._storage.add_online_key(gun, record)

@@ -51,7 +51,15 @@ class MetadataService:
 
     def publish(self, gun: str, parts: Mapping[str, bytes]) -> PublishResult:
         server_keys = {
-            role: self.online_keys.existing_public_key(gun, role) for role in ONLINE_ROLES
+            role: [
+                key
+                for key in (
+                    self.online_keys.existing_public_key(gun, role),
+                    self.online_keys.existing_next_public_key(gun, role),
+                )
+                if key is not None
+            ]
+            for role in ONLINE_ROLES
         }
         try:
             with self.storage.write(gun) as transaction:
@@ -61,6 +69,7 @@ class MetadataService:
                 for role, metadata in state.uploaded.items():
                     transaction.put(role, metadata.signed.version, parts[role])
                     versions[role] = metadata.signed.version
+                self._promote_rotated_keys(gun, transaction, state)
                 versions.update(self._sign_online_roles(gun, transaction, stored, state, parts))
         except VersionConflict as conflict:
             raise UploadRejected(
@@ -110,6 +119,18 @@ class MetadataService:
             for role in ONLINE_ROLES:
                 self._online_expiry.pop((gun, role), None)
         return deleted
+
+    def _promote_rotated_keys(
+        self, gun: str, transaction: WriteTransaction, state: RepositoryAfterUpload
+    ) -> None:
+        """A new root that lists the server's next key for a role completes a rotation:
+        from this transaction on, the server signs that role with it."""
+        if "root" not in state.uploaded:
+            return
+        for role in ONLINE_ROLES:
+            upcoming = self.online_keys.existing_next_public_key(gun, role)
+            if upcoming is not None and upcoming.keyid in state.root.roles[role].keyids:
+                transaction.promote_online_key(role)
 
     def _sign_online_roles(
         self,

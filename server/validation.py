@@ -22,7 +22,7 @@ rule. Together they guarantee that what the server publishes verifies for hosts:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -323,15 +323,17 @@ def check_delegated_paths(state: RepositoryAfterUpload) -> None:
 
 
 def check_root_lists_server_keys(
-    state: RepositoryAfterUpload, server_keys: Mapping[str, Key | None]
+    state: RepositoryAfterUpload, server_keys: Mapping[str, Sequence[Key]]
 ) -> None:
+    """``server_keys`` are, per online role, the server's key and, during a rotation, the
+    next one: a new root may list either."""
     if "root" not in state.uploaded:
         return
     root = state.root
     for role in ONLINE_ROLES:
-        key = server_keys.get(role)
         listed = root.roles[role]
-        if key is None or key.keyid not in listed.keyids or listed.threshold != 1:
+        usable = {key.keyid for key in server_keys.get(role, ())}
+        if not usable & set(listed.keyids) or listed.threshold != 1:
             raise UploadRejected(
                 400,
                 "server_keys_missing",
@@ -344,7 +346,7 @@ def check_root_lists_server_keys(
 def validate_upload(
     parts: Mapping[str, bytes],
     stored: Mapping[str, StoredMetadata],
-    server_keys: Mapping[str, Key | None],
+    server_keys: Mapping[str, Sequence[Key]],
     limits: Limits,
     now: datetime,
 ) -> RepositoryAfterUpload:

@@ -100,6 +100,11 @@ def _listed_keys(tk: Trustkit, gun: str) -> dict[str, str]:
     return {k["keyid"]: k["role"] for k in result.json["keys"] if k["repository"] == gun}
 
 
+def _sign(tk: Trustkit, gun: str, tag: str, digest: str) -> None:
+    result = tk("sign", f"{gun}:{tag}", "--digest", digest, "--size", "100")
+    assert result.code == 0, result.err
+
+
 def _keystore_files(tk: Trustkit) -> dict[str, bytes]:
     """Every file of the keystore, byte for byte."""
     return {path.name: path.read_bytes() for path in sorted((tk.home / "private").iterdir())}
@@ -465,16 +470,101 @@ def test_rotation_whose_upload_fails_leaves_no_new_key_behind(
     assert len(_listed_keys(publisher, gun)) == 2
 
 
-def test_only_root_and_targets_keys_are_rotated_by_the_publisher(publisher: Trustkit, gun: str):
-    """Snapshot and timestamp keys live on the server; the CLI does not offer them."""
+@pytest.mark.parametrize("role", ["snapshot", "timestamp"])
+def test_rotating_a_server_key_is_followed_by_hosts_and_the_old_key_stops_counting(
+    publisher: Trustkit,
+    host: Trustkit,
+    server: ServerProcess,
+    proxy: TamperingProxy,
+    tmp_path: Path,
+    gun: str,
+    role: str,
+):
     _init(publisher, gun)
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    _verifies(host, gun, "1.0", DIGEST_A)  # this host trusts root v1 and the old keys
+    thief = _online_signers(server, gun)  # what someone who broke into the server has
+    stolen = thief[role]
     keystore = _keystore_files(publisher)
 
-    result = publisher.process("key", "rotate", gun, "snapshot")
+    rotated = publisher("key", "rotate", gun, role, "--json")
+
+    assert rotated.code == 0, rotated.err
+    [new_keyid] = rotated.json["new_keys"]
+    assert rotated.json["old_keys"] == [stolen.public_key.keyid]
+    assert _status_of(publisher, gun)[role]["keys"] == [new_keyid]
+    assert httpx.get(server.metadata_url(gun, f"{role}.key")).json()["keyid"] == new_keyid
+    assert _served(server, gun, f"{role}.json").signatures.keys() == {new_keyid}
+    assert _keystore_files(publisher) == keystore  # server keys never touch the keystore
+    _verifies(host, gun, "1.0", DIGEST_A)  # walked root v1 -> v2
+    _sign(publisher, gun, "2.0", DIGEST_B)
+    _verifies(host, gun, "2.0", DIGEST_B)
+
+    # The thief re-signs what the server serves with the rotated-out key (and, for a
+    # forged snapshot, a timestamp that pins it, with the timestamp key it also stole,
+    # which still counts: so only the signature on the snapshot can give it away).
+    def resigned_snapshot(version: int) -> bytes:
+        served = _served(server, gun, f"{version}.snapshot.json")
+        return sign_with(served.signed, [thief["snapshot"]])
+
+    def resign_with_stolen_key(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        served_role = role_of(path)
+        if status != 200 or served_role not in ("snapshot", "timestamp"):
+            return status, body
+        signed = Metadata.from_bytes(body).signed
+        if role == "timestamp" and served_role == "timestamp":
+            return status, sign_with(signed, [stolen])
+        if role == "snapshot" and served_role == "snapshot":
+            return status, resigned_snapshot(signed.version)
+        if role == "snapshot" and served_role == "timestamp":
+            version = signed.snapshot_meta.version
+            signed.snapshot_meta = meta_for(resigned_snapshot(version), version)
+            return status, sign_with(signed, [thief["timestamp"]])
+        return status, body
+
+    proxy.rewrite = resign_with_stolen_key
+    fooled = Trustkit(tmp_path / "fooled" / ".trustkit", proxy.url)
+    refused = fooled("verify", "--offline", f"{gun}:2.0")
+
+    assert refused.code == 1
+    assert "bad signatures" in refused.err
+
+
+def test_a_server_key_rotation_without_the_root_key_changes_nothing(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str
+):
+    _init(publisher, gun)
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    before = httpx.get(server.metadata_url(gun, "timestamp.key")).json()["keyid"]
+
+    result = publisher("key", "rotate", gun, "timestamp", env={"TRUSTKIT_ROOT_PASSPHRASE": "wrong"})
 
     assert result.code == 2
-    assert "invalid choice: 'snapshot'" in result.err
-    assert _keystore_files(publisher) == keystore
+    assert "wrong passphrase" in result.err
+    assert httpx.get(server.metadata_url(gun, "timestamp.key")).json()["keyid"] == before
+    assert _version(server, gun, "root") == 1
+    _verifies(host, gun, "1.0", DIGEST_A)
+
+
+def test_asking_the_server_for_a_next_key_alone_changes_no_trust(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str
+):
+    """Anyone may ask for a next key; it signs nothing until a root lists it."""
+    _init(publisher, gun)
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    before = httpx.get(server.metadata_url(gun, "snapshot.key")).json()["keyid"]
+
+    asked = httpx.post(server.metadata_url(gun, "snapshot.key"))
+    not_online = httpx.post(server.metadata_url(gun, "targets.key"))
+    unknown = httpx.post(server.metadata_url("registry.test/nothing-here", "snapshot.key"))
+    _sign(publisher, gun, "2.0", DIGEST_B)
+
+    assert asked.status_code == 200 and asked.json()["keyid"] != before
+    assert (not_online.status_code, not_online.json()["error"]) == (404, "not_server_key")
+    assert unknown.status_code == 404
+    assert httpx.get(server.metadata_url(gun, "snapshot.key")).json()["keyid"] == before
+    assert _served(server, gun, "snapshot.json").signatures.keys() == {before}
+    _verifies(host, gun, "2.0", DIGEST_B)
 
 
 # --- status -------------------------------------------------------------------------

@@ -88,8 +88,41 @@ def test_delete_removes_metadata_and_online_keys(storage: Storage):
     with storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"one")
     storage.add_online_key(GUN, OnlineKeyRecord("timestamp", "k", "{}", b"s"))
+    storage.set_next_online_key(GUN, OnlineKeyRecord("timestamp", "n", "{}", b"s"))
 
     assert storage.delete_repository(GUN) is True
     assert storage.latest(GUN, "targets") is None
     assert storage.online_key(GUN, "timestamp") is None
+    assert storage.next_online_key(GUN, "timestamp") is None
     assert storage.delete_repository(GUN) is False
+
+
+def test_a_next_online_key_waits_until_a_transaction_promotes_it(storage: Storage):
+    current = OnlineKeyRecord("snapshot", "key-1", "{}", b"sealed-1")
+    storage.add_online_key(GUN, current)
+    storage.set_next_online_key(GUN, OnlineKeyRecord("snapshot", "key-2", "{}", b"sealed-2"))
+    upcoming = OnlineKeyRecord("snapshot", "key-3", "{}", b"sealed-3")
+    storage.set_next_online_key(GUN, upcoming)  # asking again replaces the earlier one
+
+    assert storage.online_key(GUN, "snapshot") == current
+    assert storage.next_online_key(GUN, "snapshot") == upcoming
+
+    with storage.write(GUN) as transaction:
+        assert transaction.promote_online_key("snapshot") == upcoming
+
+    assert storage.online_key(GUN, "snapshot") == upcoming
+    assert storage.next_online_key(GUN, "snapshot") is None
+
+
+def test_a_promotion_in_a_failed_transaction_is_undone(storage: Storage):
+    current = OnlineKeyRecord("timestamp", "key-1", "{}", b"sealed-1")
+    upcoming = OnlineKeyRecord("timestamp", "key-2", "{}", b"sealed-2")
+    storage.add_online_key(GUN, current)
+    storage.set_next_online_key(GUN, upcoming)
+
+    with pytest.raises(RuntimeError), storage.write(GUN) as transaction:
+        transaction.promote_online_key("timestamp")
+        raise RuntimeError("the root upload was refused")
+
+    assert storage.online_key(GUN, "timestamp") == current
+    assert storage.next_online_key(GUN, "timestamp") == upcoming

@@ -904,11 +904,12 @@ def _parser() -> argparse.ArgumentParser:
     rotate = key_commands.add_parser(
         "rotate",
         parents=[common],
-        help="replace a repository's root or targets key; existing tags are re-signed",
+        help="replace a role's key in a new root version (snapshot and timestamp keys are "
+        "made by the server); existing tags stay valid",
     )
     rotate.set_defaults(handler=cmd_key_rotate)
     rotate.add_argument("repository")
-    rotate.add_argument("role", choices=["root", "targets"])
+    rotate.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
     rotate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
 
     sub = add("status", cmd_status, "every role's version, keys and expiry, with warnings")

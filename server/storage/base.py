@@ -54,6 +54,10 @@ class WriteTransaction(ABC):
     def put(self, role: str, version: int, data: bytes) -> None:
         """Add a version of a role; raises ``VersionConflict`` if it exists."""
 
+    @abstractmethod
+    def promote_online_key(self, role: str) -> OnlineKeyRecord:
+        """Make the role's next key its key, in this transaction (a key rotation)."""
+
 
 class Storage(ABC):
     """What the server needs from a database."""
@@ -81,6 +85,14 @@ class Storage(ABC):
     @abstractmethod
     def add_online_key(self, gun: str, record: OnlineKeyRecord) -> OnlineKeyRecord:
         """Store ``record`` unless the role already has a key; return the one stored."""
+
+    @abstractmethod
+    def next_online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
+        """The key made for a rotation, waiting for a root that lists it."""
+
+    @abstractmethod
+    def set_next_online_key(self, gun: str, record: OnlineKeyRecord) -> None:
+        """Make ``record`` the role's next key, replacing any earlier one."""
 
     @abstractmethod
     def close(self) -> None: ...

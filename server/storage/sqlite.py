@@ -41,6 +41,15 @@ CREATE TABLE IF NOT EXISTS online_keys (
     created TEXT NOT NULL,
     PRIMARY KEY (gun, role)
 );
+CREATE TABLE IF NOT EXISTS next_online_keys (
+    gun TEXT NOT NULL,
+    role TEXT NOT NULL,
+    keyid TEXT NOT NULL,
+    public TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (gun, role)
+);
 """
 
 _LATEST_ALL = """
@@ -72,6 +81,23 @@ class _SQLiteTransaction(WriteTransaction):
             )
         except sqlite3.IntegrityError:
             raise VersionConflict(f"{role} version {version} already exists") from None
+
+    def promote_online_key(self, role: str) -> OnlineKeyRecord:
+        row = self._connection.execute(
+            "SELECT keyid, public, sealed FROM next_online_keys WHERE gun = ? AND role = ?",
+            (self._gun, role),
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"no next {role} key for {self._gun}")
+        self._connection.execute(
+            "INSERT OR REPLACE INTO online_keys (gun, role, keyid, public, sealed, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (self._gun, role, row[0], row[1], row[2], _now()),
+        )
+        self._connection.execute(
+            "DELETE FROM next_online_keys WHERE gun = ? AND role = ?", (self._gun, role)
+        )
+        return OnlineKeyRecord(role, row[0], row[1], bytes(row[2]))
 
 
 class SQLiteStorage(Storage):
@@ -133,6 +159,7 @@ class SQLiteStorage(Storage):
         try:
             deleted = connection.execute("DELETE FROM metadata WHERE gun = ?", (gun,)).rowcount
             connection.execute("DELETE FROM online_keys WHERE gun = ?", (gun,))
+            connection.execute("DELETE FROM next_online_keys WHERE gun = ?", (gun,))
         except BaseException:
             connection.execute("ROLLBACK")
             raise
@@ -163,6 +190,24 @@ class SQLiteStorage(Storage):
         stored = self.online_key(gun, record.role)
         assert stored is not None  # inserted above or already there
         return stored
+
+    def next_online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT keyid, public, sealed FROM next_online_keys WHERE gun = ? AND role = ?",
+                (gun, role),
+            )
+            .fetchone()
+        )
+        return OnlineKeyRecord(role, row[0], row[1], bytes(row[2])) if row else None
+
+    def set_next_online_key(self, gun: str, record: OnlineKeyRecord) -> None:
+        self._connection().execute(
+            "INSERT OR REPLACE INTO next_online_keys (gun, role, keyid, public, sealed, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (gun, record.role, record.keyid, record.public_json, record.sealed_private, _now()),
+        )
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
