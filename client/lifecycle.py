@@ -11,18 +11,20 @@ it can never sign for the repository again by mistake.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from securesystemslib.signer import Key, Signer
-from tuf.api.metadata import Root
+from tuf.api.metadata import DelegatedRole, Delegations, Root
 
 from client.publisher import KeyHolder
 from client.verify import TrustedRepository
 from keys.keystore import KeyRecord
 from trustkit.errors import UsageError
 from trustkit.expiry import utc_now
-from trustkit.metadata import ONLINE_ROLES
+from trustkit.metadata import ONLINE_ROLES, TOP_LEVEL_ROLES, new_targets
 
 __all__ = [
     "OFFLINE_ROLES",
@@ -30,6 +32,9 @@ __all__ = [
     "RefreshResult",
     "RoleExpiry",
     "RotationResult",
+    "SignerChange",
+    "signers_of",
+    "validate_signer_name",
     "describe_record",
     "expiry_report",
 ]
@@ -44,6 +49,48 @@ class RotationResult:
     old_keys: list[str]
     new_keys: list[str]
     root_version: int
+
+
+@dataclass(frozen=True)
+class SignerChange:
+    gun: str
+    name: str
+    targets_version: int
+    published: bool  # whether the signer's own role went up too
+
+
+_SIGNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def validate_signer_name(name: str) -> str:
+    if not _SIGNER_NAME.match(name) or name in TOP_LEVEL_ROLES:
+        raise UsageError(
+            f"'{name}' is not a valid signer name",
+            hint="use up to 64 lower-case letters, digits, '.', '_' or '-' (not a role of "
+            "the repository such as targets)",
+        )
+    return name
+
+
+def signers_of(repository: TrustedRepository) -> list[dict[str, Any]]:
+    """The signer roles of a repository, as ``trustkit signer list`` shows them."""
+    delegations = repository.targets.delegations
+    if delegations is None or not delegations.roles:
+        return []
+    return [
+        {
+            "name": role.name,
+            "keys": list(role.keyids),
+            "threshold": role.threshold,
+            "paths": list(role.paths or []),
+            "terminating": role.terminating,
+            "published": role.name in repository.delegated,
+            "tags": sorted(
+                tag for tag in repository.signed_tags() if repository.signer(tag) == role.name
+            ),
+        }
+        for role in delegations.roles.values()
+    ]
 
 
 @dataclass(frozen=True)
@@ -75,7 +122,7 @@ def expiry_report(
     now = utc_now()
     report = []
     for status in repository.roles:
-        role = repository.root.roles[status.role]
+        role = repository.root.roles.get(status.role) or delegation_of(repository, status.role)
         left = status.expires - now
         window = warn_online_within if status.role in ONLINE_ROLES else warn_within
         report.append(
@@ -90,6 +137,15 @@ def expiry_report(
             )
         )
     return report
+
+
+def delegation_of(repository: TrustedRepository, name: str) -> DelegatedRole:
+    """The delegation of a signer role, from whichever verified role delegates it."""
+    for metadata in (repository.targets, *repository.delegated.values()):
+        delegations = metadata.delegations
+        if delegations is not None and delegations.roles and name in delegations.roles:
+            return delegations.roles[name]
+    raise UsageError(f"{name} is not a signer of {repository.gun}")
 
 
 class Lifecycle(KeyHolder):
@@ -172,6 +228,74 @@ class Lifecycle(KeyHolder):
             self._api.upload(gun, upload)
             self._verifier.trusted_repository(gun)
         return RefreshResult(gun, renewed)
+
+    def add_signer(
+        self,
+        gun: str,
+        name: str,
+        keys: list[Key],
+        paths: list[str],
+        threshold: int,
+        terminating: bool,
+    ) -> SignerChange:
+        """Delegate ``paths`` to a new signer role, in a new targets version.
+
+        When this keystore holds enough of the signer's keys, the signer's empty first
+        version goes up in the same upload, so hosts see the role at once.
+        """
+        validate_signer_name(name)
+        if not keys:
+            raise UsageError("a signer needs at least one --key")
+        if not 1 <= threshold <= len(keys):
+            raise UsageError(f"--threshold {threshold} must be between 1 and {len(keys)}")
+        trusted = self._verifier.trusted_repository(gun)
+        targets = trusted.targets
+        if targets.delegations is None:
+            targets.delegations = Delegations(keys={}, roles={})
+        delegations = targets.delegations
+        if delegations.roles is None or delegations.succinct_roles is not None:
+            raise UsageError(f"{gun} delegates to hash bins; signers cannot be added to it")
+        if name in delegations.roles:
+            raise UsageError(
+                f"{gun} already has a signer {name}",
+                hint=f"remove it first: trustkit signer remove {name} {gun}",
+            )
+        for key in keys:
+            delegations.keys[key.keyid] = key
+        keyids = [key.keyid for key in keys]
+        delegations.roles[name] = DelegatedRole(name, keyids, threshold, terminating, paths)
+        targets.version += 1
+        targets.expires = self._settings.expiry.expires("targets")
+        signers = self._keystore.signers(gun, "targets", self._passphrases)
+        upload = {"targets": self._signed_bytes(targets, signers)}
+        local = [r for r in self._keystore.records() if r.keyid in keyids]
+        if len(local) >= threshold:
+            first = new_targets(self._settings.expiry.expires(name))
+            first.version = trusted.snapshot_versions.get(name, 0) + 1
+            own = [self._keystore.signer(record, self._passphrases) for record in local]
+            upload[name] = self._signed_bytes(first, own)
+        self._api.upload(gun, upload)
+        return SignerChange(gun, name, targets.version, published=name in upload)
+
+    def remove_signer(self, gun: str, name: str) -> SignerChange:
+        """Take a signer role out of targets: what it signed stops counting at once."""
+        trusted = self._verifier.trusted_repository(gun)
+        targets = trusted.targets
+        delegations = targets.delegations
+        if delegations is None or not delegations.roles or name not in delegations.roles:
+            raise UsageError(f"{gun} has no signer {name}", hint=f"see: trustkit signer list {gun}")
+        removed = delegations.roles.pop(name)
+        still_used = {keyid for role in delegations.roles.values() for keyid in role.keyids}
+        for keyid in removed.keyids:
+            if keyid not in still_used:
+                delegations.keys.pop(keyid, None)
+        if not delegations.roles:
+            targets.delegations = None
+        targets.version += 1
+        targets.expires = self._settings.expiry.expires("targets")
+        signers = self._keystore.signers(gun, "targets", self._passphrases)
+        self._api.upload(gun, {"targets": self._signed_bytes(targets, signers)})
+        return SignerChange(gun, name, targets.version, published=False)
 
     def _retire(self, gun: str, role: str, *, keep: str) -> None:
         for record in self._keystore.find(gun, role):

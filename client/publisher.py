@@ -16,14 +16,15 @@ from typing import Any
 
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import Targets
 
 from client.changelist import Change, Changelist, apply_changes
 from client.server_api import ServerAPI
 from client.settings import ClientSettings
-from client.verify import Verifier
+from client.verify import TrustedRepository, Verifier
 from keys.keystore import KeyRecord, Keystore
 from keys.passphrase import PassphraseSource
-from trustkit.errors import PublishConflictError, TrustkitError, UsageError
+from trustkit.errors import KeystoreError, PublishConflictError, TrustkitError, UsageError
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, new_root, new_targets, sign_with
 
@@ -41,9 +42,10 @@ class InitResult:
 @dataclass(frozen=True)
 class PublishResult:
     gun: str
-    targets_version: int
+    targets_version: int  # of the role published: targets or a signer's role
     attempts: int
     changes: int
+    role: str = "targets"
 
 
 class KeyHolder:
@@ -115,25 +117,87 @@ class Publisher(KeyHolder):
         self._verifier.pin(gun, root_bytes)
         return InitResult(gun, {"root": [root_record.keyid], "targets": [targets_record.keyid]})
 
-    def publish(self, gun: str, changes: list[Change]) -> PublishResult:
+    def publish(self, gun: str, changes: list[Change], signer: str | None = None) -> PublishResult:
+        """Apply ``changes`` to the role this keystore may sign them in, and upload it.
+
+        That role is ``signer`` when given; otherwise targets when its key is here,
+        else the first signer role whose key is here and whose paths cover every tag.
+        """
         if not changes:
             raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
-        signers = self._keystore.signers(gun, "targets", self._passphrases)
+        role: str | None = None
+        signers: list[Signer] = []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             trusted = self._verifier.trusted_repository(gun)
-            targets = trusted.targets
-            apply_changes(targets, changes)
-            targets.version += 1
-            targets.expires = self._settings.expiry.expires("targets")
+            if role is None:
+                role, signers = self._signing_role(gun, trusted, changes, signer)
+            metadata = self._role_metadata(trusted, role)
+            apply_changes(metadata, changes)
+            metadata.version += 1
+            metadata.expires = self._settings.expiry.expires(role)
             try:
-                self._api.upload(gun, {"targets": self._signed_bytes(targets, signers)})
+                self._api.upload(gun, {role: self._signed_bytes(metadata, signers)})
             except PublishConflictError:
                 if attempt == MAX_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter only
                 continue
-            return PublishResult(gun, targets.version, attempt, len(changes))
+            return PublishResult(gun, metadata.version, attempt, len(changes), role)
         raise AssertionError("unreachable")
+
+    def _role_metadata(self, trusted: TrustedRepository, role: str) -> Targets:
+        if role == "targets":
+            return trusted.targets
+        published = trusted.delegated.get(role)
+        if published is not None:
+            return published
+        first = new_targets(self._settings.expiry.expires(role))
+        # The signer's first publish makes version 1, or the next after a removed
+        # signer of the same name.
+        first.version = trusted.snapshot_versions.get(role, 0)
+        return first
+
+    def _signing_role(
+        self,
+        gun: str,
+        trusted: TrustedRepository,
+        changes: list[Change],
+        wanted: str | None,
+    ) -> tuple[str, list[Signer]]:
+        paths = [change.path for change in changes]
+        if wanted in (None, "targets") and (wanted or self._keystore.find(gun, "targets")):
+            return "targets", self._keystore.signers(gun, "targets", self._passphrases)
+        delegations = trusted.targets.delegations
+        roles = list(delegations.roles.values()) if delegations and delegations.roles else []
+        local = {record.keyid: record for record in self._keystore.records()}
+        for role in roles:
+            if wanted not in (None, role.name):
+                continue
+            mine = [local[keyid] for keyid in role.keyids if keyid in local]
+            outside = [path for path in paths if not role.is_delegated_path(path)]
+            if wanted is None and (not mine or outside):
+                continue
+            if outside:
+                raise UsageError(
+                    f"the signer {role.name} of {gun} may not sign {', '.join(outside)}",
+                    hint=f"its paths are: {', '.join(role.paths or [])}",
+                )
+            if len(mine) < role.threshold:
+                raise KeystoreError(
+                    f"the signer {role.name} of {gun} needs {role.threshold} signatures; "
+                    f"this keystore holds {len(mine)} of its keys",
+                )
+            return role.name, [self._keystore.signer(r, self._passphrases) for r in mine]
+        if wanted is not None:
+            raise UsageError(
+                f"{gun} has no signer {wanted}", hint=f"see: trustkit signer list {gun}"
+            )
+        raise KeystoreError(
+            f"this keystore holds no key that may sign {', '.join(paths)} in {gun}: neither "
+            "the targets key nor a signer's key whose paths cover it",
+            hint="run this where the key is, import it (trustkit key import), or ask the "
+            "repository owner to add you: trustkit signer add",
+        )
 
 
 def stage_or_publish(
@@ -141,6 +205,7 @@ def stage_or_publish(
     changelist: Changelist,
     gun: str,
     new_changes: list[Change],
+    signer: str | None = None,
 ) -> PublishResult | None:
     """Add changes to the staged ones; publish them all unless ``publisher`` is None.
 
@@ -151,6 +216,6 @@ def stage_or_publish(
     if publisher is None:
         changelist.save(changes)
         return None
-    result = publisher.publish(gun, changes)
+    result = publisher.publish(gun, changes, signer)
     changelist.clear()
     return result

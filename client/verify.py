@@ -17,13 +17,14 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tuf.api import exceptions
-from tuf.api.metadata import Metadata, Root, Targets
+from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets
 from tuf.ngclient import Updater, UpdaterConfig
 
 from client.fetcher import HttpxFetcher
@@ -61,35 +62,79 @@ class RoleStatus:
 
 @dataclass(frozen=True)
 class TrustedRepository:
-    """A repository's metadata after a full, successful verification."""
+    """A repository's metadata after a full, successful verification.
+
+    ``delegated`` holds every signer role (delegated targets role) reachable from
+    targets, each verified against its delegator; ``unpublished`` names delegated
+    roles whose signers have not published yet (they sign nothing).
+    """
 
     gun: str
     root: Root
     targets: Targets
     roles: list[RoleStatus]
     trusted_on_first_use: bool
+    delegated: dict[str, Targets] = field(default_factory=dict)
+    unpublished: tuple[str, ...] = ()
+    # Version of every role in snapshot, including signer roles no longer delegated
+    # (their names are taken: a role's versions only ever go up).
+    snapshot_versions: dict[str, int] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> tuple[TargetFile, str] | None:
+        """The target ``name`` and the role that signed it, in TUF's order of trust:
+        pre-order depth first through the delegations whose paths match, stopping at
+        a terminating one (python-tuf's ``get_roles_for_target`` applies both)."""
+        to_visit: list[str] = ["targets"]
+        visited: set[str] = set()
+        while to_visit:
+            role = to_visit.pop()
+            metadata = self.targets if role == "targets" else self.delegated.get(role)
+            if metadata is None or role in visited:
+                continue  # an unpublished signer role holds nothing
+            visited.add(role)
+            found = metadata.targets.get(name)
+            if found is not None:
+                return found, role
+            children: list[str] = []
+            if metadata.delegations is not None:
+                for child, terminating in metadata.delegations.get_roles_for_target(name):
+                    children.append(child)
+                    if terminating:
+                        to_visit.clear()
+                        break
+            to_visit.extend(reversed(children))
+        return None
 
     def signed_tags(self) -> list[str]:
-        return sorted(self.targets.targets)
+        names = set(self.targets.targets)
+        for metadata in self.delegated.values():
+            names.update(metadata.targets)
+        return sorted(name for name in names if self.lookup(name) is not None)
+
+    def target_file(self, name: str) -> TargetFile:
+        found = self.lookup(name)
+        if found is None:
+            raise self.not_signed(name)
+        return found[0]
 
     def target(self, name: str) -> ImageTarget:
-        info = self.targets.targets.get(name)
-        if info is None:
-            raise self.not_signed(name)
-        return describe_target(info)
+        return describe_target(self.target_file(name))
 
     def signer(self, name: str) -> str:
-        """The role that signed ``name``: the top-level targets role."""
-        return "targets"
+        """The role that signed ``name``: ``targets`` or a signer's role."""
+        found = self.lookup(name)
+        if found is None:
+            raise self.not_signed(name)
+        return found[1]
 
     def tags_with_digest(self, digest: str) -> list[str]:
         """Signed tags whose manifest is ``digest`` (``sha256:…``)."""
         hex_digest = digest.removeprefix("sha256:")
-        return sorted(
+        return [
             name
-            for name, info in self.targets.targets.items()
-            if info.hashes.get("sha256") == hex_digest
-        )
+            for name in self.signed_tags()
+            if self.target_file(name).hashes.get("sha256") == hex_digest
+        ]
 
     def not_signed(self, name: str) -> NotFoundError:
         tags = self.signed_tags()
@@ -169,6 +214,8 @@ class Verifier:
             else:
                 updater = self._updater(gun, directory, None)
             updater.refresh()
+            trusted = self._read_trusted(gun, directory, first_use)
+            return self._with_signer_roles(trusted, updater, directory)
         except exceptions.RepositoryError as error:
             if first_use:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -177,7 +224,46 @@ class Verifier:
             if first_use:
                 shutil.rmtree(directory, ignore_errors=True)
             raise self._explain_download(gun, error) from None
-        return self._read_trusted(gun, directory, first_use)
+
+    @staticmethod
+    def _with_signer_roles(
+        trusted: TrustedRepository, updater: Updater, directory: Path
+    ) -> TrustedRepository:
+        """Load and verify every delegated role reachable from targets, through the
+        updater (signatures against the delegator's keys, version and hash against
+        snapshot, expiry); a role not yet in snapshot has not been published."""
+        snapshot: Snapshot = Metadata[Snapshot].from_file(str(directory / "snapshot.json")).signed
+        delegated: dict[str, Targets] = {}
+        unpublished: list[str] = []
+        roles = list(trusted.roles)
+        queue: list[tuple[str, Targets]] = [("targets", trusted.targets)]
+        while queue:
+            parent, metadata = queue.pop(0)
+            if metadata.delegations is None or metadata.delegations.roles is None:
+                continue
+            for name in metadata.delegations.roles:
+                if name in delegated or name in unpublished:
+                    continue
+                if f"{name}.json" not in snapshot.meta:
+                    unpublished.append(name)
+                    continue
+                # python-tuf offers no public call that loads one delegated role.
+                child = updater._load_targets(name, parent)
+                delegated[name] = child
+                queue.append((name, child))
+                stored = Metadata[Targets].from_file(
+                    str(directory / f"{quote(name, safe='')}.json")
+                )
+                keyids = sorted(stored.signatures)
+                roles.append(RoleStatus(name, child.version, child.expires, keyids))
+        versions = {name.removesuffix(".json"): m.version for name, m in snapshot.meta.items()}
+        return replace(
+            trusted,
+            roles=roles,
+            delegated=delegated,
+            unpublished=tuple(unpublished),
+            snapshot_versions=versions,
+        )
 
     def _first_use(self, gun: str, directory: Path) -> Updater:
         url = f"{self._settings.metadata_url(gun)}1.root.json"

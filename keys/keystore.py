@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ec import (
     SECP256R1,
@@ -33,9 +34,10 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
     load_pem_private_key,
+    load_pem_public_key,
     pkcs12,
 )
-from securesystemslib.signer import CryptoSigner, Key, Signer
+from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
 from keys.files import ensure_private_dir, write_private_file
 from keys.passphrase import PassphraseSource
@@ -47,6 +49,7 @@ __all__ = [
     "Keystore",
     "PrivateKey",
     "pem_is_encrypted",
+    "public_key_from_pem",
     "public_pem",
     "read_pem_private_key",
 ]
@@ -124,6 +127,17 @@ def read_pem_private_key(data: bytes, password: str | None, source: str) -> Priv
     if not isinstance(private_key, Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey):
         raise KeystoreError(f"{source} holds a key type TUF metadata cannot use")
     return private_key
+
+
+def public_key_from_pem(data: bytes, source: str) -> Key:
+    """A public key file (PEM SubjectPublicKeyInfo, as ``key export`` writes it)."""
+    try:
+        return SSlibKey.from_crypto(load_pem_public_key(data))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise KeystoreError(
+            f"{source} is not a public key TUF metadata can use: {error}",
+            hint="give the PEM public key that trustkit key generate or key export wrote",
+        ) from None
 
 
 def public_pem(key: Key) -> bytes:

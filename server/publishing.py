@@ -145,7 +145,10 @@ class MetadataService:
         if "snapshot" in stored:
             old: Snapshot = Metadata[Snapshot].from_bytes(stored["snapshot"].data).signed
             previous = {name.removesuffix(".json"): info for name, info in old.meta.items()}
-        meta: dict[str, MetaFile] = {}
+        # A role once in snapshot stays there (hosts refuse a snapshot that drops one, as
+        # a rollback): a signer taken out keeps its last entry, though nothing
+        # delegates to it any more.
+        meta: dict[str, MetaFile] = dict(previous)
         for role in ["targets", *state.delegated_roles()]:
             if role in state.uploaded:
                 meta[role] = meta_for(parts[role], state.uploaded[role].signed.version)

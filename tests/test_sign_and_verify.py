@@ -186,7 +186,7 @@ def test_second_publisher_with_its_own_keystore_cannot_sign(
     result = stranger("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10")
 
     assert result.code == 2
-    assert "no targets key" in result.err
+    assert "holds no key that may sign 1.0" in result.err
 
 
 def test_real_process_exit_codes(publisher: Trustkit, host: Trustkit, gun: str):

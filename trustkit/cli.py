@@ -44,6 +44,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
+SIGNER_HELP = (
+    "sign as this role: targets or a signer (default: targets if its key is here, else "
+    "the signer whose key is here and whose paths cover the tag)"
+)
 
 
 @dataclass
@@ -187,13 +191,16 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
         )
         return EXIT_OK
     with ctx.session() as (api, verifier):
-        result = stage_or_publish(ctx.publisher(api, verifier), changelist, gun, changes)
+        result = stage_or_publish(
+            ctx.publisher(api, verifier), changelist, gun, changes, ctx.args.signer
+        )
     assert result is not None
     ctx.out.result(
-        f"{what}; published {gun} (targets v{result.targets_version})",
+        f"{what}; published {gun} ({result.role} v{result.targets_version})",
         {
             "repository": gun,
             "published": True,
+            "role": result.role,
             "targets_version": result.targets_version,
             "changes": result.changes,
             "attempts": result.attempts,
@@ -341,9 +348,7 @@ def cmd_verify_file(ctx: Context) -> int:
     with ctx.session() as (_, verifier):
         repository = verifier.trusted_repository(gun)
     _note_first_use(ctx, repository)
-    info = repository.targets.targets.get(name)
-    if info is None:
-        raise repository.not_signed(name)
+    info = repository.target_file(name)
     try:
         info.verify_length_and_hashes(data)
     except LengthOrHashMismatchError as error:
@@ -368,7 +373,7 @@ def cmd_inspect(ctx: Context) -> int:
     names = [ref.tag] if ref.tag else repository.signed_tags()
     if ref.tag:
         repository.target(ref.tag)  # raises if not signed
-    tags = [describe_target(repository.targets.targets[name]) for name in names]
+    tags = [describe_target(repository.target_file(name)) for name in names]
     roles = [
         {
             "role": r.role,
@@ -471,6 +476,92 @@ def cmd_key_list(ctx: Context) -> int:
     if not keys:
         lines = [f"no keys in {ctx.settings.home}"]
     ctx.out.result("\n".join(lines), {"keys": keys})
+    return EXIT_OK
+
+
+def cmd_key_generate(ctx: Context) -> int:
+    from client.lifecycle import validate_signer_name
+    from keys.keystore import public_pem
+
+    name = validate_signer_name(ctx.args.name)
+    out = Path(ctx.args.out or f"{name}.pub")
+    if out.exists():
+        raise UsageError(f"{out} already exists", hint="choose another file with --out")
+    record = ctx.keystore().generate("*", name, ctx.passphrases(), ctx.args.key_type)
+    try:
+        out.write_bytes(public_pem(record.public))
+    except OSError as error:
+        ctx.keystore().remove(record)
+        raise UsageError(f"cannot write {out}: {error.strerror}") from None
+    ctx.out.result(
+        f"generated the signer key {name} ({record.keyid[:12]}); its public half is in {out}\n"
+        f"  the repository owner adds it with: trustkit signer add {name} REPO --key {out}",
+        {"name": name, "keyid": record.keyid, "public_key_file": str(out)},
+    )
+    return EXIT_OK
+
+
+def cmd_signer_add(ctx: Context) -> int:
+    from keys.keystore import public_key_from_pem
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    keys = [public_key_from_pem(_read_file(path), path) for path in ctx.args.key]
+    paths = ctx.args.paths or ["*"]
+    with ctx.session() as (api, verifier):
+        change = ctx.lifecycle(api, verifier).add_signer(
+            gun, ctx.args.name, keys, paths, ctx.args.threshold, ctx.args.terminating
+        )
+    note = "" if change.published else f"; its role appears once {change.name} first signs"
+    ctx.out.result(
+        f"added the signer {change.name} to {gun} for {', '.join(paths)} "
+        f"(targets v{change.targets_version}){note}",
+        {
+            "repository": gun,
+            "signer": change.name,
+            "keys": [key.keyid for key in keys],
+            "paths": paths,
+            "threshold": ctx.args.threshold,
+            "targets_version": change.targets_version,
+            "published": change.published,
+        },
+    )
+    return EXIT_OK
+
+
+def cmd_signer_remove(ctx: Context) -> int:
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    with ctx.session() as (api, verifier):
+        change = ctx.lifecycle(api, verifier).remove_signer(gun, ctx.args.name)
+    ctx.out.result(
+        f"removed the signer {change.name} from {gun} (targets v{change.targets_version}); "
+        "what it signed no longer verifies",
+        {"repository": gun, "signer": change.name, "targets_version": change.targets_version},
+    )
+    return EXIT_OK
+
+
+def cmd_signer_list(ctx: Context) -> int:
+    from client.lifecycle import signers_of
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    with ctx.session() as (_, verifier):
+        repository = verifier.trusted_repository(gun)
+    _note_first_use(ctx, repository)
+    signers = signers_of(repository)
+    lines = [f"{'SIGNER':<20} {'THRESHOLD':>9}  {'PATHS':<30} {'TAGS':>5}  KEYS"]
+    lines += [
+        f"{s['name']:<20} {s['threshold']:>9}  {', '.join(s['paths']):<30} {len(s['tags']):>5}  "
+        + ", ".join(k[:12] for k in s["keys"])
+        + ("" if s["published"] else "  (not published yet)")
+        for s in signers
+    ]
+    if not signers:
+        lines = [f"{gun} has no signers: only the targets key signs"]
+    ctx.out.result("\n".join(lines), {"repository": gun, "signers": signers})
     return EXIT_OK
 
 
@@ -779,6 +870,7 @@ def _parser() -> argparse.ArgumentParser:
         registry_ca=None,
         via=None,
         policy=None,
+        signer=None,
         dest=None,
         offline=False,
         docker_args=[],
@@ -820,19 +912,23 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--size", type=int, help="manifest size in bytes (default: ask the registry)")
     sub.add_argument("--media-type", help="manifest media type")
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
+    sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add("sign-file", cmd_sign_file, "sign an arbitrary file under NAME")
     sub.add_argument("repository")
     sub.add_argument("name")
     sub.add_argument("file")
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
+    sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add("revoke", cmd_revoke, "remove a signed tag")
     sub.add_argument("reference", metavar="REPO:TAG")
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
+    sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add("publish", cmd_publish, "publish the staged changes of a repository")
     sub.add_argument("repository")
+    sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add(
         "verify",
@@ -873,6 +969,15 @@ def _parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="the keys in this keystore (never anything secret)"
     )
     listing.set_defaults(handler=cmd_key_list)
+    generate = key_commands.add_parser(
+        "generate",
+        parents=[common],
+        help="make a signer key for a person or pipeline; writes its public half to NAME.pub",
+    )
+    generate.set_defaults(handler=cmd_key_generate)
+    generate.add_argument("name", metavar="NAME")
+    generate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    generate.add_argument("--out", metavar="FILE", help="where to write the public key PEM")
     export = key_commands.add_parser(
         "export", parents=[common], help="print a key's public half as PEM (never the private)"
     )
@@ -911,6 +1016,36 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("repository")
     rotate.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
     rotate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+
+    signer = add("signer", lambda ctx: EXIT_USAGE, "who may sign which tags (delegations)")
+    signer_commands = signer.add_subparsers(dest="signer_command", metavar="ACTION", required=True)
+    adding = signer_commands.add_parser(
+        "add", parents=[common], help="let NAME's keys sign tags matching --paths"
+    )
+    adding.set_defaults(handler=cmd_signer_add)
+    adding.add_argument("name", metavar="NAME")
+    adding.add_argument("repository")
+    adding.add_argument(
+        "--key", action="append", required=True, metavar="PUB_PEM", help="a public key file"
+    )
+    adding.add_argument(
+        "--paths", action="append", metavar="PATTERN", help="tags it may sign (default '*')"
+    )
+    adding.add_argument("--threshold", type=int, default=1, help="signatures needed (1)")
+    adding.add_argument(
+        "--terminating", action="store_true", help="tags it may sign are looked up nowhere else"
+    )
+    dropping = signer_commands.add_parser(
+        "remove", parents=[common], help="take a signer out; its tags stop verifying"
+    )
+    dropping.set_defaults(handler=cmd_signer_remove)
+    dropping.add_argument("name", metavar="NAME")
+    dropping.add_argument("repository")
+    listing_signers = signer_commands.add_parser(
+        "list", parents=[common], help="signers, their paths, keys and tags"
+    )
+    listing_signers.set_defaults(handler=cmd_signer_list)
+    listing_signers.add_argument("repository")
 
     sub = add("status", cmd_status, "every role's version, keys and expiry, with warnings")
     sub.add_argument("repository")
