@@ -269,6 +269,15 @@ class Lifecycle(KeyHolder):
         signers = self._keystore.signers(gun, "targets", self._passphrases)
         upload = {"targets": self._signed_bytes(targets, signers)}
         local = [r for r in self._keystore.records() if r.keyid in keyids]
+        if name in trusted.snapshot_versions and len(local) < threshold:
+            # The server still holds what a removed signer of this name signed: without
+            # a fresh first version above it, those tags would count again.
+            raise UsageError(
+                f"a signer named {name} was removed from {gun} before, and what it signed "
+                "is still on the server",
+                hint=f"choose another name, or run this where {threshold} of {name}'s keys "
+                "are (trustkit key import) so a fresh, empty version replaces it",
+            )
         if len(local) >= threshold:
             first = new_targets(self._settings.expiry.expires(name))
             first.version = trusted.snapshot_versions.get(name, 0) + 1

@@ -150,6 +150,17 @@ class Publisher(KeyHolder):
             return trusted.targets
         published = trusted.delegated.get(role)
         if published is not None:
+            # Tags outside the role's paths (left from a signer of the same name that was
+            # removed and added again with other paths) count for no host, and the server
+            # refuses a role that holds them: they go.
+            delegations = trusted.targets.delegations
+            delegation = delegations.roles.get(role) if delegations and delegations.roles else None
+            if delegation is not None:
+                published.targets = {
+                    path: target
+                    for path, target in published.targets.items()
+                    if delegation.is_delegated_path(path)
+                }
             return published
         first = new_targets(self._settings.expiry.expires(role))
         # The signer's first publish makes version 1, or the next after a removed
