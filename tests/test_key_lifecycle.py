@@ -23,9 +23,6 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
-from server.master_key import MasterKey
-from server.online_keys import OnlineKeys
-from server.storage import SQLiteStorage
 from tests.harness import (
     DIGEST_A,
     DIGEST_B,
@@ -37,6 +34,12 @@ from tests.harness import (
     publisher_cli,
     role_of,
     sign_many,
+)
+from tests.server_side import (
+    post_upload,
+    served_metadata,
+    served_version,
+    stolen_online_signers,
 )
 from trustkit.expiry import utc_now
 from trustkit.metadata import image_target, meta_for, new_snapshot, new_timestamp, sign_with
@@ -70,16 +73,6 @@ def _verifies(host: Trustkit, gun: str, tag: str, digest: str) -> None:
     result = host("verify", f"{gun}:{tag}", "--offline")
     assert result.code == 0, result.err
     assert result.out.strip() == digest
-
-
-def _served(server: ServerProcess, gun: str, filename: str) -> Metadata[Any]:
-    response = httpx.get(server.metadata_url(gun, filename), timeout=30)
-    assert response.status_code == 200, response.text
-    return Metadata.from_bytes(response.content)
-
-
-def _version(server: ServerProcess, gun: str, role: str) -> int:
-    return int(_served(server, gun, f"{role}.json").signed.version)
 
 
 def _status(tk: Trustkit, gun: str, *args: str) -> dict[str, Any]:
@@ -121,21 +114,6 @@ def _signer_of(tk: Trustkit, gun: str, role: str) -> Signer:
     return keystore.signer(record, PassphraseSource(tk.env))
 
 
-def _online_signers(server: ServerProcess, gun: str) -> dict[str, Signer]:
-    """The server's snapshot and timestamp keys, as someone who broke into it has them."""
-    storage = SQLiteStorage(server.database)
-    try:
-        keys = OnlineKeys(storage, MasterKey.load_or_create(server.data_dir / "master.key"))
-        return {role: keys.signer(gun, role) for role in ("snapshot", "timestamp")}
-    finally:
-        storage.close()
-
-
-def _post(server: ServerProcess, gun: str, **roles: bytes) -> httpx.Response:
-    files = [("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()]
-    return httpx.post(server.metadata_url(gun), files=files, timeout=30)
-
-
 def _forged(targets: Targets, version: int, *, new_tag: bool = True) -> Targets:
     """TARGETS with 1.0 pointed at FORGED and, unless told not to, a new tag ``evil``."""
     targets.version = version
@@ -166,7 +144,7 @@ def test_rotating_the_targets_key_keeps_every_signed_tag_verifying(
     assert rotated["old_keys"] == [keys["targets"]]
     assert new_key != keys["targets"]
     assert rotated["root_version"] == 2
-    root: Root = _served(server, gun, "root.json").signed
+    root: Root = served_metadata(server, gun, "root.json").signed
     assert root.version == 2
     assert root.roles["targets"].keyids == [new_key]
     assert keys["targets"] not in root.keys
@@ -199,19 +177,19 @@ def test_targets_signed_by_the_rotated_out_key_are_refused_by_the_server(
     sign_many(publisher, gun, ["1.0"])
     stolen = _signer_of(publisher, gun, "targets")
     _rotate(publisher, gun, "targets")
-    version = _version(server, gun, "targets")
-    snapshot_version = _version(server, gun, "snapshot")
-    forged = _forged(_served(server, gun, "targets.json").signed, version + 1)
+    version = served_version(server, gun, "targets")
+    snapshot_version = served_version(server, gun, "snapshot")
+    forged = _forged(served_metadata(server, gun, "targets.json").signed, version + 1)
 
-    response = _post(server, gun, targets=sign_with(forged, [stolen]))
+    response = post_upload(server, gun, targets=sign_with(forged, [stolen]))
 
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["error"] == "threshold_not_met"
     assert body["role"] == "targets"
     assert "signed by 0 of the 1 keys" in body["detail"]
-    assert _version(server, gun, "targets") == version
-    assert _version(server, gun, "snapshot") == snapshot_version
+    assert served_version(server, gun, "targets") == version
+    assert served_version(server, gun, "snapshot") == snapshot_version
     url = server.metadata_url(gun, f"{version + 1}.targets.json")
     assert httpx.get(url, timeout=30).status_code == 404
 
@@ -245,18 +223,18 @@ def test_targets_signed_by_the_rotated_out_key_are_refused_by_hosts(
     _verifies(host, gun, "1.0", DIGEST_A)  # trusts root v1, where the old key is valid
     stolen = _signer_of(publisher, gun, "targets")
     _rotate(publisher, gun, "targets")
-    version = _version(server, gun, "targets")
+    version = served_version(server, gun, "targets")
     forged: dict[str, bytes] = {}
     if not online_keys_stolen:
         # Same version and same length (only a digest changes): what differs is the hash.
-        served = _served(server, gun, "targets.json").signed
+        served = served_metadata(server, gun, "targets.json").signed
         forged["targets"] = sign_with(_forged(served, version, new_tag=False), [stolen])
         expected = "does not match what was signed"
     else:
-        online = _online_signers(server, gun)
-        forged_targets = _forged(_served(server, gun, "targets.json").signed, version + 1)
+        online = stolen_online_signers(server, gun)
+        forged_targets = _forged(served_metadata(server, gun, "targets.json").signed, version + 1)
         targets_bytes = sign_with(forged_targets, [stolen])
-        snapshot_version = _version(server, gun, "snapshot") + 1
+        snapshot_version = served_version(server, gun, "snapshot") + 1
         snapshot: Snapshot = new_snapshot(
             snapshot_version,
             {"targets": meta_for(targets_bytes, version + 1)},
@@ -264,7 +242,7 @@ def test_targets_signed_by_the_rotated_out_key_are_refused_by_hosts(
         )
         snapshot_bytes = sign_with(snapshot, [online["snapshot"]])
         timestamp: Timestamp = new_timestamp(
-            _version(server, gun, "timestamp") + 1,
+            served_version(server, gun, "timestamp") + 1,
             meta_for(snapshot_bytes, snapshot_version),
             utc_now() + timedelta(days=30),
         )
@@ -316,7 +294,7 @@ def test_rotating_the_root_key_is_followed_by_hosts_that_trusted_root_v1(
     new_key = rotated["new_keys"][0]
     assert rotated["old_keys"] == [keys["root"]]
     assert rotated["root_version"] == 2
-    served = _served(server, gun, "2.root.json")
+    served = served_metadata(server, gun, "2.root.json")
     assert served.signed.roles["root"].keyids == [new_key]
     assert set(served.signatures) == {keys["root"], new_key}  # old and new: a chain
     _verifies(early, gun, "1.0", DIGEST_A)
@@ -351,19 +329,19 @@ def test_root_signed_only_by_the_rotated_out_root_key_is_refused(
     stolen = _signer_of(publisher, gun, "root")
     assert stolen.public_key.keyid == keys["root"]
     new_key = _rotate(publisher, gun, "root")["new_keys"][0]
-    usurping: Root = _served(server, gun, "root.json").signed
+    usurping: Root = served_metadata(server, gun, "root.json").signed
     usurping.version = 3
     usurping.revoke_key(new_key, "root")
     usurping.add_key(stolen.public_key, "root")
     forged = sign_with(usurping, [stolen])
 
-    response = _post(server, gun, root=forged)
+    response = post_upload(server, gun, root=forged)
 
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "root_not_chained"
     assert response.json()["role"] == "root"
     assert "previous root keys" in response.json()["detail"]
-    assert _version(server, gun, "root") == 2
+    assert served_version(server, gun, "root") == 2
     proxy.rewrite = lambda path, status, body: (
         (200, forged) if path.endswith("/3.root.json") else (status, body)
     )
@@ -417,7 +395,7 @@ def test_rotation_with_a_wrong_root_passphrase_changes_nothing(
     _init(publisher, gun)
     sign_many(publisher, gun, ["1.0"])
     keystore = _keystore_files(publisher)
-    versions = {r: _version(server, gun, r) for r in ("root", "targets")}
+    versions = {r: served_version(server, gun, r) for r in ("root", "targets")}
 
     result = publisher(
         "key", "rotate", gun, role, env={"TRUSTKIT_ROOT_PASSPHRASE": "not the root passphrase"}
@@ -427,7 +405,7 @@ def test_rotation_with_a_wrong_root_passphrase_changes_nothing(
     assert "wrong passphrase for the root key" in result.err
     assert "$TRUSTKIT_ROOT_PASSPHRASE" in result.err
     assert _keystore_files(publisher) == keystore
-    assert {r: _version(server, gun, r) for r in ("root", "targets")} == versions
+    assert {r: served_version(server, gun, r) for r in ("root", "targets")} == versions
     _verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "1.0", DIGEST_A)
 
 
@@ -464,7 +442,7 @@ def test_rotation_whose_upload_fails_leaves_no_new_key_behind(
 
     assert result.code == 3, result.err
     assert _keystore_files(publisher) == keystore
-    assert _version(server, gun, "root") == 1
+    assert served_version(server, gun, "root") == 1
     # Nothing was left half done: the same rotation succeeds directly afterwards.
     assert _rotate(publisher, gun, "root")["root_version"] == 2
     assert len(_listed_keys(publisher, gun)) == 2
@@ -483,7 +461,7 @@ def test_rotating_a_server_key_is_followed_by_hosts_and_the_old_key_stops_counti
     _init(publisher, gun)
     _sign(publisher, gun, "1.0", DIGEST_A)
     _verifies(host, gun, "1.0", DIGEST_A)  # this host trusts root v1 and the old keys
-    thief = _online_signers(server, gun)  # what someone who broke into the server has
+    thief = stolen_online_signers(server, gun)  # what someone who broke into the server has
     stolen = thief[role]
     keystore = _keystore_files(publisher)
 
@@ -494,7 +472,7 @@ def test_rotating_a_server_key_is_followed_by_hosts_and_the_old_key_stops_counti
     assert rotated.json["old_keys"] == [stolen.public_key.keyid]
     assert _status_of(publisher, gun)[role]["keys"] == [new_keyid]
     assert httpx.get(server.metadata_url(gun, f"{role}.key")).json()["keyid"] == new_keyid
-    assert _served(server, gun, f"{role}.json").signatures.keys() == {new_keyid}
+    assert served_metadata(server, gun, f"{role}.json").signatures.keys() == {new_keyid}
     assert _keystore_files(publisher) == keystore  # server keys never touch the keystore
     _verifies(host, gun, "1.0", DIGEST_A)  # walked root v1 -> v2
     _sign(publisher, gun, "2.0", DIGEST_B)
@@ -504,7 +482,7 @@ def test_rotating_a_server_key_is_followed_by_hosts_and_the_old_key_stops_counti
     # forged snapshot, a timestamp that pins it, with the timestamp key it also stole,
     # which still counts: so only the signature on the snapshot can give it away).
     def resigned_snapshot(version: int) -> bytes:
-        served = _served(server, gun, f"{version}.snapshot.json")
+        served = served_metadata(server, gun, f"{version}.snapshot.json")
         return sign_with(served.signed, [thief["snapshot"]])
 
     def resign_with_stolen_key(path: str, status: int, body: bytes) -> tuple[int, bytes]:
@@ -542,7 +520,7 @@ def test_a_server_key_rotation_without_the_root_key_changes_nothing(
     assert result.code == 2
     assert "wrong passphrase" in result.err
     assert httpx.get(server.metadata_url(gun, "timestamp.key")).json()["keyid"] == before
-    assert _version(server, gun, "root") == 1
+    assert served_version(server, gun, "root") == 1
     _verifies(host, gun, "1.0", DIGEST_A)
 
 
@@ -563,7 +541,7 @@ def test_asking_the_server_for_a_next_key_alone_changes_no_trust(
     assert (not_online.status_code, not_online.json()["error"]) == (404, "not_server_key")
     assert unknown.status_code == 404
     assert httpx.get(server.metadata_url(gun, "snapshot.key")).json()["keyid"] == before
-    assert _served(server, gun, "snapshot.json").signatures.keys() == {before}
+    assert served_metadata(server, gun, "snapshot.json").signatures.keys() == {before}
     _verifies(host, gun, "2.0", DIGEST_B)
 
 
@@ -665,13 +643,13 @@ def test_refresh_re_signs_what_expires_soon_and_hosts_keep_verifying(
     assert again.code == 0, again.err
     assert "nothing re-signed" in again.out
     assert publisher("refresh", gun, "--json").json["renewed"] == {}
-    assert _version(server, gun, "targets") == after["targets"]["version"]
+    assert served_version(server, gun, "targets") == after["targets"]["version"]
 
     # Re-signing root needs the root key.
     no_root = publisher("refresh", gun, "--within", "20y", env={"TRUSTKIT_ROOT_PASSPHRASE": ""})
     assert no_root.code == 2
     assert "TRUSTKIT_ROOT_PASSPHRASE" in no_root.err
-    assert _version(server, gun, "root") == 1
+    assert served_version(server, gun, "root") == 1
     everything = publisher("refresh", gun, "--within", "20y", "--json")
     assert everything.code == 0, everything.err
     assert everything.json["renewed"] == {"root": 2, "targets": after["targets"]["version"] + 1}

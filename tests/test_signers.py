@@ -24,9 +24,6 @@ from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
-from server.master_key import MasterKey
-from server.online_keys import OnlineKeys
-from server.storage import SQLiteStorage
 from tests.harness import (
     DIGEST_A,
     DIGEST_B,
@@ -34,6 +31,12 @@ from tests.harness import (
     TamperingProxy,
     Trustkit,
     role_of,
+)
+from tests.server_side import (
+    post_upload,
+    served_metadata,
+    served_version,
+    stolen_online_signers,
 )
 from tests.test_docker_gate import Recorder, write_recorder
 from trustkit.expiry import utc_now
@@ -121,16 +124,6 @@ def _status_of(tk: Trustkit, gun: str) -> dict[str, dict[str, Any]]:
     return {role["role"]: role for role in result.json["roles"]}
 
 
-def _served(server: ServerProcess, gun: str, filename: str) -> Metadata[Any]:
-    response = httpx.get(server.metadata_url(gun, filename), timeout=30)
-    assert response.status_code == 200, response.text
-    return Metadata.from_bytes(response.content)
-
-
-def _version(server: ServerProcess, gun: str, role: str) -> int:
-    return int(_served(server, gun, f"{role}.json").signed.version)
-
-
 def _is_served(server: ServerProcess, gun: str, filename: str) -> bool:
     status = httpx.get(server.metadata_url(gun, filename), timeout=30).status_code
     assert status in (200, 404), status
@@ -138,7 +131,7 @@ def _is_served(server: ServerProcess, gun: str, filename: str) -> bool:
 
 
 def _snapshot_roles(server: ServerProcess, gun: str) -> dict[str, int]:
-    snapshot: Snapshot = _served(server, gun, "snapshot.json").signed
+    snapshot: Snapshot = served_metadata(server, gun, "snapshot.json").signed
     return {name.removesuffix(".json"): info.version for name, info in snapshot.meta.items()}
 
 
@@ -147,21 +140,6 @@ def _key_signer(tk: Trustkit, keyid: str) -> Signer:
     keystore = Keystore(tk.home)
     [record] = [r for r in keystore.records() if r.keyid == keyid]
     return keystore.signer(record, PassphraseSource(tk.env))
-
-
-def _online_signers(server: ServerProcess, gun: str) -> dict[str, Signer]:
-    """The server's snapshot and timestamp keys, as someone who broke into it has them."""
-    storage = SQLiteStorage(server.database)
-    try:
-        keys = OnlineKeys(storage, MasterKey.load_or_create(server.data_dir / "master.key"))
-        return {role: keys.signer(gun, role) for role in ("snapshot", "timestamp")}
-    finally:
-        storage.close()
-
-
-def _post(server: ServerProcess, gun: str, **roles: bytes) -> httpx.Response:
-    files = [("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()]
-    return httpx.post(server.metadata_url(gun), files=files, timeout=30)
 
 
 def _alice_signs_releases(
@@ -190,7 +168,7 @@ def test_a_signer_signs_tags_within_its_paths_and_hosts_verify_them(
     _sign(publisher, gun, "1.0", DIGEST_A)
     alice = _person(tmp_path, server.url, "alice")
     keyid = _generate(alice, "alice", tmp_path / "alice.pub")
-    targets_before = _version(server, gun, "targets")
+    targets_before = served_version(server, gun, "targets")
 
     added = _add(
         publisher, "alice", gun, "--key", str(tmp_path / "alice.pub"), "--paths", "release-*"
@@ -201,19 +179,19 @@ def test_a_signer_signs_tags_within_its_paths_and_hosts_verify_them(
     assert added["paths"] == ["release-*"]
     assert added["published"] is False  # alice's key is not in the owner's keystore
     assert added["targets_version"] == targets_before + 1
-    assert _version(server, gun, "targets") == targets_before + 1
+    assert served_version(server, gun, "targets") == targets_before + 1
     assert not _is_served(server, gun, "alice.json")
 
     signed = _sign(alice, gun, "release-1", DIGEST_B)
 
     assert (signed["role"], signed["targets_version"]) == ("alice", 1)
-    role: Metadata[Targets] = _served(server, gun, "alice.json")
+    role: Metadata[Targets] = served_metadata(server, gun, "alice.json")
     assert role.signed.version == 1
     assert set(role.signed.targets) == {"release-1"}
     assert set(role.signatures) == {keyid}
     assert _is_served(server, gun, "1.alice.json")
     assert _snapshot_roles(server, gun)["alice"] == 1
-    assert _version(server, gun, "targets") == targets_before + 1  # untouched by alice
+    assert served_version(server, gun, "targets") == targets_before + 1  # untouched by alice
     _verifies(host, gun, "release-1", DIGEST_B)
     _verifies(host, gun, "1.0", DIGEST_A)
     assert _signer_of_tags(host, gun) == {
@@ -245,7 +223,7 @@ def test_a_signer_signs_tags_within_its_paths_and_hosts_verify_them(
     assert _sign(alice, gun, "release-2", DIGEST_C)["targets_version"] == 2
     _verifies(host, gun, "release-2", DIGEST_C)
     assert _signers(host, gun)["alice"]["tags"] == ["release-1", "release-2"]
-    assert _version(server, gun, "targets") == targets_before + 1
+    assert served_version(server, gun, "targets") == targets_before + 1
 
 
 def test_key_generate_writes_name_pub_and_keeps_the_private_key_encrypted(
@@ -285,7 +263,7 @@ def test_a_signer_cannot_sign_outside_its_paths(
     """alice may sign release-*: the CLI refuses anything else before uploading, and a
     hand-made upload of her role with another tag is refused by the server."""
     alice, keyid = _alice_signs_releases(publisher, server, gun, tmp_path)
-    snapshot_before = _version(server, gun, "snapshot")
+    snapshot_before = served_version(server, gun, "snapshot")
 
     automatic = alice("sign", f"{gun}:latest", "--digest", FORGED, "--size", "10")
     named = alice("sign", f"{gun}:latest", "--digest", FORGED, "--size", "10", "--signer", "alice")
@@ -295,15 +273,15 @@ def test_a_signer_cannot_sign_outside_its_paths(
     assert named.code == 2, named.out
     assert f"the signer alice of {gun} may not sign latest" in named.err
     assert "release-*" in named.err
-    assert _version(server, gun, "snapshot") == snapshot_before
-    assert _version(server, gun, "alice") == 1
+    assert served_version(server, gun, "snapshot") == snapshot_before
+    assert served_version(server, gun, "alice") == 1
 
     # alice builds the upload herself, signed with her key.
-    served: Metadata[Targets] = _served(server, gun, "alice.json")
+    served: Metadata[Targets] = served_metadata(server, gun, "alice.json")
     role = served.signed
     role.version = 2
     role.targets["latest"] = image_target("latest", parse_digest(FORGED), 10, None)
-    response = _post(server, gun, alice=sign_with(role, [_key_signer(alice, keyid)]))
+    response = post_upload(server, gun, alice=sign_with(role, [_key_signer(alice, keyid)]))
 
     assert response.status_code == 400, response.text
     body = response.json()
@@ -311,13 +289,16 @@ def test_a_signer_cannot_sign_outside_its_paths(
     assert body["role"] == "alice"
     assert "'latest'" in body["detail"]
     assert "release-*" in body["detail"]
-    assert _version(server, gun, "alice") == 1
+    assert served_version(server, gun, "alice") == 1
     assert not _is_served(server, gun, "2.alice.json")
-    assert _version(server, gun, "snapshot") == snapshot_before
+    assert served_version(server, gun, "snapshot") == snapshot_before
     _not_signed(host, gun, "latest")
     # Nothing of the refused signing was staged: her next tag publishes alone.
     assert _sign(alice, gun, "release-2", DIGEST_C)["targets_version"] == 2
-    assert set(_served(server, gun, "alice.json").signed.targets) == {"release-1", "release-2"}
+    assert set(served_metadata(server, gun, "alice.json").signed.targets) == {
+        "release-1",
+        "release-2",
+    }
     _verifies(host, gun, "release-2", DIGEST_C)
     _not_signed(host, gun, "latest")
 
@@ -347,7 +328,7 @@ def test_hosts_ignore_a_tag_outside_the_paths_of_the_role_that_holds_it(
     """
     alice, keyid = _alice_signs_releases(publisher, server, gun, tmp_path)
     _sign(alice, gun, "release-2", DIGEST_A)
-    served: Metadata[Targets] = _served(server, gun, "alice.json")
+    served: Metadata[Targets] = served_metadata(server, gun, "alice.json")
     forged_role = served.signed
     del forged_role.targets["release-2"]
     forged_role.targets["latest-00"] = image_target("latest-00", parse_digest(FORGED), 100, None)
@@ -355,11 +336,11 @@ def test_hosts_ignore_a_tag_outside_the_paths_of_the_role_that_holds_it(
     assert len(alice_bytes) == len(served.to_bytes())  # only a hash can tell
     forged = {"alice": alice_bytes}
     if online_keys_stolen:
-        online = _online_signers(server, gun)
-        snapshot: Snapshot = _served(server, gun, "snapshot.json").signed
+        online = stolen_online_signers(server, gun)
+        snapshot: Snapshot = served_metadata(server, gun, "snapshot.json").signed
         snapshot.meta["alice.json"] = meta_for(alice_bytes, forged_role.version)
         forged["snapshot"] = sign_with(snapshot, [online["snapshot"]])
-        timestamp: Timestamp = _served(server, gun, "timestamp.json").signed
+        timestamp: Timestamp = served_metadata(server, gun, "timestamp.json").signed
         timestamp.snapshot_meta = meta_for(forged["snapshot"], snapshot.version)
         timestamp.expires = utc_now() + timedelta(days=1)
         forged["timestamp"] = sign_with(timestamp, [online["timestamp"]])
@@ -480,8 +461,8 @@ def test_the_owner_signs_any_tag_and_as_a_signer_when_asked(
     added = _add(owner, "alice", gun, "--key", str(tmp_path / "alice.pub"), "--paths", "release-*")
 
     assert added["published"] is True  # the key is here: the first version goes up too
-    assert _version(server, gun, "alice") == 1
-    assert _served(server, gun, "alice.json").signed.targets == {}
+    assert served_version(server, gun, "alice") == 1
+    assert served_metadata(server, gun, "alice.json").signed.targets == {}
     assert _sign(owner, gun, "release-1", DIGEST_A)["role"] == "targets"  # default
     assert _sign(owner, gun, "latest", DIGEST_A)["role"] == "targets"
     as_alice = _sign(owner, gun, "release-2", DIGEST_B, "--signer", "alice")
@@ -514,13 +495,15 @@ def test_the_owner_signs_any_tag_and_as_a_signer_when_asked(
         "release-4": (DIGEST_C, "alice"),
         "release-notes": (
             "sha256:"
-            + _served(server, gun, "alice.json").signed.targets["release-notes"].hashes["sha256"],
+            + served_metadata(server, gun, "alice.json")
+            .signed.targets["release-notes"]
+            .hashes["sha256"],
             "alice",
         ),
     }
     checked = host("verify-file", gun, "release-notes", str(notes))
     assert checked.code == 0, checked.err
-    assert set(_served(server, gun, "alice.json").signed.targets) == {
+    assert set(served_metadata(server, gun, "alice.json").signed.targets) == {
         "release-2",
         "release-4",
         "release-notes",
@@ -547,8 +530,8 @@ def test_a_removed_signer_s_tags_stop_verifying_and_the_name_can_be_reused(
 
     assert removed.code == 0, removed.err
     assert removed.json["signer"] == "alice"
-    assert removed.json["targets_version"] == _version(server, gun, "targets")
-    assert _served(server, gun, "targets.json").signed.delegations is None
+    assert removed.json["targets_version"] == served_version(server, gun, "targets")
+    assert served_metadata(server, gun, "targets.json").signed.delegations is None
     assert _snapshot_roles(server, gun)["alice"] == 1  # kept: versions only go up
     fresh = Trustkit(tmp_path / "fresh" / ".trustkit", server.url)
     for host in (early, fresh):
@@ -574,7 +557,7 @@ def test_a_removed_signer_s_tags_stop_verifying_and_the_name_can_be_reused(
     )
 
     assert readded["published"] is True
-    role: Metadata[Targets] = _served(server, gun, "alice.json")
+    role: Metadata[Targets] = served_metadata(server, gun, "alice.json")
     assert (role.signed.version, role.signed.targets) == (2, {})
     assert set(role.signatures) == {new_keyid}
     for host in (early, fresh):
@@ -587,10 +570,12 @@ def test_a_removed_signer_s_tags_stop_verifying_and_the_name_can_be_reused(
     # alice's old key signs nothing any more.
     old = alice("sign", f"{gun}:release-9", "--digest", DIGEST_A, "--size", "10")
     assert old.code == 2
-    served: Metadata[Targets] = _served(server, gun, "alice.json")
+    served: Metadata[Targets] = served_metadata(server, gun, "alice.json")
     served.signed.version += 1
     served.signed.targets["release-9"] = image_target("release-9", parse_digest(FORGED), 1, None)
-    response = _post(server, gun, alice=sign_with(served.signed, [_key_signer(alice, old_keyid)]))
+    response = post_upload(
+        server, gun, alice=sign_with(served.signed, [_key_signer(alice, old_keyid)])
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "threshold_not_met"
     _not_signed(early, gun, "release-9")
@@ -625,7 +610,7 @@ def test_a_removed_signer_cannot_come_back_with_its_old_signatures(
     make what she signed before count again, so it is refused and changes nothing."""
     _alice_signs_releases(publisher, server, gun, tmp_path)
     assert publisher("signer", "remove", "alice", gun).code == 0
-    targets_version = _served(server, gun, "targets.json").signed.version
+    targets_version = served_metadata(server, gun, "targets.json").signed.version
 
     for paths in ("release-*", "beta-*"):
         again = publisher(
@@ -635,7 +620,7 @@ def test_a_removed_signer_cannot_come_back_with_its_old_signatures(
         assert again.code == 2
         assert "was removed from" in again.err
         assert "choose another name" in again.err
-    assert _served(server, gun, "targets.json").signed.version == targets_version
+    assert served_metadata(server, gun, "targets.json").signed.version == targets_version
     _not_signed(host, gun, "release-1")
 
 
@@ -753,7 +738,7 @@ def test_signer_remove_and_list_mistakes(
 ):
     _init(publisher, gun)
     _sign(publisher, gun, "1.0", DIGEST_A)
-    targets = _version(server, gun, "targets")
+    targets = served_version(server, gun, "targets")
 
     unknown = publisher("signer", "remove", "alice", gun)
     listed = host("signer", "list", gun)
@@ -761,7 +746,7 @@ def test_signer_remove_and_list_mistakes(
 
     assert unknown.code == 2
     assert f"{gun} has no signer alice" in unknown.err
-    assert _version(server, gun, "targets") == targets
+    assert served_version(server, gun, "targets") == targets
     assert listed.code == 0, listed.err
     assert listed.out.strip() == f"{gun} has no signers: only the targets key signs"
     assert as_json.json == {"repository": gun, "signers": []}

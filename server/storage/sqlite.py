@@ -171,10 +171,13 @@ class SQLiteStorage(Storage):
         return iter([row[0] for row in rows])
 
     def online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
+        return self._key_in("online_keys", gun, role)
+
+    def _key_in(self, table: str, gun: str, role: str) -> OnlineKeyRecord | None:
         row = (
             self._connection()
             .execute(
-                "SELECT keyid, public, sealed FROM online_keys WHERE gun = ? AND role = ?",
+                f"SELECT keyid, public, sealed FROM {table} WHERE gun = ? AND role = ?",  # noqa: S608 - table is ours
                 (gun, role),
             )
             .fetchone()
@@ -192,15 +195,7 @@ class SQLiteStorage(Storage):
         return stored
 
     def next_online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT keyid, public, sealed FROM next_online_keys WHERE gun = ? AND role = ?",
-                (gun, role),
-            )
-            .fetchone()
-        )
-        return OnlineKeyRecord(role, row[0], row[1], bytes(row[2])) if row else None
+        return self._key_in("next_online_keys", gun, role)
 
     def set_next_online_key(self, gun: str, record: OnlineKeyRecord) -> None:
         self._connection().execute(
