@@ -217,6 +217,13 @@ def role_of(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+def assert_verifies(host: Trustkit, gun: str, tag: str, digest: str) -> None:
+    """The host verifies TAG and gets DIGEST (``--offline``: no registry is asked)."""
+    result = host("verify", f"{gun}:{tag}", "--offline")
+    assert result.code == 0, result.err
+    assert result.out.strip() == digest
+
+
 def sign_many(tk: Trustkit, gun: str, tags: Sequence[str], digest: str = DIGEST_A) -> None:
     for tag in tags:
         result = tk("sign", f"{gun}:{tag}", "--digest", digest, "--size", "100", "--no-publish")

@@ -31,6 +31,7 @@ from tests.harness import (
     ServerProcess,
     TamperingProxy,
     Trustkit,
+    assert_verifies,
     publisher_cli,
     role_of,
     sign_many,
@@ -66,13 +67,6 @@ def _rotate(publisher: Trustkit, gun: str, role: str, *extra: str) -> dict[str, 
     assert result.code == 0, result.err
     data: dict[str, Any] = result.json
     return data
-
-
-def _verifies(host: Trustkit, gun: str, tag: str, digest: str) -> None:
-    """The host verifies TAG and gets DIGEST (``--offline``: no registry is asked)."""
-    result = host("verify", f"{gun}:{tag}", "--offline")
-    assert result.code == 0, result.err
-    assert result.out.strip() == digest
 
 
 def _status(tk: Trustkit, gun: str, *args: str) -> dict[str, Any]:
@@ -135,7 +129,7 @@ def test_rotating_the_targets_key_keeps_every_signed_tag_verifying(
     keys = _init(publisher, gun)
     sign_many(publisher, gun, ["1.0", "1.1", "2.0"])
     early = Trustkit(tmp_path / "early" / ".trustkit", server.url)
-    _verifies(early, gun, "1.0", DIGEST_A)  # trusts root v1 on first use
+    assert_verifies(early, gun, "1.0", DIGEST_A)  # trusts root v1 on first use
 
     rotated = _rotate(publisher, gun, "targets")
 
@@ -152,7 +146,7 @@ def test_rotating_the_targets_key_keeps_every_signed_tag_verifying(
     fresh = Trustkit(tmp_path / "fresh" / ".trustkit", server.url)
     for host in (early, fresh):
         for tag in ("1.0", "1.1", "2.0"):
-            _verifies(host, gun, tag, DIGEST_A)
+            assert_verifies(host, gun, tag, DIGEST_A)
         inspected = {r["role"]: r for r in host("inspect", gun, "--json").json["roles"]}
         assert inspected["root"]["version"] == 2
         assert inspected["targets"]["signed_by"] == [new_key]
@@ -166,7 +160,7 @@ def test_rotating_the_targets_key_keeps_every_signed_tag_verifying(
     signed = publisher("sign", f"{gun}:3.0", "--digest", DIGEST_B, "--size", "10")
     assert signed.code == 0, signed.err
     for host in (early, fresh):
-        _verifies(host, gun, "3.0", DIGEST_B)
+        assert_verifies(host, gun, "3.0", DIGEST_B)
 
 
 def test_targets_signed_by_the_rotated_out_key_are_refused_by_the_server(
@@ -220,7 +214,7 @@ def test_targets_signed_by_the_rotated_out_key_are_refused_by_hosts(
     _init(publisher, gun)
     sign_many(publisher, gun, ["1.0"])
     host = Trustkit(tmp_path / "host" / ".trustkit", proxy.url)
-    _verifies(host, gun, "1.0", DIGEST_A)  # trusts root v1, where the old key is valid
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # trusts root v1, where the old key is valid
     stolen = _signer_of(publisher, gun, "targets")
     _rotate(publisher, gun, "targets")
     version = served_version(server, gun, "targets")
@@ -271,7 +265,7 @@ def test_targets_signed_by_the_rotated_out_key_are_refused_by_hosts(
     for attempt in (result, evil):
         assert "f" * 64 not in attempt.out + attempt.err
     # The repository itself is untouched: hosts that ask the server verify as before.
-    _verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "1.0", DIGEST_A)
+    assert_verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "1.0", DIGEST_A)
 
 
 # --- rotating the root key ----------------------------------------------------------
@@ -285,7 +279,7 @@ def test_rotating_the_root_key_is_followed_by_hosts_that_trusted_root_v1(
     keys = _init(publisher, gun)
     sign_many(publisher, gun, ["1.0"])
     early = Trustkit(tmp_path / "early" / ".trustkit", server.url)
-    _verifies(early, gun, "1.0", DIGEST_A)
+    assert_verifies(early, gun, "1.0", DIGEST_A)
     root_v1 = tmp_path / "root-v1.json"
     root_v1.write_bytes(httpx.get(server.metadata_url(gun, "1.root.json"), timeout=30).content)
 
@@ -297,7 +291,7 @@ def test_rotating_the_root_key_is_followed_by_hosts_that_trusted_root_v1(
     served = served_metadata(server, gun, "2.root.json")
     assert served.signed.roles["root"].keyids == [new_key]
     assert set(served.signatures) == {keys["root"], new_key}  # old and new: a chain
-    _verifies(early, gun, "1.0", DIGEST_A)
+    assert_verifies(early, gun, "1.0", DIGEST_A)
     early_root = _status_of(early, gun)["root"]
     assert (early_root["version"], early_root["keys"]) == (2, [new_key])
     pinned = Trustkit(tmp_path / "pinned" / ".trustkit", server.url)
@@ -313,7 +307,7 @@ def test_rotating_the_root_key_is_followed_by_hosts_that_trusted_root_v1(
     # The targets key was not touched: signing goes on.
     assert publisher("sign", f"{gun}:2.0", "--digest", DIGEST_B, "--size", "10").code == 0
     for host in (early, pinned):
-        _verifies(host, gun, "2.0", DIGEST_B)
+        assert_verifies(host, gun, "2.0", DIGEST_B)
 
 
 def test_root_signed_only_by_the_rotated_out_root_key_is_refused(
@@ -325,7 +319,7 @@ def test_root_signed_only_by_the_rotated_out_root_key_is_refused(
     keys = _init(publisher, gun)
     sign_many(publisher, gun, ["1.0"])
     host = Trustkit(tmp_path / "host" / ".trustkit", proxy.url)
-    _verifies(host, gun, "1.0", DIGEST_A)  # trusts root v1
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # trusts root v1
     stolen = _signer_of(publisher, gun, "root")
     assert stolen.public_key.keyid == keys["root"]
     new_key = _rotate(publisher, gun, "root")["new_keys"][0]
@@ -359,7 +353,7 @@ def test_three_rotations_are_followed_by_a_host_that_saw_none_of_them(
     keys = _init(publisher, gun)
     sign_many(publisher, gun, ["1.0", "2.0"])
     host = Trustkit(tmp_path / "host" / ".trustkit", server.url)
-    _verifies(host, gun, "2.0", DIGEST_A)
+    assert_verifies(host, gun, "2.0", DIGEST_A)
 
     first = _rotate(publisher, gun, "targets")
     second = _rotate(publisher, gun, "root", "--key-type", "ecdsa")
@@ -369,7 +363,7 @@ def test_three_rotations_are_followed_by_a_host_that_saw_none_of_them(
     assert third["old_keys"] == first["new_keys"]
     root_key, targets_key = second["new_keys"][0], third["new_keys"][0]
     for tag in ("1.0", "2.0"):
-        _verifies(host, gun, tag, DIGEST_A)
+        assert_verifies(host, gun, tag, DIGEST_A)
     status = _status_of(host, gun)
     assert status["root"]["version"] == 4
     assert status["root"]["keys"] == [root_key]
@@ -379,8 +373,8 @@ def test_three_rotations_are_followed_by_a_host_that_saw_none_of_them(
     assert mine == [("root", root_key, "ecdsa"), ("targets", targets_key, "ecdsa")]
     assert keys["root"] not in {k["keyid"] for k in listed}
     assert publisher("sign", f"{gun}:3.0", "--digest", DIGEST_B, "--size", "10").code == 0
-    _verifies(host, gun, "3.0", DIGEST_B)
-    _verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "3.0", DIGEST_B)
+    assert_verifies(host, gun, "3.0", DIGEST_B)
+    assert_verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "3.0", DIGEST_B)
 
 
 # --- rotations that fail ------------------------------------------------------------
@@ -406,7 +400,7 @@ def test_rotation_with_a_wrong_root_passphrase_changes_nothing(
     assert "$TRUSTKIT_ROOT_PASSPHRASE" in result.err
     assert _keystore_files(publisher) == keystore
     assert {r: served_version(server, gun, r) for r in ("root", "targets")} == versions
-    _verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "1.0", DIGEST_A)
+    assert_verifies(Trustkit(tmp_path / "fresh" / ".trustkit", server.url), gun, "1.0", DIGEST_A)
 
 
 def test_rotation_with_the_server_down_changes_nothing(start_server, tmp_path: Path):
@@ -460,7 +454,7 @@ def test_rotating_a_server_key_is_followed_by_hosts_and_the_old_key_stops_counti
 ):
     _init(publisher, gun)
     _sign(publisher, gun, "1.0", DIGEST_A)
-    _verifies(host, gun, "1.0", DIGEST_A)  # this host trusts root v1 and the old keys
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # this host trusts root v1 and the old keys
     thief = stolen_online_signers(server, gun)  # what someone who broke into the server has
     stolen = thief[role]
     keystore = _keystore_files(publisher)
@@ -474,9 +468,9 @@ def test_rotating_a_server_key_is_followed_by_hosts_and_the_old_key_stops_counti
     assert httpx.get(server.metadata_url(gun, f"{role}.key")).json()["keyid"] == new_keyid
     assert served_metadata(server, gun, f"{role}.json").signatures.keys() == {new_keyid}
     assert _keystore_files(publisher) == keystore  # server keys never touch the keystore
-    _verifies(host, gun, "1.0", DIGEST_A)  # walked root v1 -> v2
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # walked root v1 -> v2
     _sign(publisher, gun, "2.0", DIGEST_B)
-    _verifies(host, gun, "2.0", DIGEST_B)
+    assert_verifies(host, gun, "2.0", DIGEST_B)
 
     # The thief re-signs what the server serves with the rotated-out key (and, for a
     # forged snapshot, a timestamp that pins it, with the timestamp key it also stole,
@@ -521,7 +515,7 @@ def test_a_server_key_rotation_without_the_root_key_changes_nothing(
     assert "wrong passphrase" in result.err
     assert httpx.get(server.metadata_url(gun, "timestamp.key")).json()["keyid"] == before
     assert served_version(server, gun, "root") == 1
-    _verifies(host, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
 
 
 def test_asking_the_server_for_a_next_key_alone_changes_no_trust(
@@ -542,7 +536,7 @@ def test_asking_the_server_for_a_next_key_alone_changes_no_trust(
     assert unknown.status_code == 404
     assert httpx.get(server.metadata_url(gun, "snapshot.key")).json()["keyid"] == before
     assert served_metadata(server, gun, "snapshot.json").signatures.keys() == {before}
-    _verifies(host, gun, "2.0", DIGEST_B)
+    assert_verifies(host, gun, "2.0", DIGEST_B)
 
 
 # --- status -------------------------------------------------------------------------
@@ -622,7 +616,7 @@ def test_refresh_re_signs_what_expires_soon_and_hosts_keep_verifying(
             "sign", f"{gun}:{tag}", "--digest", digest, "--size", "10", "--expiry", "targets=10d"
         )
         assert signed.code == 0, signed.err
-    _verifies(host, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
     before = _status_of(host, gun)
     assert before["targets"]["warning"] is True
 
@@ -637,7 +631,7 @@ def test_refresh_re_signs_what_expires_soon_and_hosts_keep_verifying(
     assert after["targets"]["warning"] is False
     assert after["root"]["version"] == before["root"]["version"] == 1
     for tag, digest in (("1.0", DIGEST_A), ("2.0", DIGEST_B)):
-        _verifies(host, gun, tag, digest)
+        assert_verifies(host, gun, tag, digest)
 
     again = publisher("refresh", gun)
     assert again.code == 0, again.err
@@ -655,7 +649,7 @@ def test_refresh_re_signs_what_expires_soon_and_hosts_keep_verifying(
     assert everything.json["renewed"] == {"root": 2, "targets": after["targets"]["version"] + 1}
     assert _status_of(host, gun)["root"]["version"] == 2
     for tag, digest in (("1.0", DIGEST_A), ("2.0", DIGEST_B)):
-        _verifies(host, gun, tag, digest)
+        assert_verifies(host, gun, tag, digest)
 
 
 def test_key_list_never_shows_anything_secret(publisher: Trustkit, gun: str):

@@ -30,6 +30,7 @@ from tests.harness import (
     ServerProcess,
     TamperingProxy,
     Trustkit,
+    assert_verifies,
     role_of,
 )
 from tests.server_side import (
@@ -88,12 +89,6 @@ def _sign(tk: Trustkit, gun: str, tag: str, digest: str, *args: str) -> dict[str
     assert result.code == 0, result.err
     data: dict[str, Any] = result.json
     return data
-
-
-def _verifies(host: Trustkit, gun: str, tag: str, digest: str) -> None:
-    result = host("verify", f"{gun}:{tag}", "--offline")
-    assert result.code == 0, result.err
-    assert result.out.strip() == digest
 
 
 def _not_signed(host: Trustkit, gun: str, tag: str) -> None:
@@ -192,8 +187,8 @@ def test_a_signer_signs_tags_within_its_paths_and_hosts_verify_them(
     assert _is_served(server, gun, "1.alice.json")
     assert _snapshot_roles(server, gun)["alice"] == 1
     assert served_version(server, gun, "targets") == targets_before + 1  # untouched by alice
-    _verifies(host, gun, "release-1", DIGEST_B)
-    _verifies(host, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "release-1", DIGEST_B)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
     assert _signer_of_tags(host, gun) == {
         "1.0": (DIGEST_A, "targets"),
         "release-1": (DIGEST_B, "alice"),
@@ -221,7 +216,7 @@ def test_a_signer_signs_tags_within_its_paths_and_hosts_verify_them(
     assert status["alice"]["warning"] is False
     # alice signs on: her role's versions go up, the owner's targets stay as they are.
     assert _sign(alice, gun, "release-2", DIGEST_C)["targets_version"] == 2
-    _verifies(host, gun, "release-2", DIGEST_C)
+    assert_verifies(host, gun, "release-2", DIGEST_C)
     assert _signers(host, gun)["alice"]["tags"] == ["release-1", "release-2"]
     assert served_version(server, gun, "targets") == targets_before + 1
 
@@ -299,7 +294,7 @@ def test_a_signer_cannot_sign_outside_its_paths(
         "release-1",
         "release-2",
     }
-    _verifies(host, gun, "release-2", DIGEST_C)
+    assert_verifies(host, gun, "release-2", DIGEST_C)
     _not_signed(host, gun, "latest")
 
 
@@ -366,11 +361,11 @@ def test_hosts_ignore_a_tag_outside_the_paths_of_the_role_that_holds_it(
         assert inspected.code == 0, inspected.err
         tags = {t["tag"]: t["signer"] for t in inspected.json["tags"]}
         assert tags == {"1.0": "targets", "release-1": "alice"}
-        _verifies(host, gun, "release-1", DIGEST_B)
+        assert_verifies(host, gun, "release-1", DIGEST_B)
         _not_signed(host, gun, "release-2")
     # What the server serves is untouched.
     fresh = Trustkit(tmp_path / "fresh" / ".trustkit", server.url)
-    _verifies(fresh, gun, "release-2", DIGEST_A)
+    assert_verifies(fresh, gun, "release-2", DIGEST_A)
     _not_signed(fresh, gun, "latest-00")
 
 
@@ -391,12 +386,12 @@ def test_the_first_signer_whose_paths_cover_a_tag_wins(
     _add(publisher, "bob", gun, "--key", str(tmp_path / "bob.pub"), "--paths", "release-*")
 
     assert _sign(bob, gun, "release-1", DIGEST_A)["role"] == "bob"
-    _verifies(host, gun, "release-1", DIGEST_A)  # only bob signed it so far
+    assert_verifies(host, gun, "release-1", DIGEST_A)  # only bob signed it so far
     assert _sign(bob, gun, "release-2", DIGEST_A)["role"] == "bob"
     assert _sign(alice, gun, "release-1", DIGEST_B)["role"] == "alice"
 
-    _verifies(host, gun, "release-1", DIGEST_B)
-    _verifies(host, gun, "release-2", DIGEST_A)
+    assert_verifies(host, gun, "release-1", DIGEST_B)
+    assert_verifies(host, gun, "release-2", DIGEST_A)
     assert _signer_of_tags(host, gun) == {
         "release-1": (DIGEST_B, "alice"),
         "release-2": (DIGEST_A, "bob"),
@@ -430,8 +425,8 @@ def test_a_terminating_signer_keeps_later_signers_from_its_paths(
     _sign(dave, gun, "rc-2", DIGEST_B)
     _sign(dave, gun, "nightly", DIGEST_C)
 
-    _verifies(host, gun, "rc-1", DIGEST_A)
-    _verifies(host, gun, "nightly", DIGEST_C)
+    assert_verifies(host, gun, "rc-1", DIGEST_A)
+    assert_verifies(host, gun, "nightly", DIGEST_C)
     signers = _signers(host, gun)
     assert signers["carol"]["terminating"] is terminating
     assert signers["dave"]["paths"] == ["*"]
@@ -440,7 +435,7 @@ def test_a_terminating_signer_keeps_later_signers_from_its_paths(
         assert signers["dave"]["tags"] == ["nightly"]
         assert "rc-2" not in _signer_of_tags(host, gun)
     else:
-        _verifies(host, gun, "rc-2", DIGEST_B)
+        assert_verifies(host, gun, "rc-2", DIGEST_B)
         assert signers["dave"]["tags"] == ["nightly", "rc-2"]
         assert _signer_of_tags(host, gun)["rc-2"] == (DIGEST_B, "dave")
 
@@ -513,7 +508,7 @@ def test_the_owner_signs_any_tag_and_as_a_signer_when_asked(
     revoked = owner("revoke", f"{gun}:release-2", "--signer", "alice")
     assert revoked.code == 0, revoked.err
     _not_signed(host, gun, "release-2")
-    _verifies(host, gun, "release-3", DIGEST_B)
+    assert_verifies(host, gun, "release-3", DIGEST_B)
 
 
 # --- removing a signer --------------------------------------------------------------
@@ -524,7 +519,7 @@ def test_a_removed_signer_s_tags_stop_verifying_and_the_name_can_be_reused(
 ):
     alice, old_keyid = _alice_signs_releases(publisher, server, gun, tmp_path)
     early = Trustkit(tmp_path / "early" / ".trustkit", server.url)
-    _verifies(early, gun, "release-1", DIGEST_B)
+    assert_verifies(early, gun, "release-1", DIGEST_B)
 
     removed = publisher("signer", "remove", "alice", gun, "--json")
 
@@ -536,7 +531,7 @@ def test_a_removed_signer_s_tags_stop_verifying_and_the_name_can_be_reused(
     fresh = Trustkit(tmp_path / "fresh" / ".trustkit", server.url)
     for host in (early, fresh):
         _not_signed(host, gun, "release-1")
-        _verifies(host, gun, "1.0", DIGEST_A)
+        assert_verifies(host, gun, "1.0", DIGEST_A)
         assert _signer_of_tags(host, gun) == {"1.0": (DIGEST_A, "targets")}
         listed = host("signer", "list", gun)
         assert listed.code == 0, listed.err
@@ -565,7 +560,7 @@ def test_a_removed_signer_s_tags_stop_verifying_and_the_name_can_be_reused(
         assert _signers(host, gun)["alice"]["keys"] == [new_keyid]
     assert _sign(owner, gun, "release-1", DIGEST_C, "--signer", "alice")["targets_version"] == 3
     for host in (early, fresh):
-        _verifies(host, gun, "release-1", DIGEST_C)
+        assert_verifies(host, gun, "release-1", DIGEST_C)
         assert _signer_of_tags(host, gun)["release-1"] == (DIGEST_C, "alice")
     # alice's old key signs nothing any more.
     old = alice("sign", f"{gun}:release-9", "--digest", DIGEST_A, "--size", "10")
@@ -637,7 +632,7 @@ def test_a_signer_whose_key_the_owner_lacks_appears_once_it_signs(
     assert added.code == 0, added.err
     assert "its role appears once alice first signs" in added.out
     assert "alice" not in _snapshot_roles(server, gun)
-    _verifies(host, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
     _not_signed(host, gun, "release-1")
     assert _signers(host, gun)["alice"]["published"] is False
     assert _signers(host, gun)["alice"]["paths"] == ["*"]
@@ -647,7 +642,7 @@ def test_a_signer_whose_key_the_owner_lacks_appears_once_it_signs(
 
     _sign(alice, gun, "release-1", DIGEST_B)
 
-    _verifies(host, gun, "release-1", DIGEST_B)
+    assert_verifies(host, gun, "release-1", DIGEST_B)
     assert _signers(host, gun)["alice"]["published"] is True
     assert "(not published yet)" not in host("signer", "list", gun).out
     assert _status_of(host, gun)["alice"]["version"] == 1
