@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from securesystemslib.signer import Key, Signer
-from tuf.api.metadata import DelegatedRole, Delegations, Root
+from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Root
 
+from client.approval import PendingChange, write_change_file
 from client.publisher import KeyHolder
 from client.verify import TrustedRepository
 from keys.keystore import KeyRecord
@@ -49,6 +51,7 @@ class RotationResult:
     old_keys: list[str]
     new_keys: list[str]
     root_version: int
+    pending: PendingChange | None = None  # the new root waits for co-holders' signatures
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class SignerChange:
     name: str
     targets_version: int
     published: bool  # whether the signer's own role went up too
+    pending: PendingChange | None = None
 
 
 _SIGNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -97,6 +101,7 @@ def signers_of(repository: TrustedRepository) -> list[dict[str, Any]]:
 class RefreshResult:
     gun: str
     renewed: dict[str, int]  # role -> new version
+    pending: PendingChange | None = None
 
 
 @dataclass(frozen=True)
@@ -151,26 +156,51 @@ def delegation_of(repository: TrustedRepository, name: str) -> DelegatedRole:
 class Lifecycle(KeyHolder):
     """Rotation and renewal of a repository's offline roles."""
 
-    def rotate(self, gun: str, role: str, keytype: str = "ed25519") -> RotationResult:
-        """Replace every key of ``role`` with one new key, in a new root version.
+    def rotate(
+        self,
+        gun: str,
+        role: str,
+        keytype: str = "ed25519",
+        *,
+        use: KeyRecord | None = None,
+        co_holders: list[Key] | None = None,
+        threshold: int | None = None,
+        out: Path | None = None,
+    ) -> RotationResult:
+        """Replace every key of ``role`` in a new root version.
 
-        Root and targets keys are made here and kept in the keystore; snapshot and
-        timestamp keys are made by the server, which signs with them from the moment
-        it accepts the root that lists them.
+        Root and targets get one key of this keystore (``use``, or a new one) plus the
+        public keys of ``co_holders``, with ``threshold`` signatures needed (default 1).
+        When the new root needs signatures this keystore cannot make, the server keeps
+        it pending until the co-holders approve it. Snapshot and timestamp keys are made
+        by the server, which signs with them from the moment it accepts the root that
+        lists them. With ``out``, the signed change is written there for co-holders to
+        sign offline (``approve --file``) and send (``submit``), and nothing is uploaded.
         """
         if role not in (*OFFLINE_ROLES, *ONLINE_ROLES):
             raise UsageError(f"{role} is not a role of {gun} with keys of its own")
+        co_holders = co_holders or []
+        if role in ONLINE_ROLES and (use or co_holders or threshold or out):
+            raise UsageError(
+                f"the server makes the {role} key: --use, --key, --threshold and --out do not apply"
+            )
+        needed = threshold or 1
+        if not 1 <= needed <= 1 + len(co_holders):
+            raise UsageError(
+                f"--threshold {needed} must be between 1 and {1 + len(co_holders)} "
+                "(this keystore's key and one per --key)"
+            )
         trusted = self._verifier.trusted_repository(gun)
         root = trusted.root
         old_keys = list(root.roles[role].keyids)
-        old_root_signers = self._keystore.signers(gun, "root", self._passphrases)
+        old_root_signers = self._local_signers(root.roles["root"].keyids)
         if role in ONLINE_ROLES:
             return self._rotate_server_key(gun, role, old_keys, old_root_signers, trusted)
         # Re-signing existing tags needs only the new key, not the old one: a lost
         # targets key can be rotated out as well as a stolen one.
-        new = self._keystore.generate(gun, role, self._passphrases, keytype)
+        new = use or self._keystore.generate(gun, role, self._passphrases, keytype)
         try:
-            self._replace_keys(root, role, old_keys, new.public)
+            self._replace_keys(root, role, old_keys, [new.public, *co_holders], needed)
             new_signers = [self._keystore.signer(new, self._passphrases)]
             root_signers = old_root_signers + (new_signers if role == "root" else [])
             upload = {"root": self._signed_bytes(root, root_signers)}
@@ -179,13 +209,24 @@ class Lifecycle(KeyHolder):
                 targets.version += 1
                 targets.expires = self._settings.expiry.expires("targets")
                 upload["targets"] = self._signed_bytes(targets, new_signers)
-            self._api.upload(gun, upload)
+            pending: PendingChange | None
+            if out is not None:
+                pending = PendingChange(
+                    gun, {name: Metadata.from_bytes(data) for name, data in upload.items()}
+                )
+                write_change_file(out, pending)
+            else:
+                pending = self._upload(gun, upload)
         except BaseException:
-            self._keystore.remove(new)
+            if use is None:
+                self._keystore.remove(new)
             raise
-        self._retire(gun, role, keep=new.keyid)
-        self._verifier.trusted_repository(gun)  # this host follows its own rotation
-        return RotationResult(gun, role, old_keys, [new.keyid], root.version)
+        if pending is None:
+            self._retire(gun, role, keep=new.keyid)
+            self._verifier.trusted_repository(gun)  # this host follows its own rotation
+        return RotationResult(
+            gun, role, old_keys, [new.keyid, *(k.keyid for k in co_holders)], root.version, pending
+        )
 
     def _rotate_server_key(
         self,
@@ -197,16 +238,20 @@ class Lifecycle(KeyHolder):
     ) -> RotationResult:
         new_key = self._api.next_server_key(gun, role)
         root = trusted.root
-        self._replace_keys(root, role, old_keys, new_key)
-        self._api.upload(gun, {"root": self._signed_bytes(root, root_signers)})
-        self._verifier.trusted_repository(gun)
-        return RotationResult(gun, role, old_keys, [new_key.keyid], root.version)
+        self._replace_keys(root, role, old_keys, [new_key], 1)
+        pending = self._upload(gun, {"root": self._signed_bytes(root, root_signers)})
+        if pending is None:
+            self._verifier.trusted_repository(gun)
+        return RotationResult(gun, role, old_keys, [new_key.keyid], root.version, pending)
 
-    def _replace_keys(self, root: Root, role: str, old_keys: list[str], new_key: Key) -> None:
+    def _replace_keys(
+        self, root: Root, role: str, old_keys: list[str], new_keys: list[Key], threshold: int
+    ) -> None:
         for keyid in old_keys:
             root.revoke_key(keyid, role)
-        root.add_key(new_key, role)
-        root.roles[role].threshold = 1  # one new key replaces them all
+        for key in new_keys:
+            root.add_key(key, role)
+        root.roles[role].threshold = threshold
         root.version += 1
         root.expires = self._settings.expiry.expires("root")
 
@@ -221,13 +266,15 @@ class Lifecycle(KeyHolder):
                 continue
             signed.version += 1
             signed.expires = self._settings.expiry.expires(role, now)
-            signers = self._keystore.signers(gun, role, self._passphrases)
-            upload[role] = self._signed_bytes(signed, signers)
+            keyids = trusted.root.roles[role].keyids
+            upload[role] = self._signed_bytes(signed, self._local_signers(keyids, role))
             renewed[role] = signed.version
+        pending = None
         if upload:
-            self._api.upload(gun, upload)
-            self._verifier.trusted_repository(gun)
-        return RefreshResult(gun, renewed)
+            pending = self._upload(gun, upload)
+            if pending is None:
+                self._verifier.trusted_repository(gun)
+        return RefreshResult(gun, renewed, pending)
 
     def add_signer(
         self,
@@ -266,9 +313,9 @@ class Lifecycle(KeyHolder):
         delegations.roles[name] = DelegatedRole(name, keyids, threshold, terminating, paths)
         targets.version += 1
         targets.expires = self._settings.expiry.expires("targets")
-        signers = self._keystore.signers(gun, "targets", self._passphrases)
+        signers = self._local_signers(trusted.root.roles["targets"].keyids, "targets")
         upload = {"targets": self._signed_bytes(targets, signers)}
-        local = [r for r in self._keystore.records() if r.keyid in keyids]
+        local = self._local_records(keyids)
         if name in trusted.snapshot_versions and len(local) < threshold:
             # The server still holds what a removed signer of this name signed: without
             # a fresh first version above it, those tags would count again.
@@ -283,8 +330,8 @@ class Lifecycle(KeyHolder):
             first.version = trusted.snapshot_versions.get(name, 0) + 1
             own = [self._keystore.signer(record, self._passphrases) for record in local]
             upload[name] = self._signed_bytes(first, own)
-        self._api.upload(gun, upload)
-        return SignerChange(gun, name, targets.version, published=name in upload)
+        pending = self._upload(gun, upload)
+        return SignerChange(gun, name, targets.version, name in upload, pending)
 
     def remove_signer(self, gun: str, name: str) -> SignerChange:
         """Take a signer role out of targets: what it signed stops counting at once."""
@@ -302,9 +349,9 @@ class Lifecycle(KeyHolder):
             targets.delegations = None
         targets.version += 1
         targets.expires = self._settings.expiry.expires("targets")
-        signers = self._keystore.signers(gun, "targets", self._passphrases)
-        self._api.upload(gun, {"targets": self._signed_bytes(targets, signers)})
-        return SignerChange(gun, name, targets.version, published=False)
+        signers = self._local_signers(trusted.root.roles["targets"].keyids, "targets")
+        pending = self._upload(gun, {"targets": self._signed_bytes(targets, signers)})
+        return SignerChange(gun, name, targets.version, False, pending)
 
     def _retire(self, gun: str, role: str, *, keep: str) -> None:
         for record in self._keystore.find(gun, role):

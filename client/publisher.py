@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
@@ -27,6 +28,9 @@ from keys.passphrase import PassphraseSource
 from trustkit.errors import KeystoreError, PublishConflictError, TrustkitError, UsageError
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, new_root, new_targets, sign_with
+
+if TYPE_CHECKING:
+    from client.approval import PendingChange
 
 __all__ = ["InitResult", "KeyHolder", "PublishResult", "Publisher", "stage_or_publish"]
 
@@ -46,6 +50,7 @@ class PublishResult:
     attempts: int
     changes: int
     role: str = "targets"
+    pending: PendingChange | None = None  # kept by the server until co-signers approve
 
 
 class KeyHolder:
@@ -64,6 +69,27 @@ class KeyHolder:
         self._keystore = keystore
         self._passphrases = passphrases
         self._verifier = verifier
+
+    def _local_records(self, keyids: Iterable[str]) -> list[KeyRecord]:
+        wanted = set(keyids)
+        return [record for record in self._keystore.records() if record.keyid in wanted]
+
+    def _local_signers(self, keyids: Iterable[str], what: str = "root") -> list[Signer]:
+        """Signers for the keys of this keystore among ``keyids``; an error if none."""
+        records = self._local_records(keyids)
+        if not records:
+            raise KeystoreError(
+                f"this keystore ({self._keystore.home}) holds none of the {what} keys "
+                f"({', '.join(k[:12] for k in keyids)})",
+                hint="run this where such a key is, or import it (trustkit key import)",
+            )
+        return [self._keystore.signer(record, self._passphrases) for record in records]
+
+    def _upload(self, gun: str, roles: dict[str, bytes]) -> PendingChange | None:
+        """Upload; the pending change if the server waits for co-signers, else None."""
+        from client.approval import pending_from
+
+        return pending_from(gun, self._api.upload(gun, roles))
 
     @staticmethod
     def _signed_bytes(signed: Any, signers: list[Signer]) -> bytes:
@@ -136,13 +162,13 @@ class Publisher(KeyHolder):
             metadata.version += 1
             metadata.expires = self._settings.expiry.expires(role)
             try:
-                self._api.upload(gun, {role: self._signed_bytes(metadata, signers)})
+                pending = self._upload(gun, {role: self._signed_bytes(metadata, signers)})
             except PublishConflictError:
                 if attempt == MAX_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter only
                 continue
-            return PublishResult(gun, metadata.version, attempt, len(changes), role)
+            return PublishResult(gun, metadata.version, attempt, len(changes), role, pending)
         raise AssertionError("unreachable")
 
     def _role_metadata(self, trusted: TrustedRepository, role: str) -> Targets:
@@ -176,8 +202,11 @@ class Publisher(KeyHolder):
         wanted: str | None,
     ) -> tuple[str, list[Signer]]:
         paths = [change.path for change in changes]
-        if wanted in (None, "targets") and (wanted or self._keystore.find(gun, "targets")):
-            return "targets", self._keystore.signers(gun, "targets", self._passphrases)
+        targets_keys = trusted.root.roles["targets"].keyids
+        if wanted == "targets" or (wanted is None and self._local_records(targets_keys)):
+            # Fewer keys here than the threshold: the server keeps it pending for the
+            # other holders to approve.
+            return "targets", self._local_signers(targets_keys, "targets")
         delegations = trusted.targets.delegations
         roles = list(delegations.roles.values()) if delegations and delegations.roles else []
         local = {record.keyid: record for record in self._keystore.records()}
@@ -193,10 +222,10 @@ class Publisher(KeyHolder):
                     f"the signer {role.name} of {gun} may not sign {', '.join(outside)}",
                     hint=f"its paths are: {', '.join(role.paths or [])}",
                 )
-            if len(mine) < role.threshold:
+            if not mine:
                 raise KeystoreError(
-                    f"the signer {role.name} of {gun} needs {role.threshold} signatures; "
-                    f"this keystore holds {len(mine)} of its keys",
+                    f"this keystore holds none of the keys of the signer {role.name} of {gun}",
+                    hint="run this where one of its keys is, or import it (trustkit key import)",
                 )
             return role.name, [self._keystore.signer(r, self._passphrases) for r in mine]
         if wanted is not None:

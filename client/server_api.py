@@ -100,11 +100,42 @@ class ServerAPI:
         return status == 200
 
     def upload(self, gun: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
+        """Upload metadata; the answer holds ``versions`` if published, or ``pending``
+        if the server keeps it waiting for co-signers."""
+        return self._post_roles(self._url(gun), roles)
+
+    def pending(self, gun: str) -> list[dict[str, Any]]:
+        """The uploads of ``gun`` waiting for co-signers."""
+        response = self._send("GET", self._url(gun, "pending"))
+        if response.status_code != 200:
+            raise self._refusal(response)
+        try:
+            changes = json.loads(response.content)["pending"]
+        except (ValueError, KeyError, TypeError):
+            changes = None
+        if not isinstance(changes, list):
+            raise ServerRefusedError(
+                "the server sent an unreadable list of pending changes",
+                status=response.status_code,
+                error="bad_answer",
+            )
+        return changes
+
+    def approve(self, gun: str, change_id: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
+        """Add signatures to a pending change; same answer as ``upload``."""
+        return self._post_roles(self._url(gun, f"pending/{change_id}"), roles)
+
+    def withdraw(self, gun: str, change_id: str) -> None:
+        response = self._send("DELETE", self._url(gun, f"pending/{change_id}"))
+        if response.status_code != 200:
+            raise self._refusal(response)
+
+    def _post_roles(self, url: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
         files = [
             ("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()
         ]
-        response = self._send("POST", self._url(gun), files=files)
-        if response.status_code != 200:
+        response = self._send("POST", url, files=files)
+        if response.status_code not in (200, 202):
             raise self._refusal(response)
         result: dict[str, Any] = json.loads(response.content)
         return result

@@ -3,7 +3,11 @@
     GET    /v2/{gun}/_trust/tuf/{role}.json            newest version of a role
     GET    /v2/{gun}/_trust/tuf/{version}.{role}.json  one version, forever
     GET    /v2/{gun}/_trust/tuf/{role}.key             a server-held public key
-    POST   /v2/{gun}/_trust/tuf/                       upload metadata (multipart)
+    POST   /v2/{gun}/_trust/tuf/                       upload metadata (multipart): 200
+                                                       published, 202 kept pending
+    GET    /v2/{gun}/_trust/tuf/pending                uploads waiting for co-signers
+    POST   /v2/{gun}/_trust/tuf/pending/{id}           add signatures (multipart, as upload)
+    DELETE /v2/{gun}/_trust/tuf/pending/{id}           withdraw a pending upload
     DELETE /v2/{gun}/_trust/tuf/                       delete the repository
     GET    /_trustkit/health                           liveness
 
@@ -26,7 +30,7 @@ from starlette.datastructures import UploadFile
 
 from server.master_key import MasterKey
 from server.online_keys import OnlineKeys
-from server.publishing import MetadataService
+from server.publishing import MetadataService, PublishResult
 from server.settings import ServerSettings
 from server.storage import SQLiteStorage
 from server.validation import UploadRejected
@@ -40,6 +44,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("trustkit.server")
 
 TRUST_SEGMENT = "/_trust/tuf/"
+_PENDING = re.compile(r"^pending(?:/(?P<id>[0-9a-f]{16}))?$")
 _METADATA_FILE = re.compile(r"^(?:(?P<version>[0-9]{1,18})\.)?(?P<role>.+)\.(?P<ext>json|key)$")
 
 
@@ -98,6 +103,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
+        if where.filename == "pending":
+            changes = service.pending(where.gun)
+            return JSONResponse(
+                {"gun": where.gun, "pending": [change.to_dict() for change in changes]}
+            )
         match = _METADATA_FILE.match(where.filename)
         if not match:
             return _error(404, "not_found", f"no such metadata file: {where.filename}")
@@ -118,18 +128,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
-        if where.filename:
+        pending = _PENDING.match(where.filename)
+        if where.filename and not (pending and pending["id"]):
             return rotate_server_key(where.gun, where.filename)
         parts = await _read_parts(request, settings)
         if isinstance(parts, JSONResponse):
             return parts
         try:
-            result = await run_in_threadpool(service.publish, where.gun, parts)
+            if pending:
+                result = await run_in_threadpool(service.approve, where.gun, pending["id"], parts)
+            else:
+                result = await run_in_threadpool(service.publish, where.gun, parts)
         except UploadRejected as rejected:
             log.info("refused upload to %s: %s %s", where.gun, rejected.error, rejected.role)
             return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
-        log.info("published %s: %s", where.gun, result.versions)
-        return JSONResponse({"gun": where.gun, "versions": result.versions})
+        return _published(where.gun, result)
 
     def rotate_server_key(gun: str, filename: str) -> Response:
         """``POST {role}.key``: make the role's next key. It signs nothing until the root
@@ -151,6 +164,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
+        pending = _PENDING.match(where.filename)
+        if pending and pending["id"]:
+            try:
+                service.withdraw(where.gun, pending["id"])
+            except UploadRejected as rejected:
+                return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
+            log.info("withdrew pending change %s of %s", pending["id"], where.gun)
+            return JSONResponse({"withdrawn": pending["id"]})
         if where.filename:
             return _error(405, "method_not_allowed", "delete /v2/{gun}/_trust/tuf/")
         if not service.delete(where.gun):
@@ -159,6 +180,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return JSONResponse({"deleted": where.gun})
 
     return app
+
+
+def _published(gun: str, result: PublishResult) -> JSONResponse:
+    if result.pending is not None:
+        change = result.pending
+        log.info("kept %s pending for co-signers: %s", gun, change.upload.id)
+        return JSONResponse({"gun": gun, "pending": change.to_dict()}, status_code=202)
+    log.info("published %s: %s", gun, result.versions)
+    return JSONResponse({"gun": gun, "versions": result.versions})
 
 
 async def _read_parts(

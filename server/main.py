@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ROLE=DURATION",
         help="lifetime of a role's metadata, e.g. timestamp=14d (repeatable; roles: root, "
-        "targets, delegation, snapshot, timestamp)",
+        "targets, delegation, snapshot, timestamp; pending=7d is how long an upload waits "
+        "for co-signers)",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser

@@ -1,5 +1,9 @@
 """Publishing: store uploaded roles and sign a new snapshot and timestamp, atomically.
 
+An upload that only lacks co-signers' signatures is kept pending instead: listed to
+key holders, never served to hosts, published in the transaction whose approval brings
+the last signature needed, and dropped when it expires or a publish makes it stale.
+
 Also keeps repositories fresh: online roles are re-signed once half their lifetime is
 gone, both by the background task and lazily when a host asks for ``timestamp.json``,
 so a repository nobody touches still verifies.
@@ -7,27 +11,54 @@ so a repository nobody touches still verifies.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tuf.api.metadata import Metadata, MetaFile, Snapshot, Timestamp
 
 from server.online_keys import OnlineKeys
 from server.settings import ServerSettings
-from server.storage import Storage, StoredMetadata, VersionConflict, WriteTransaction
-from server.validation import RepositoryAfterUpload, UploadRejected, validate_upload
+from server.storage import (
+    PendingUpload,
+    Storage,
+    StoredMetadata,
+    VersionConflict,
+    WriteTransaction,
+)
+from server.validation import RepositoryAfterUpload, Shortfall, UploadRejected, validate_upload
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, meta_for, new_snapshot, new_timestamp, sign_with
 
-__all__ = ["MetadataService", "PublishResult"]
+__all__ = ["MetadataService", "PendingChange", "PublishResult"]
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A pending upload as key holders see it: what it changes and what it lacks."""
+
+    upload: PendingUpload
+    shortfalls: list[Shortfall]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.upload.id,
+            "created": self.upload.created.isoformat(),
+            "expires": self.upload.expires.isoformat(),
+            "needs": [shortfall.to_dict() for shortfall in self.shortfalls],
+            "roles": {role: json.loads(data) for role, data in self.upload.parts.items()},
+        }
 
 
 @dataclass(frozen=True)
 class PublishResult:
-    versions: dict[str, int]
+    versions: dict[str, int] = field(default_factory=dict)
+    pending: PendingChange | None = None
 
 
 class MetadataService:
@@ -50,6 +81,75 @@ class MetadataService:
         return latest.data if latest else None
 
     def publish(self, gun: str, parts: Mapping[str, bytes]) -> PublishResult:
+        """Validate an upload and publish it, or keep it pending if it lacks co-signers."""
+        with self._conflicts_as_409(), self.storage.write(gun) as transaction:
+            stored = transaction.latest()
+            state = self._validate(gun, parts, stored)
+            if state.shortfalls:
+                now = utc_now()
+                upload = PendingUpload(
+                    secrets.token_hex(8),
+                    now,
+                    now + self.settings.expiry.pending_lifetime,
+                    dict(parts),
+                )
+                transaction.put_pending(upload)
+                return PublishResult(pending=PendingChange(upload, state.shortfalls))
+            return PublishResult(self._store(gun, transaction, stored, state, parts))
+
+    def pending(self, gun: str) -> list[PendingChange]:
+        """The uploads waiting for co-signers; expired and stale ones are dropped."""
+        with self.storage.write(gun) as transaction:
+            stored = transaction.latest()
+            waiting = []
+            for upload in transaction.pending():
+                change = self._still_pending(gun, transaction, stored, upload)
+                if change is not None:
+                    waiting.append(change)
+            return waiting
+
+    def approve(self, gun: str, upload_id: str, parts: Mapping[str, bytes]) -> PublishResult:
+        """Add co-signers' signatures to a pending upload; publish it once complete."""
+        with self._conflicts_as_409(), self.storage.write(gun) as transaction:
+            stored = transaction.latest()
+            upload = self._find_pending(gun, transaction, stored, upload_id)
+            before = self._validate(gun, upload.parts, stored)
+            merged = {**upload.parts}
+            for role, data in parts.items():
+                if role not in merged:
+                    raise UploadRejected(
+                        400,
+                        "not_in_pending_change",
+                        role,
+                        f"the pending change {upload_id} holds no {role}; it holds "
+                        f"{', '.join(sorted(merged))}",
+                    )
+                merged[role] = _with_signatures(upload_id, role, merged[role], data)
+            state = self._validate(gun, merged, stored)
+            if not _adds_signatures(before, state):
+                raise UploadRejected(
+                    400,
+                    "no_new_signature",
+                    None,
+                    f"the approval adds no valid signature to the pending change {upload_id}: "
+                    "sign with a key that may sign it and has not yet",
+                )
+            if state.shortfalls:
+                upload = PendingUpload(upload.id, upload.created, upload.expires, merged)
+                transaction.put_pending(upload)
+                return PublishResult(pending=PendingChange(upload, state.shortfalls))
+            transaction.delete_pending(upload.id)
+            return PublishResult(self._store(gun, transaction, stored, state, merged))
+
+    def withdraw(self, gun: str, upload_id: str) -> None:
+        with self.storage.write(gun) as transaction:
+            stored = transaction.latest()
+            self._find_pending(gun, transaction, stored, upload_id)
+            transaction.delete_pending(upload_id)
+
+    def _validate(
+        self, gun: str, parts: Mapping[str, bytes], stored: Mapping[str, StoredMetadata]
+    ) -> RepositoryAfterUpload:
         server_keys = {
             role: [
                 key
@@ -61,16 +161,67 @@ class MetadataService:
             ]
             for role in ONLINE_ROLES
         }
+        return validate_upload(parts, stored, server_keys, self.settings.limits, utc_now())
+
+    def _store(
+        self,
+        gun: str,
+        transaction: WriteTransaction,
+        stored: Mapping[str, StoredMetadata],
+        state: RepositoryAfterUpload,
+        parts: Mapping[str, bytes],
+    ) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for role, metadata in state.uploaded.items():
+            transaction.put(role, metadata.signed.version, parts[role])
+            versions[role] = metadata.signed.version
+        self._promote_rotated_keys(gun, transaction, state)
+        versions.update(self._sign_online_roles(gun, transaction, stored, state, parts))
+        return versions
+
+    def _find_pending(
+        self,
+        gun: str,
+        transaction: WriteTransaction,
+        stored: Mapping[str, StoredMetadata],
+        upload_id: str,
+    ) -> PendingUpload:
+        for upload in transaction.pending():
+            if upload.id == upload_id and self._still_pending(gun, transaction, stored, upload):
+                return upload
+        raise UploadRejected(
+            404,
+            "no_such_pending_change",
+            None,
+            f"{gun} has no pending change {upload_id}: it was published, withdrawn, made "
+            f"stale by a later publish, or expired (see: trustkit approve {gun})",
+        )
+
+    def _still_pending(
+        self,
+        gun: str,
+        transaction: WriteTransaction,
+        stored: Mapping[str, StoredMetadata],
+        upload: PendingUpload,
+    ) -> PendingChange | None:
+        """The upload with what it lacks now, or None (and it is dropped) if it expired
+        or can no longer be published: a later publish took its versions, or it no
+        longer validates against what is stored."""
+        if upload.expires <= utc_now():
+            transaction.delete_pending(upload.id)
+            return None
         try:
-            with self.storage.write(gun) as transaction:
-                stored = transaction.latest()
-                state = validate_upload(parts, stored, server_keys, self.settings.limits, utc_now())
-                versions: dict[str, int] = {}
-                for role, metadata in state.uploaded.items():
-                    transaction.put(role, metadata.signed.version, parts[role])
-                    versions[role] = metadata.signed.version
-                self._promote_rotated_keys(gun, transaction, state)
-                versions.update(self._sign_online_roles(gun, transaction, stored, state, parts))
+            state = self._validate(gun, upload.parts, stored)
+        except UploadRejected:
+            transaction.delete_pending(upload.id)
+            return None
+        return PendingChange(upload, state.shortfalls)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _conflicts_as_409() -> Iterator[None]:
+        try:
+            yield
         except VersionConflict as conflict:
             raise UploadRejected(
                 409,
@@ -78,7 +229,6 @@ class MetadataService:
                 None,
                 f"{conflict}: someone published first; fetch and apply the changes again",
             ) from None
-        return PublishResult(versions)
 
     def refresh(self, gun: str) -> bool:
         """Re-sign snapshot and timestamp if due; True if anything was signed."""
@@ -208,3 +358,35 @@ class MetadataService:
             if self.settings.expiry.renewal_due(role, expires):
                 return True
         return False
+
+
+def _with_signatures(upload_id: str, role: str, held: bytes, offered: bytes) -> bytes:
+    """``held`` with the signatures of ``offered``, which must sign the same content."""
+    try:
+        mine: Metadata[Any] = Metadata.from_bytes(held)
+        theirs: Metadata[Any] = Metadata.from_bytes(offered)
+    except Exception as error:  # python-tuf raises several types for bad input
+        raise UploadRejected(
+            400, "malformed", role, f"{role} is not valid TUF metadata: {error}"
+        ) from None
+    if theirs.signed_bytes != mine.signed_bytes:
+        raise UploadRejected(
+            400,
+            "changed_content",
+            role,
+            f"{role} differs from the pending change {upload_id}: an approval signs exactly "
+            "what is pending; fetch it again (trustkit approve)",
+        )
+    mine.signatures.update(theirs.signatures)
+    return mine.to_bytes()
+
+
+def _adds_signatures(before: RepositoryAfterUpload, after: RepositoryAfterUpload) -> bool:
+    """Whether ``after`` keeps every valid signature of ``before`` and adds at least one."""
+    grew = False
+    for role, signers in before.valid_signers.items():
+        now = after.valid_signers.get(role, set())
+        if not signers <= now:
+            return False
+        grew = grew or len(now) > len(signers)
+    return grew

@@ -17,6 +17,11 @@ rule. Together they guarantee that what the server publishes verifies for hosts:
 8. ``check_not_expired``           uploaded metadata expires in the future
 9. ``check_delegated_paths``       a delegated role signs only paths it was delegated
 10. ``check_root_lists_server_keys`` the root trusts the keys the server signs with
+
+An uploaded role that falls short of its threshold only for want of co-signers (at
+least one valid signature by a key the *currently trusted* metadata lists, but fewer
+than needed) breaks no rule: it is a ``Shortfall``, and the upload as a whole is kept
+pending until co-signers add theirs. Every other rule still applies to it in full.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from tuf.api.metadata import DelegatedRole, Metadata, Root, Targets
 from server.storage import StoredMetadata
 from trustkit.metadata import ONLINE_ROLES
 
-__all__ = ["Limits", "RepositoryAfterUpload", "UploadRejected", "validate_upload"]
+__all__ = ["Limits", "RepositoryAfterUpload", "Shortfall", "UploadRejected", "validate_upload"]
 
 MAX_VERSION = 2**62  # versions are stored as 64-bit integers
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
@@ -56,6 +61,26 @@ class Limits:
     max_roles_per_upload: int = 64
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """An uploaded role signed by fewer keys than ``checked_by`` requires."""
+
+    role: str
+    checked_by: str  # "previous root", "root" or the delegating role
+    signed: list[str]  # key ids whose signatures verify
+    threshold: int
+    keyids: list[str]  # every key id that may sign
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "checked_by": self.checked_by,
+            "signed": self.signed,
+            "threshold": self.threshold,
+            "keyids": self.keyids,
+        }
+
+
 class RepositoryAfterUpload:
     """The repository as it would be after the upload: uploaded roles over stored ones."""
 
@@ -65,6 +90,9 @@ class RepositoryAfterUpload:
         self.uploaded = uploaded
         self._stored = stored
         self._parsed: dict[str, Metadata[Any]] = dict(uploaded)
+        self.shortfalls: list[Shortfall] = []
+        # Per uploaded role, the key ids whose signatures count (an approval must add one).
+        self.valid_signers: dict[str, set[str]] = {}
 
     def get(self, role: str) -> Metadata[Any] | None:
         if role not in self._parsed:
@@ -218,38 +246,74 @@ def check_versions_increase(
 
 def check_root_chained(
     uploaded: Mapping[str, Metadata[Any]], stored: Mapping[str, StoredMetadata]
-) -> None:
+) -> tuple[set[str], list[Shortfall]]:
+    """The key ids whose signatures count for a new root, and what it still lacks.
+
+    A root partly signed is a shortfall (kept pending) only when a key of the trusted,
+    previous root signed it: a root signed only by the keys it lists itself is anyone's.
+    """
     new_root = uploaded.get("root")
     if new_root is None:
-        return
+        return set(), []
     previous: Root | None = None
     if "root" in stored:
         previous = Metadata[Root].from_bytes(stored["root"].data).signed
     result = new_root.signed.get_root_verification_result(
         previous, new_root.signed_bytes, new_root.signatures
     )
-    if not result.verified:
-        first, second = result.first, result.second
-        if previous is not None and not first.verified:
+    first, second = result.first, result.second
+    valid = set(first.signed) | set(second.signed)
+    if result.verified:
+        return valid, []
+    version = new_root.signed.version
+    if previous is None or not first.signed:
+        if previous is not None:
             detail = (
-                f"new root v{new_root.signed.version} is signed by {len(first.signed)} of the "
+                f"new root v{version} is signed by {len(first.signed)} of the "
                 f"{first.threshold} previous root keys needed; sign it with the current root key"
             )
             error = "root_not_chained"
         else:
             detail = (
-                f"root v{new_root.signed.version} is signed by {len(second.signed)} of the "
+                f"root v{version} is signed by {len(second.signed)} of the "
                 f"{second.threshold} root keys it lists"
             )
             error = "threshold_not_met"
         raise UploadRejected(400, error, "root", detail)
+    shortfalls = []
+    if not first.verified:
+        shortfalls.append(
+            Shortfall(
+                "root",
+                f"root v{version - 1}",
+                sorted(first.signed),
+                first.threshold,
+                sorted(previous.roles["root"].keyids),
+            )
+        )
+    if not second.verified:
+        shortfalls.append(
+            Shortfall(
+                "root",
+                f"root v{version}",
+                sorted(second.signed),
+                second.threshold,
+                sorted(new_root.signed.roles["root"].keyids),
+            )
+        )
+    return valid, shortfalls
 
 
 def _signers_needed(
     delegator: Root | Targets, role: str, metadata: Metadata[Any]
-) -> tuple[bool, int, int]:
+) -> tuple[bool, set[str], int, list[str]]:
     result = delegator.get_verification_result(role, metadata.signed_bytes, metadata.signatures)
-    return result.verified, len(result.signed), result.threshold
+    return (
+        result.verified,
+        set(result.signed),
+        result.threshold,
+        sorted(result.unsigned | result.signed),
+    )
 
 
 def check_signature_thresholds(state: RepositoryAfterUpload) -> None:
@@ -273,15 +337,25 @@ def check_signature_thresholds(state: RepositoryAfterUpload) -> None:
             delegator_name, delegator, _ = found
         if role not in state.uploaded and delegator_name not in state.uploaded:
             continue  # neither the role nor what it is checked against changed
-        verified, signed, threshold = _signers_needed(delegator, role, metadata)
+        verified, signed, threshold, keyids = _signers_needed(delegator, role, metadata)
+        if role in state.uploaded:
+            state.valid_signers[role] = signed
         if verified:
+            continue
+        if role in state.uploaded and signed:
+            # Signed by some of the keys its delegator lists: co-signers may complete it.
+            # (A delegator in this same upload was checked first: it is trusted, or itself
+            # pending on the trusted keys.)
+            state.shortfalls.append(
+                Shortfall(role, delegator_name, sorted(signed), threshold, keyids)
+            )
             continue
         if role in state.uploaded:
             raise UploadRejected(
                 400,
                 "threshold_not_met",
                 role,
-                f"{role} is signed by {signed} of the {threshold} keys its delegator lists",
+                f"{role} is signed by {len(signed)} of the {threshold} keys its delegator lists",
             )
         raise UploadRejected(
             400,
@@ -356,8 +430,11 @@ def validate_upload(
     uploaded = check_parses_as_role(parts)
     check_repository_exists(uploaded, stored)
     check_versions_increase(uploaded, stored)
-    check_root_chained(uploaded, stored)
+    root_signers, root_shortfalls = check_root_chained(uploaded, stored)
     state = RepositoryAfterUpload(uploaded, stored)
+    if "root" in uploaded:
+        state.valid_signers["root"] = root_signers
+    state.shortfalls.extend(root_shortfalls)
     check_signature_thresholds(state)
     check_not_expired(uploaded, now)
     check_delegated_paths(state)

@@ -23,6 +23,7 @@ from trustkit import __version__
 from trustkit.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, TrustkitError, UsageError
 
 if TYPE_CHECKING:
+    from client.approval import Approver, PendingChange
     from client.gate import Gate, Pinned, Tool
     from client.lifecycle import Lifecycle
     from client.publisher import Publisher
@@ -155,6 +156,11 @@ class Context:
 
         return Lifecycle(self.settings, api, self.keystore(), self.passphrases(), verifier)
 
+    def approver(self, api: ServerAPI, verifier: Verifier) -> Approver:
+        from client.approval import Approver
+
+        return Approver(self.settings, api, self.keystore(), self.passphrases(), verifier)
+
     def publisher(self, api: ServerAPI, verifier: Verifier) -> Publisher:
         from client.publisher import Publisher
 
@@ -178,6 +184,34 @@ def cmd_init(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _result_or_pending(
+    ctx: Context, done: str, data: dict[str, Any], pending: PendingChange | None
+) -> None:
+    """Print what was published, or that it waits for co-signers and what it lacks."""
+    if pending is None:
+        ctx.out.result(done, data)
+        return
+    if pending.id is None:
+        ctx.out.result(done, {**data, "published": False})
+        return
+    needs = "\n".join(f"  {need.describe()}" for need in pending.needs)
+    expires = pending.expires.isoformat() if pending.expires else "?"
+    ctx.out.result(
+        f"signed, but not yet published: the server keeps pending change {pending.id} "
+        f"until co-signers approve it (expires {expires}):\n{needs}\n"
+        f"co-signers run: trustkit approve {pending.gun}",
+        {
+            **data,
+            "published": False,
+            "pending": {
+                "id": pending.id,
+                "expires": expires,
+                "needs": [need.__dict__ for need in pending.needs],
+            },
+        },
+    )
+
+
 def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
     from client.changelist import Changelist
     from client.publisher import stage_or_publish
@@ -195,7 +229,8 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
             ctx.publisher(api, verifier), changelist, gun, changes, ctx.args.signer
         )
     assert result is not None
-    ctx.out.result(
+    _result_or_pending(
+        ctx,
         f"{what}; published {gun} ({result.role} v{result.targets_version})",
         {
             "repository": gun,
@@ -205,6 +240,7 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
             "changes": result.changes,
             "attempts": result.attempts,
         },
+        result.pending,
     )
     return EXIT_OK
 
@@ -513,7 +549,8 @@ def cmd_signer_add(ctx: Context) -> int:
             gun, ctx.args.name, keys, paths, ctx.args.threshold, ctx.args.terminating
         )
     note = "" if change.published else f"; its role appears once {change.name} first signs"
-    ctx.out.result(
+    _result_or_pending(
+        ctx,
         f"added the signer {change.name} to {gun} for {', '.join(paths)} "
         f"(targets v{change.targets_version}){note}",
         {
@@ -525,6 +562,7 @@ def cmd_signer_add(ctx: Context) -> int:
             "targets_version": change.targets_version,
             "published": change.published,
         },
+        change.pending,
     )
     return EXIT_OK
 
@@ -535,10 +573,12 @@ def cmd_signer_remove(ctx: Context) -> int:
     gun = parse_gun(ctx.args.repository)
     with ctx.session() as (api, verifier):
         change = ctx.lifecycle(api, verifier).remove_signer(gun, ctx.args.name)
-    ctx.out.result(
+    _result_or_pending(
+        ctx,
         f"removed the signer {change.name} from {gun} (targets v{change.targets_version}); "
         "what it signed no longer verifies",
         {"repository": gun, "signer": change.name, "targets_version": change.targets_version},
+        change.pending,
     )
     return EXIT_OK
 
@@ -587,6 +627,18 @@ def cmd_key_import(ctx: Context) -> int:
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
+    if ctx.args.token is not None and ctx.args.hsm is None:
+        raise UsageError("--token chooses the token of an --hsm key", hint="add --hsm KEY")
+    if ctx.args.hsm is not None:
+        from keys.hsm import hsm_record
+
+        record = hsm_record(gun, ctx.args.role, ctx.args.hsm, ctx.args.token, ctx.passphrases())
+        ctx.keystore().add_external(record)
+        ctx.out.result(
+            f"imported the {record.description}, kept at {record.uri}",
+            {"keyid": record.keyid, "repository": gun, "role": record.role, "uri": record.uri},
+        )
+        return EXIT_OK
     data = _read_file(ctx.args.file)
     password = None
     if pem_is_encrypted(data):
@@ -636,23 +688,154 @@ def cmd_key_remove(ctx: Context) -> int:
 
 
 def cmd_key_rotate(ctx: Context) -> int:
+    from keys.keystore import public_key_from_pem
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
+    co_holders = [public_key_from_pem(_read_file(path), path) for path in ctx.args.key or []]
+    use = ctx.keystore().by_keyid(ctx.args.use) if ctx.args.use else None
+    out = Path(ctx.args.out) if ctx.args.out else None
     with ctx.session() as (api, verifier):
-        result = ctx.lifecycle(api, verifier).rotate(gun, ctx.args.role, ctx.args.key_type)
-    ctx.out.result(
+        result = ctx.lifecycle(api, verifier).rotate(
+            gun,
+            ctx.args.role,
+            ctx.args.key_type,
+            use=use,
+            co_holders=co_holders,
+            threshold=ctx.args.threshold,
+            out=out,
+        )
+    done = (
         f"rotated the {result.role} key of {gun}: "
         f"{', '.join(k[:12] for k in result.old_keys)} -> "
         f"{', '.join(k[:12] for k in result.new_keys)} (root v{result.root_version}); "
-        "hosts follow the new root on their next verification",
+        "hosts follow the new root on their next verification"
+    )
+    if out is not None:
+        done = (
+            f"wrote root v{result.root_version} of {gun} to {out}, signed with this "
+            f"keystore's keys; co-holders sign it with: trustkit approve {gun} --file {out}, "
+            f"then send it: trustkit submit {gun} {out}"
+        )
+    elif result.pending is not None:
+        done += " (once published, remove the old key here: trustkit key remove KEYID --yes)"
+    _result_or_pending(
+        ctx,
+        done,
         {
             "repository": gun,
             "role": result.role,
             "old_keys": result.old_keys,
             "new_keys": result.new_keys,
             "root_version": result.root_version,
+            "published": out is None,
         },
+        result.pending,
+    )
+    return EXIT_OK
+
+
+def _confirm(ctx: Context, question: str) -> bool:
+    """Ask at a terminal; refuse without --yes anywhere else."""
+    if ctx.args.yes:
+        return True
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise UsageError(
+            f"{question} needs a confirmation", hint="review it above, then run again with --yes"
+        )
+    answer = input(f"{question} [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_approve(ctx: Context) -> int:
+    from client.approval import describe_change, read_change_file, write_change_file
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    if ctx.args.file:
+        path = Path(ctx.args.file)
+        change = read_change_file(path, gun)
+        ctx.out.note("\n".join(describe_change(change, None)))
+        if not _confirm(ctx, f"sign this change to {gun}?"):
+            ctx.out.result("not signed", {"repository": gun, "signed_with": []})
+            return EXIT_OK
+        with ctx.session() as (api, verifier):  # signing offline: nothing is fetched
+            _, keyids = ctx.approver(api, verifier).sign(change)
+        write_change_file(path, change)
+        ctx.out.result(
+            f"signed {path} with {', '.join(k[:12] for k in keyids)}; send it when complete: "
+            f"trustkit submit {gun} {path}",
+            {"repository": gun, "file": str(path), "signed_with": keyids},
+        )
+        return EXIT_OK
+    results: list[dict[str, Any]] = []
+    lines: list[str] = []
+    with ctx.session() as (api, verifier):
+        approver = ctx.approver(api, verifier)
+        changes = [c for c in approver.pending(gun) if ctx.args.id in (None, c.id)]
+        if ctx.args.id and not changes:
+            raise UsageError(
+                f"{gun} has no pending change {ctx.args.id}", hint=f"see: trustkit approve {gun}"
+            )
+        if not changes:
+            ctx.out.result(f"nothing of {gun} is pending", {"repository": gun, "results": []})
+            return EXIT_OK
+        trusted = verifier.trusted_repository(gun)
+        for change in changes:
+            ctx.out.note("\n".join(describe_change(change, trusted)))
+            if ctx.args.export:
+                write_change_file(Path(ctx.args.export), change)
+                lines.append(f"wrote pending change {change.id} to {ctx.args.export}")
+                results.append({"id": change.id, "exported": ctx.args.export})
+                break
+            verb = "withdraw" if ctx.args.reject else "sign"
+            if not _confirm(ctx, f"{verb} pending change {change.id}?"):
+                lines.append(f"skipped pending change {change.id}")
+                results.append({"id": change.id, "skipped": True})
+                continue
+            if ctx.args.reject:
+                approver.withdraw(change)
+                lines.append(f"withdrew pending change {change.id}")
+                results.append({"id": change.id, "withdrawn": True})
+                continue
+            outcome = approver.approve(change)
+            signed = ", ".join(k[:12] for k in outcome.signed_with)
+            if outcome.still_pending is not None:
+                needs = "; ".join(n.describe() for n in outcome.still_pending.needs)
+                lines.append(f"signed pending change {change.id} with {signed}; still: {needs}")
+            else:
+                versions = ", ".join(f"{r} v{v}" for r, v in outcome.versions.items())
+                lines.append(
+                    f"signed pending change {change.id} with {signed}; published {versions}"
+                )
+            results.append(
+                {
+                    "id": change.id,
+                    "signed_with": outcome.signed_with,
+                    "published": outcome.still_pending is None,
+                    "versions": outcome.versions,
+                }
+            )
+    ctx.out.result("\n".join(lines), {"repository": gun, "results": results})
+    return EXIT_OK
+
+
+def cmd_submit(ctx: Context) -> int:
+    from client.approval import read_change_file
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    change = read_change_file(Path(ctx.args.file), gun)
+    with ctx.session() as (api, verifier):
+        outcome = ctx.approver(api, verifier).submit(change)
+        if outcome.still_pending is None:
+            verifier.trusted_repository(gun)
+    versions = ", ".join(f"{r} v{v}" for r, v in outcome.versions.items())
+    _result_or_pending(
+        ctx,
+        f"published {gun} from {ctx.args.file}: {versions}",
+        {"repository": gun, "published": True, "versions": outcome.versions},
+        outcome.still_pending,
     )
     return EXIT_OK
 
@@ -718,7 +901,7 @@ def cmd_refresh(ctx: Context) -> int:
         if result.renewed
         else f"nothing of {gun} expires within {ctx.args.within}; nothing re-signed"
     )
-    ctx.out.result(text, {"repository": gun, "renewed": result.renewed})
+    _result_or_pending(ctx, text, {"repository": gun, "renewed": result.renewed}, result.pending)
     return EXIT_OK
 
 
@@ -987,10 +1170,27 @@ def _parser() -> argparse.ArgumentParser:
     importing = key_commands.add_parser(
         "import",
         parents=[common],
-        help="keep a PEM private key made elsewhere, encrypted in this keystore",
+        help="keep a PEM private key made elsewhere, encrypted in this keystore, or use a "
+        "key in a PKCS#11 token (--hsm)",
+        description="PEM_FILE: a private key, re-encrypted here. --hsm KEY: an EC key "
+        "(P-256/P-384) that stays in a PKCS#11 token (HSM, smart card, SoftHSM); only its "
+        "public half and its hsm: URI are kept here. The token's module comes from "
+        "PYKCS11LIB (e.g. /usr/lib/softhsm/libsofthsm2.so); its PIN, when signing, from "
+        "the role's passphrase (TRUSTKIT_ROOT_PASSPHRASE or TRUSTKIT_TARGETS_PASSPHRASE, "
+        "--passphrase-file, or a prompt).",
     )
     importing.set_defaults(handler=cmd_key_import)
-    importing.add_argument("file", metavar="PEM_FILE")
+    source = importing.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", metavar="PEM_FILE", nargs="?", help="a PEM private key file")
+    source.add_argument(
+        "--hsm",
+        metavar="KEY",
+        help="the key in the token: its id in hex (as pkcs11-tool --list-objects shows it, "
+        "e.g. 01) or its label",
+    )
+    importing.add_argument(
+        "--token", metavar="LABEL", help="the token's label, when several are present"
+    )
     importing.add_argument("--repository", required=True)
     importing.add_argument("--role", required=True, choices=["root", "targets"])
     passwd = key_commands.add_parser(
@@ -1016,6 +1216,44 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("repository")
     rotate.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
     rotate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    rotate.add_argument(
+        "--use",
+        metavar="KEYID",
+        help="make this keystore key (e.g. one in an HSM) the new key instead of a new one",
+    )
+    rotate.add_argument(
+        "--key",
+        action="append",
+        metavar="PUB_PEM",
+        help="another holder's public key to list beside this keystore's (repeatable)",
+    )
+    rotate.add_argument(
+        "--threshold", type=int, help="signatures needed from the new keys (default 1)"
+    )
+    rotate.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the signed new root to FILE for offline co-holders instead of uploading",
+    )
+
+    approve = add(
+        "approve",
+        cmd_approve,
+        "show changes waiting for co-signers and sign them (multi-signature approval)",
+    )
+    approve.add_argument("repository")
+    approve.add_argument("--id", help="only this pending change")
+    approve.add_argument("--yes", action="store_true", help="sign without asking")
+    approve.add_argument("--reject", action="store_true", help="withdraw instead of signing")
+    approve.add_argument(
+        "--export", metavar="FILE", help="write the pending change to FILE (for offline holders)"
+    )
+    approve.add_argument(
+        "--file", metavar="FILE", help="sign the change in FILE here, offline, and save it"
+    )
+    submit = add("submit", cmd_submit, "send a change from a file (approve --file) to the server")
+    submit.add_argument("repository")
+    submit.add_argument("file", metavar="FILE")
 
     signer = add("signer", lambda ctx: EXIT_USAGE, "who may sign which tags (delegations)")
     signer_commands = signer.add_subparsers(dest="signer_command", metavar="ACTION", required=True)

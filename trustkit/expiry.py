@@ -28,6 +28,8 @@ DEFAULT_EXPIRY: Mapping[str, timedelta] = {
     "delegation": timedelta(days=3 * 365),
     "snapshot": timedelta(days=3 * 365),
     "timestamp": timedelta(days=14),
+    # Not a role: how long the server keeps an upload waiting for co-signers.
+    "pending": timedelta(days=7),
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -69,6 +71,12 @@ class ExpiryPolicy:
         key = role if role in ("root", "targets", "snapshot", "timestamp") else "delegation"
         return self.lifetimes.get(key, DEFAULT_EXPIRY[key])
 
+    @property
+    def pending_lifetime(self) -> timedelta:
+        """How long an upload waits for co-signers (a signer role named "pending" is
+        just a delegation)."""
+        return self.lifetimes.get("pending", DEFAULT_EXPIRY["pending"])
+
     def expires(self, role: str, now: datetime | None = None) -> datetime:
         return (now or utc_now()) + self.lifetime(role)
 
@@ -94,6 +102,7 @@ class ExpiryPolicy:
         if unknown:
             raise UsageError(
                 f"unknown role in expiry setting: {', '.join(sorted(unknown))}",
-                hint="roles are root, targets, delegation, snapshot, timestamp",
+                hint="roles are root, targets, delegation, snapshot, timestamp (and pending, for "
+                "uploads waiting for co-signers)",
             )
         return ExpiryPolicy({**self.lifetimes, **overrides})

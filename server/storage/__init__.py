@@ -2,6 +2,7 @@
 
 from server.storage.base import (
     OnlineKeyRecord,
+    PendingUpload,
     Storage,
     StoredMetadata,
     VersionConflict,
@@ -11,6 +12,7 @@ from server.storage.sqlite import SQLiteStorage
 
 __all__ = [
     "OnlineKeyRecord",
+    "PendingUpload",
     "SQLiteStorage",
     "Storage",
     "StoredMetadata",

@@ -12,9 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 
 __all__ = [
     "OnlineKeyRecord",
+    "PendingUpload",
     "Storage",
     "StoredMetadata",
     "VersionConflict",
@@ -43,6 +45,16 @@ class OnlineKeyRecord:
     sealed_private: bytes
 
 
+@dataclass(frozen=True)
+class PendingUpload:
+    """An upload waiting for co-signers: never served to hosts, dropped when it expires."""
+
+    id: str
+    created: datetime
+    expires: datetime
+    parts: dict[str, bytes]
+
+
 class WriteTransaction(ABC):
     """Reads and writes of one repository inside one atomic transaction."""
 
@@ -57,6 +69,17 @@ class WriteTransaction(ABC):
     @abstractmethod
     def promote_online_key(self, role: str) -> OnlineKeyRecord:
         """Make the role's next key its key, in this transaction (a key rotation)."""
+
+    @abstractmethod
+    def pending(self) -> list[PendingUpload]:
+        """Every pending upload of the repository, oldest first (expired ones too)."""
+
+    @abstractmethod
+    def put_pending(self, upload: PendingUpload) -> None:
+        """Store a pending upload, replacing the one with the same id."""
+
+    @abstractmethod
+    def delete_pending(self, upload_id: str) -> None: ...
 
 
 class Storage(ABC):
@@ -74,7 +97,8 @@ class Storage(ABC):
 
     @abstractmethod
     def delete_repository(self, gun: str) -> bool:
-        """Remove every version of every role and the online keys; False if none existed."""
+        """Remove every version of every role, the online keys and pending uploads; False
+        if no metadata existed."""
 
     @abstractmethod
     def repositories(self) -> Iterator[str]: ...

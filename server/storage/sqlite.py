@@ -6,6 +6,8 @@ the state it validates against under the same lock it writes with.
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from server.storage.base import (
     OnlineKeyRecord,
+    PendingUpload,
     Storage,
     StoredMetadata,
     VersionConflict,
@@ -40,6 +43,14 @@ CREATE TABLE IF NOT EXISTS online_keys (
     sealed BLOB NOT NULL,
     created TEXT NOT NULL,
     PRIMARY KEY (gun, role)
+);
+CREATE TABLE IF NOT EXISTS pending (
+    gun TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    PRIMARY KEY (gun, id)
 );
 CREATE TABLE IF NOT EXISTS next_online_keys (
     gun TEXT NOT NULL,
@@ -98,6 +109,36 @@ class _SQLiteTransaction(WriteTransaction):
             "DELETE FROM next_online_keys WHERE gun = ? AND role = ?", (self._gun, role)
         )
         return OnlineKeyRecord(role, row[0], row[1], bytes(row[2]))
+
+    def pending(self) -> list[PendingUpload]:
+        rows = self._connection.execute(
+            "SELECT id, created, expires, parts FROM pending WHERE gun = ? ORDER BY created, id",
+            (self._gun,),
+        ).fetchall()
+        return [
+            PendingUpload(
+                upload_id,
+                datetime.fromisoformat(created),
+                datetime.fromisoformat(expires),
+                {role: base64.b64decode(text) for role, text in json.loads(parts).items()},
+            )
+            for upload_id, created, expires, parts in rows
+        ]
+
+    def put_pending(self, upload: PendingUpload) -> None:
+        parts = json.dumps(
+            {role: base64.b64encode(data).decode() for role, data in upload.parts.items()}
+        )
+        self._connection.execute(
+            "INSERT OR REPLACE INTO pending (gun, id, created, expires, parts) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (self._gun, upload.id, upload.created.isoformat(), upload.expires.isoformat(), parts),
+        )
+
+    def delete_pending(self, upload_id: str) -> None:
+        self._connection.execute(
+            "DELETE FROM pending WHERE gun = ? AND id = ?", (self._gun, upload_id)
+        )
 
 
 class SQLiteStorage(Storage):
@@ -160,6 +201,7 @@ class SQLiteStorage(Storage):
             deleted = connection.execute("DELETE FROM metadata WHERE gun = ?", (gun,)).rowcount
             connection.execute("DELETE FROM online_keys WHERE gun = ?", (gun,))
             connection.execute("DELETE FROM next_online_keys WHERE gun = ?", (gun,))
+            connection.execute("DELETE FROM pending WHERE gun = ?", (gun,))
         except BaseException:
             connection.execute("ROLLBACK")
             raise

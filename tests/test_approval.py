@@ -1,0 +1,446 @@
+"""Multi-signature approval, end to end through the CLI and the real server.
+
+A role whose threshold is more than one key is published only once enough of its
+holders signed: the first holder's upload is kept pending (hosts never see it),
+``trustkit approve`` shows each pending change as its effect and adds a signature, and
+the approval that completes the threshold publishes. Root changes work the same way,
+through the server or through a file for holders who stay offline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness import (
+    DIGEST_A,
+    DIGEST_B,
+    ServerProcess,
+    Trustkit,
+    assert_verifies,
+    publisher_cli,
+)
+from tests.server_side import served_metadata, served_version
+
+PASSPHRASE = "co-holder passphrase for tests"
+
+
+def _person(tmp_path: Path, server_url: str, name: str) -> Trustkit:
+    """A key holder with a keystore of their own."""
+    return Trustkit(
+        tmp_path / name / ".trustkit",
+        server_url,
+        {"TRUSTKIT_DELEGATION_PASSPHRASE": PASSPHRASE, "TRUSTKIT_ROOT_PASSPHRASE": PASSPHRASE},
+    )
+
+
+def _ok(result: Any) -> dict[str, Any]:
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    data: dict[str, Any] = result.json
+    return data
+
+
+def _generate(tk: Trustkit, name: str, out: Path) -> str:
+    keyid: str = _ok(tk("key", "generate", name, "--out", str(out), "--json"))["keyid"]
+    return keyid
+
+
+def _sign(tk: Trustkit, gun: str, tag: str, digest: str, *args: str) -> dict[str, Any]:
+    return _ok(tk("sign", f"{gun}:{tag}", "--digest", digest, "--size", "100", "--json", *args))
+
+
+def _not_signed(host: Trustkit, gun: str, tag: str) -> None:
+    result = host("verify", f"{gun}:{tag}", "--offline")
+    assert result.code == 1, result.out
+    assert f"no signed tag {tag} in {gun}" in result.err
+
+
+def _pending_ids(tk: Trustkit, gun: str) -> list[str]:
+    """The ids of the changes the server holds pending for ``gun``."""
+    response = httpx.get(f"{tk.server_url}/v2/{gun}/_trust/tuf/pending", timeout=30)
+    assert response.status_code == 200
+    return [change["id"] for change in response.json()["pending"]]
+
+
+def _two_of_two_signer(
+    publisher: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+) -> tuple[Trustkit, Trustkit]:
+    """The owner signed 1.0; release-* tags need both alice and bob."""
+    _ok(publisher("init", gun, "--json"))
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    alice = _person(tmp_path, server.url, "alice")
+    bob = _person(tmp_path, server.url, "bob")
+    _generate(alice, "alice", tmp_path / "alice.pub")
+    _generate(bob, "bob", tmp_path / "bob.pub")
+    keys = ["--key", str(tmp_path / "alice.pub"), "--key", str(tmp_path / "bob.pub")]
+    _ok(
+        publisher(
+            "signer",
+            "add",
+            "release",
+            gun,
+            *keys,
+            "--paths",
+            "release-*",
+            "--threshold",
+            "2",
+            "--json",
+        )
+    )
+    return alice, bob
+
+
+# --- a signer role with threshold 2 ---------------------------------------------------
+
+
+def test_a_tag_needing_two_signers_is_published_only_when_the_second_approves(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+    release_url = server.metadata_url(gun, "release.json")
+    assert httpx.get(release_url, timeout=30).status_code == 404  # nobody signed yet
+
+    first = _sign(alice, gun, "release-1", DIGEST_B)
+    assert first["published"] is False
+    pending = first["pending"]
+    [need] = pending["needs"]
+    assert need["role"] == "release"
+    assert need["threshold"] == 2 and len(need["signed"]) == 1
+    # Not served: hosts see no release-1, and the role did not move.
+    _not_signed(host, gun, "release-1")
+    assert httpx.get(release_url, timeout=30).status_code == 404
+    assert _pending_ids(host, gun) == [pending["id"]]
+
+    review = bob("approve", gun, "--yes", "--json")
+    data = _ok(review)
+    # bob was shown the change as its effect before signing it.
+    assert f"release-1: (new) -> {DIGEST_B}" in review.err
+    assert "release needs 1 more signature" in review.err
+    [outcome] = data["results"]
+    assert outcome["id"] == pending["id"]
+    assert outcome["published"] is True
+    assert len(outcome["signed_with"]) == 1
+
+    assert_verifies(host, gun, "release-1", DIGEST_B)
+    assert _pending_ids(host, gun) == []
+    signatures = served_metadata(server, gun, "release.json").signatures
+    assert len(signatures) == 2
+
+
+def test_approve_without_yes_off_a_terminal_signs_nothing(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
+    pending_id = _sign(alice, gun, "release-1", DIGEST_B)["pending"]["id"]
+
+    result = bob("approve", gun)
+    assert result.code == 2
+    assert "needs a confirmation" in result.err and "--yes" in result.err
+    assert f"release-1: (new) -> {DIGEST_B}" in result.err
+    assert _pending_ids(host, gun) == [pending_id]
+    _not_signed(host, gun, "release-1")
+
+
+def test_a_holder_cannot_approve_twice_or_without_a_key_that_may_sign(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, _ = _two_of_two_signer(publisher, server, gun, tmp_path)
+    pending_id = _sign(alice, gun, "release-1", DIGEST_B)["pending"]["id"]
+
+    again = alice("approve", gun, "--yes")
+    assert again.code == 2
+    assert "holds none of the keys that may still sign" in again.err
+    assert pending_id in again.err
+    stranger = _person(tmp_path, server.url, "mallory")
+    _generate(stranger, "mallory", tmp_path / "mallory.pub")
+    refused = stranger("approve", gun, "--yes")
+    assert refused.code == 2
+    assert "holds none of the keys that may still sign" in refused.err
+    assert _pending_ids(host, gun) == [pending_id]
+    _not_signed(host, gun, "release-1")
+
+
+def test_the_server_refuses_an_approval_of_other_content_or_without_a_new_signature(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    """Someone who posts to a pending change directly: what they sign must be exactly
+    what is pending, and must add a valid signature."""
+    alice, _ = _two_of_two_signer(publisher, server, gun, tmp_path)
+    first = _sign(alice, gun, "release-1", DIGEST_B)["pending"]
+    url = f"{server.url}/v2/{gun}/_trust/tuf/pending/{first['id']}"
+    held = httpx.get(f"{server.url}/v2/{gun}/_trust/tuf/pending", timeout=30).json()
+    metadata = held["pending"][0]["roles"]["release"]
+
+    same = json.dumps(metadata).encode()
+    files = {"files": ("release.json", same, "application/json")}
+    answer = httpx.post(url, files=files, timeout=30)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "no_new_signature"
+
+    metadata["signed"]["targets"]["release-1"]["hashes"]["sha256"] = "f" * 64
+    files = {"files": ("release.json", json.dumps(metadata).encode(), "application/json")}
+    answer = httpx.post(url, files=files, timeout=30)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "changed_content"
+    assert _pending_ids(host, gun) == [first["id"]]
+
+
+def test_a_pending_change_made_stale_by_a_later_publish_is_dropped(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
+    older = _sign(alice, gun, "release-1", DIGEST_A)["pending"]["id"]
+    newer = _sign(alice, gun, "release-2", DIGEST_B)["pending"]["id"]
+    assert set(_pending_ids(host, gun)) == {older, newer}
+
+    _ok(bob("approve", gun, "--id", newer, "--yes", "--json"))
+    assert_verifies(host, gun, "release-2", DIGEST_B)
+    # Both were release v2: once one is published, the other can never be.
+    assert _pending_ids(host, gun) == []
+    late = bob("approve", gun, "--id", older, "--yes")
+    assert late.code == 2
+    assert f"no pending change {older}" in late.err
+    _not_signed(host, gun, "release-1")
+
+
+def test_a_reviewer_can_withdraw_a_pending_change(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
+    pending_id = _sign(alice, gun, "release-1", DIGEST_B)["pending"]["id"]
+    data = _ok(bob("approve", gun, "--reject", "--yes", "--json"))
+    assert data["results"] == [{"id": pending_id, "withdrawn": True}]
+    assert _pending_ids(host, gun) == []
+    _not_signed(host, gun, "release-1")
+
+
+def test_pending_changes_expire(start_server: Any, tmp_path: Path, gun: str):
+    server: ServerProcess = start_server("--expiry", "pending=2s")
+    publisher = publisher_cli(tmp_path / "owner" / ".trustkit", server.url)
+    host = Trustkit(tmp_path / "host" / ".trustkit", server.url)
+    alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
+    pending = _sign(alice, gun, "release-1", DIGEST_B)["pending"]
+    assert _pending_ids(host, gun) == [pending["id"]]
+
+    time.sleep(3)
+    assert _pending_ids(host, gun) == []
+    late = bob("approve", gun, "--yes", "--json")
+    assert _ok(late)["results"] == []
+    assert "nothing of" in late.out or late.json["results"] == []
+    _not_signed(host, gun, "release-1")
+
+
+# --- several targets keys -------------------------------------------------------------
+
+
+def test_targets_with_two_holders_publish_each_release_after_the_second_approves(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    _ok(publisher("init", gun, "--json"))
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+    bob = _person(tmp_path, server.url, "bob")
+    bob_key = _generate(bob, "bob", tmp_path / "bob.pub")
+
+    rotation = publisher(
+        "key",
+        "rotate",
+        gun,
+        "targets",
+        "--key",
+        str(tmp_path / "bob.pub"),
+        "--threshold",
+        "2",
+        "--json",
+    )
+    data = _ok(rotation)
+    assert data["published"] is False
+    assert bob_key in data["new_keys"]
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # nothing changed for hosts yet
+    _ok(bob("approve", gun, "--yes", "--json"))
+    status = {r["role"]: r for r in _ok(host("status", gun, "--json"))["roles"]}
+    assert status["targets"]["threshold"] == 2
+    assert bob_key in status["targets"]["keys"]
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # re-signed tags survived the rotation
+
+    assert _sign(publisher, gun, "2.0", DIGEST_B)["published"] is False
+    _not_signed(host, gun, "2.0")
+    _ok(bob("approve", gun, "--yes", "--json"))
+    assert_verifies(host, gun, "2.0", DIGEST_B)
+
+
+# --- root ceremonies ------------------------------------------------------------------
+
+
+def _root_keys(server: ServerProcess, gun: str) -> tuple[set[str], int]:
+    root = served_metadata(server, gun, "root.json").signed
+    return set(root.roles["root"].keyids), root.roles["root"].threshold
+
+
+def test_a_two_of_three_root_through_the_server_and_recovery_from_a_lost_root_key(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    """The owner shares root with bob and carol (2 of 3); later the owner's root key is
+    lost, and bob and carol replace it without it. A host that trusted root v1 follows
+    every step; a root signed with the lost key alone is refused afterwards."""
+    _ok(publisher("init", gun, "--json"))
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)  # the host pins root v1 here
+    bob = _person(tmp_path, server.url, "bob")
+    carol = _person(tmp_path, server.url, "carol")
+    bob_key = _generate(bob, "bob-root", tmp_path / "bob.pub")
+    carol_key = _generate(carol, "carol-root", tmp_path / "carol.pub")
+
+    holders = ["--key", str(tmp_path / "bob.pub"), "--key", str(tmp_path / "carol.pub")]
+    data = _ok(publisher("key", "rotate", gun, "root", *holders, "--threshold", "2", "--json"))
+    assert data["published"] is False
+    owner_key = data["new_keys"][0]
+    assert served_version(server, gun, "root") == 1
+    review = bob("approve", gun, "--yes", "--json")
+    _ok(review)
+    assert f"+{bob_key[:12]}" in review.err and "threshold 1 -> 2" in review.err
+    assert _root_keys(server, gun) == ({owner_key, bob_key, carol_key}, 2)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+
+    # The owner's keystore is lost. Bob replaces the owner's key with a new one of his.
+    lost = publisher.home
+    data = _ok(
+        bob(
+            "key",
+            "rotate",
+            gun,
+            "root",
+            "--key",
+            str(tmp_path / "carol.pub"),
+            "--threshold",
+            "2",
+            "--json",
+        )
+    )
+    assert data["published"] is False
+    bob_new = data["new_keys"][0]
+    _ok(carol("approve", gun, "--yes", "--json"))
+    assert _root_keys(server, gun) == ({bob_new, carol_key}, 2)
+    assert served_version(server, gun, "root") == 3
+
+    # A host that trusted root v1 walks v2 and v3 and keeps verifying.
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+    # The lost key, found by someone else, can no longer sign a root.
+    thief = Trustkit(lost, server.url, publisher.env)
+    stolen = thief("key", "rotate", gun, "root")
+    assert stolen.code != 0
+    assert "Traceback" not in stolen.err
+    assert served_version(server, gun, "root") == 3
+
+
+def test_a_root_ceremony_through_a_file_for_an_offline_holder(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    _ok(publisher("init", gun, "--json"))
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+    # Bob never goes online: his trustkit points at a server that does not exist.
+    bob = _person(tmp_path, "http://127.0.0.1:9", "bob")
+    bob_key = _generate(bob, "bob-root", tmp_path / "bob.pub")
+    change = tmp_path / "root-change.json"
+
+    data = _ok(
+        publisher(
+            "key",
+            "rotate",
+            gun,
+            "root",
+            "--key",
+            str(tmp_path / "bob.pub"),
+            "--threshold",
+            "2",
+            "--out",
+            str(change),
+            "--json",
+        )
+    )
+    assert data["published"] is False
+    assert served_version(server, gun, "root") == 1
+    before = change.read_bytes()
+
+    signing = bob("approve", gun, "--file", str(change), "--yes", "--json")
+    assert _ok(signing)["signed_with"] == [bob_key]
+    # Offline, bob sees the root he signs in full: its root keys and threshold.
+    assert f"root: keys {data['new_keys'][0][:12]}, {bob_key[:12]}, threshold 2" in signing.err
+    assert change.read_bytes() != before
+
+    _ok(publisher("submit", gun, str(change), "--json"))
+    assert _root_keys(server, gun) == ({data["new_keys"][0], bob_key}, 2)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+
+
+def test_an_incompletely_signed_root_file_goes_pending_when_submitted(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    _ok(publisher("init", gun, "--json"))
+    bob = _person(tmp_path, server.url, "bob")
+    _generate(bob, "bob-root", tmp_path / "bob.pub")
+    change = tmp_path / "root-change.json"
+    _ok(
+        publisher(
+            "key",
+            "rotate",
+            gun,
+            "root",
+            "--key",
+            str(tmp_path / "bob.pub"),
+            "--threshold",
+            "2",
+            "--out",
+            str(change),
+            "--json",
+        )
+    )
+    submitted = _ok(publisher("submit", gun, str(change), "--json"))
+    assert submitted["published"] is False
+    assert submitted["pending"]["needs"][0]["role"] == "root"
+    assert served_version(server, gun, "root") == 1
+    _ok(bob("approve", gun, "--yes", "--json"))
+    assert served_version(server, gun, "root") == 2
+
+
+def test_a_root_signed_only_by_keys_it_lists_itself_is_refused_not_kept_pending(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    """Pending is for co-signers of the trusted root: anyone can sign a root that lists
+    their own key, and such a root must not even be kept."""
+    _ok(publisher("init", gun, "--json"))
+    mallory = _person(tmp_path, server.url, "mallory")
+    _generate(mallory, "mallory", tmp_path / "mallory.pub")
+    change = tmp_path / "root-change.json"
+    _ok(
+        publisher(
+            "key",
+            "rotate",
+            gun,
+            "root",
+            "--key",
+            str(tmp_path / "mallory.pub"),
+            "--threshold",
+            "1",
+            "--out",
+            str(change),
+            "--json",
+        )
+    )
+    # Mallory takes the owner's signature off: her root carries hers alone.
+    data = json.loads(change.read_text())
+    data["roles"]["root"]["signatures"] = []
+    change.write_text(json.dumps(data))
+    _ok(mallory("approve", gun, "--file", str(change), "--yes", "--json"))
+    refused = mallory("submit", gun, str(change))
+    assert refused.code != 0
+    assert "previous root keys" in refused.err
+    assert _pending_ids(publisher, gun) == []
+    assert served_version(server, gun, "root") == 1
