@@ -41,7 +41,7 @@ from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
 from keys.files import ensure_private_dir, write_private_file
 from keys.passphrase import PassphraseSource
-from trustkit.errors import KeystoreError, PassphraseError
+from trustkit.errors import KeystoreError, PassphraseError, TrustkitError
 
 __all__ = [
     "KEY_TYPES",
@@ -187,6 +187,22 @@ class Keystore:
             raise KeystoreError(f"the keystore {self.home} already holds the key {keyid[:12]}")
         return self._store(gun, role, private_key, passphrases, "imported ")
 
+    def add_external(self, record: KeyRecord) -> KeyRecord:
+        """Keep the record of a key whose private half lives elsewhere (an HSM, a KMS):
+        only ``<keyid>.json``, no private file."""
+        if record.uri.startswith(f"{KEYSTORE_SCHEME}:"):
+            raise KeystoreError(f"{record.uri} names a key kept in a keystore, not elsewhere")
+        if any(known.keyid == record.keyid for known in self.records()):
+            raise KeystoreError(
+                f"the keystore {self.home} already holds the key {record.keyid[:12]}"
+            )
+        try:
+            ensure_private_dir(self.home)
+            write_private_file(self._record_path(record.keyid), self._encode(record))
+        except OSError as error:
+            raise KeystoreError(f"cannot write to the keystore {self.home}: {error}") from None
+        return record
+
     def change_passphrase(
         self, record: KeyRecord, passphrases: PassphraseSource, new_passphrase: Callable[[], str]
     ) -> None:
@@ -266,17 +282,28 @@ class Keystore:
     def signer(self, record: KeyRecord, passphrases: PassphraseSource) -> Signer:
         scheme, _, _ = record.uri.partition(":")
         if scheme != KEYSTORE_SCHEME:
-
-            def secret(name: str) -> str:
-                return passphrases.get(record.role, f"{record.description} ({name})")
-
-            try:
-                return Signer.from_priv_key_uri(record.uri, record.public, secret)
-            except Exception as error:
-                raise KeystoreError(
-                    f"cannot load the {record.description} from {record.uri}: {error}"
-                ) from None
+            return self._external_signer(record, passphrases)
         return CryptoSigner(self._load_private(record, passphrases), record.public)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _external_signer(record: KeyRecord, passphrases: PassphraseSource) -> Signer:
+        """A key kept elsewhere (an HSM, a KMS), proved now by one signature: a wrong PIN
+        or a missing token is reported here, in words, as a wrong passphrase is for a key
+        kept here, and not later from inside metadata signing."""
+        from keys.hsm import external_key_error  # keys.hsm builds on this module
+
+        def secret(name: str) -> str:
+            return passphrases.get(record.role, f"{record.description} ({name})")
+
+        probe = b"trustkit: can this key sign?"
+        try:
+            signer = Signer.from_priv_key_uri(record.uri, record.public, secret)
+            record.public.verify_signature(signer.sign(probe), probe)
+        except TrustkitError:
+            raise
+        except Exception as error:
+            raise external_key_error(record, error, passphrases) from None
+        return signer
 
     def _load_private(self, record: KeyRecord, passphrases: PassphraseSource) -> PrivateKey:
         try:
