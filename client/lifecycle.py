@@ -166,24 +166,30 @@ class Lifecycle(KeyHolder):
         co_holders: list[Key] | None = None,
         threshold: int | None = None,
         out: Path | None = None,
+        held_by: str | None = None,
     ) -> RotationResult:
         """Replace every key of ``role`` in a new root version.
 
         Root and targets get one key of this keystore (``use``, or a new one) plus the
         public keys of ``co_holders``, with ``threshold`` signatures needed (default 1).
         When the new root needs signatures this keystore cannot make, the server keeps
-        it pending until the co-holders approve it. Snapshot and timestamp keys are made
-        by the server, which signs with them from the moment it accepts the root that
-        lists them. With ``out``, the signed change is written there for co-holders to
-        sign offline (``approve --file``) and send (``submit``), and nothing is uploaded.
+        it pending until the co-holders approve it. With ``out``, the signed change is
+        written there for co-holders to sign offline (``approve --file``) and send
+        (``submit``), and nothing is uploaded.
+
+        Timestamp keys, and snapshot keys unless the publisher holds them, are made by
+        the server, which signs with them from the moment it accepts the root that lists
+        them. ``held_by`` ("publisher" or "server") moves the snapshot key: to a new key
+        in this keystore, which then signs a snapshot with every upload, or back.
         """
         if role not in (*OFFLINE_ROLES, *ONLINE_ROLES):
             raise UsageError(f"{role} is not a role of {gun} with keys of its own")
-        co_holders = co_holders or []
-        if role in ONLINE_ROLES and (use or co_holders or threshold or out):
+        if held_by is not None and role != "snapshot":
             raise UsageError(
-                f"the server makes the {role} key: --use, --key, --threshold and --out do not apply"
+                f"only the snapshot key can move between publisher and server, not {role}'s",
+                hint="the timestamp key is always the server's; root and targets keys never are",
             )
+        co_holders = co_holders or []
         needed = threshold or 1
         if not 1 <= needed <= 1 + len(co_holders):
             raise UsageError(
@@ -194,7 +200,17 @@ class Lifecycle(KeyHolder):
         root = trusted.root
         old_keys = list(root.roles[role].keyids)
         old_root_signers = self._local_signers(root.roles["root"].keyids)
-        if role in ONLINE_ROLES:
+        local = role in OFFLINE_ROLES
+        if role == "snapshot":
+            local = held_by == "publisher" or (
+                held_by is None and bool(self._local_records(old_keys))
+            )
+        if not local:
+            if use or co_holders or threshold or out:
+                raise UsageError(
+                    f"the server makes the {role} key: --use, --key, --threshold and --out "
+                    "do not apply"
+                )
             return self._rotate_server_key(gun, role, old_keys, old_root_signers, trusted)
         # Re-signing existing tags needs only the new key, not the old one: a lost
         # targets key can be rotated out as well as a stolen one.
@@ -209,6 +225,7 @@ class Lifecycle(KeyHolder):
                 targets.version += 1
                 targets.expires = self._settings.expiry.expires("targets")
                 upload["targets"] = self._signed_bytes(targets, new_signers)
+            upload = self._with_snapshot(trusted, upload)  # by the new key, if snapshot's
             pending: PendingChange | None
             if out is not None:
                 pending = PendingChange(
@@ -216,7 +233,7 @@ class Lifecycle(KeyHolder):
                 )
                 write_change_file(out, pending)
             else:
-                pending = self._upload(gun, upload)
+                pending = self._upload(gun, upload, trusted)
         except BaseException:
             if use is None:
                 self._keystore.remove(new)
@@ -239,8 +256,9 @@ class Lifecycle(KeyHolder):
         new_key = self._api.next_server_key(gun, role)
         root = trusted.root
         self._replace_keys(root, role, old_keys, [new_key], 1)
-        pending = self._upload(gun, {"root": self._signed_bytes(root, root_signers)})
+        pending = self._upload(gun, {"root": self._signed_bytes(root, root_signers)}, trusted)
         if pending is None:
+            self._retire(gun, role, keep=new_key.keyid)  # a snapshot key held here before
             self._verifier.trusted_repository(gun)
         return RotationResult(gun, role, old_keys, [new_key.keyid], root.version, pending)
 
@@ -256,7 +274,8 @@ class Lifecycle(KeyHolder):
         root.expires = self._settings.expiry.expires("root")
 
     def refresh(self, gun: str, within: timedelta) -> RefreshResult:
-        """Re-sign root and targets when they expire within ``within``; else nothing."""
+        """Re-sign root and targets (and a snapshot held here) when they expire within
+        ``within``; else nothing."""
         trusted = self._verifier.trusted_repository(gun)
         now = utc_now()
         upload: dict[str, bytes] = {}
@@ -269,9 +288,14 @@ class Lifecycle(KeyHolder):
             keyids = trusted.root.roles[role].keyids
             upload[role] = self._signed_bytes(signed, self._local_signers(keyids, role))
             renewed[role] = signed.version
+        snapshot = trusted.snapshot
+        if snapshot is not None and snapshot.expires - now <= within:
+            upload = self._with_snapshot(trusted, upload)
+            if "snapshot" in upload:
+                renewed["snapshot"] = snapshot.version
         pending = None
         if upload:
-            pending = self._upload(gun, upload)
+            pending = self._upload(gun, upload, trusted)
             if pending is None:
                 self._verifier.trusted_repository(gun)
         return RefreshResult(gun, renewed, pending)
@@ -330,7 +354,7 @@ class Lifecycle(KeyHolder):
             first.version = trusted.snapshot_versions.get(name, 0) + 1
             own = [self._keystore.signer(record, self._passphrases) for record in local]
             upload[name] = self._signed_bytes(first, own)
-        pending = self._upload(gun, upload)
+        pending = self._upload(gun, upload, trusted)
         return SignerChange(gun, name, targets.version, name in upload, pending)
 
     def remove_signer(self, gun: str, name: str) -> SignerChange:
@@ -350,7 +374,8 @@ class Lifecycle(KeyHolder):
         targets.version += 1
         targets.expires = self._settings.expiry.expires("targets")
         signers = self._local_signers(trusted.root.roles["targets"].keyids, "targets")
-        pending = self._upload(gun, {"targets": self._signed_bytes(targets, signers)})
+        upload = {"targets": self._signed_bytes(targets, signers)}
+        pending = self._upload(gun, upload, trusted)
         return SignerChange(gun, name, targets.version, False, pending)
 
     def _retire(self, gun: str, role: str, *, keep: str) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Targets
+from tuf.api.metadata import Metadata, MetaFile, Root, Targets
 
 from client.changelist import Change, Changelist, apply_changes
 from client.server_api import ServerAPI
@@ -85,11 +85,34 @@ class KeyHolder:
             )
         return [self._keystore.signer(record, self._passphrases) for record in records]
 
-    def _upload(self, gun: str, roles: dict[str, bytes]) -> PendingChange | None:
-        """Upload; the pending change if the server waits for co-signers, else None."""
+    def _upload(
+        self, gun: str, roles: dict[str, bytes], trusted: TrustedRepository
+    ) -> PendingChange | None:
+        """Upload (with a snapshot, if this keystore holds the snapshot key); the pending
+        change if the server waits for co-signers, else None."""
         from client.approval import pending_from
 
-        return pending_from(gun, self._api.upload(gun, roles))
+        return pending_from(gun, self._api.upload(gun, self._with_snapshot(trusted, roles)))
+
+    def _with_snapshot(
+        self, trusted: TrustedRepository, roles: dict[str, bytes]
+    ) -> dict[str, bytes]:
+        """``roles`` and, when the publisher holds the snapshot key (it is in this
+        keystore), a new snapshot naming them at their new versions. Versions only: the
+        bytes of a role may still gain co-signers' signatures."""
+        root = Metadata[Root].from_bytes(roles["root"]).signed if "root" in roles else trusted.root
+        keyids = root.roles["snapshot"].keyids
+        if "snapshot" in roles or trusted.snapshot is None or not self._local_records(keyids):
+            return roles
+        snapshot = trusted.snapshot
+        for role, data in roles.items():
+            if role not in ("root", "snapshot"):
+                version = Metadata.from_bytes(data).signed.version
+                snapshot.meta[f"{role}.json"] = MetaFile(version)
+        snapshot.version += 1
+        snapshot.expires = self._settings.expiry.expires("snapshot")
+        signed = self._signed_bytes(snapshot, self._local_signers(keyids, "snapshot"))
+        return {**roles, "snapshot": signed}
 
     @staticmethod
     def _signed_bytes(signed: Any, signers: list[Signer]) -> bytes:
@@ -162,7 +185,8 @@ class Publisher(KeyHolder):
             metadata.version += 1
             metadata.expires = self._settings.expiry.expires(role)
             try:
-                pending = self._upload(gun, {role: self._signed_bytes(metadata, signers)})
+                upload = {role: self._signed_bytes(metadata, signers)}
+                pending = self._upload(gun, upload, trusted)
             except PublishConflictError:
                 if attempt == MAX_ATTEMPTS:
                     raise

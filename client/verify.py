@@ -79,6 +79,7 @@ class TrustedRepository:
     # Version of every role in snapshot, including signer roles no longer delegated
     # (their names are taken: a role's versions only ever go up).
     snapshot_versions: dict[str, int] = field(default_factory=dict)
+    snapshot: Snapshot | None = None
 
     def lookup(self, name: str) -> tuple[TargetFile, str] | None:
         """The target ``name`` and the role that signed it, in TUF's order of trust:
@@ -299,7 +300,9 @@ class Verifier:
             keyids = sorted(metadata.signatures)
             roles.append(RoleStatus(role, signed.version, signed.expires, keyids))
             loaded[role] = signed
-        return TrustedRepository(gun, loaded["root"], loaded["targets"], roles, first_use)
+        return TrustedRepository(
+            gun, loaded["root"], loaded["targets"], roles, first_use, snapshot=loaded["snapshot"]
+        )
 
     def _explain(self, gun: str, error: exceptions.RepositoryError) -> TrustkitError:
         text = str(error) or type(error).__name__

@@ -19,6 +19,7 @@ __all__ = ["ENV_FOR_ROLE", "PassphraseSource", "role_kind"]
 ENV_FOR_ROLE = {
     "root": "TRUSTKIT_ROOT_PASSPHRASE",
     "targets": "TRUSTKIT_TARGETS_PASSPHRASE",
+    "snapshot": "TRUSTKIT_SNAPSHOT_PASSPHRASE",
     "delegation": "TRUSTKIT_DELEGATION_PASSPHRASE",
 }
 
@@ -26,8 +27,9 @@ Prompt = Callable[[str], str]
 
 
 def role_kind(role: str) -> str:
-    """``root`` and ``targets`` are themselves; every other offline role is a delegation."""
-    return role if role in ("root", "targets") else "delegation"
+    """``root``, ``targets`` and a publisher-held ``snapshot`` are themselves; every other
+    offline role is a delegation."""
+    return role if role in ("root", "targets", "snapshot") else "delegation"
 
 
 class PassphraseSource:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tuf.api.metadata import Metadata, MetaFile, Snapshot, Timestamp
+from securesystemslib.signer import Key
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from server.online_keys import OnlineKeys
 from server.settings import ServerSettings
@@ -31,7 +32,13 @@ from server.storage import (
     VersionConflict,
     WriteTransaction,
 )
-from server.validation import RepositoryAfterUpload, Shortfall, UploadRejected, validate_upload
+from server.validation import (
+    RepositoryAfterUpload,
+    Shortfall,
+    UploadRejected,
+    snapshot_held_by_server,
+    validate_upload,
+)
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, meta_for, new_snapshot, new_timestamp, sign_with
 
@@ -150,18 +157,19 @@ class MetadataService:
     def _validate(
         self, gun: str, parts: Mapping[str, bytes], stored: Mapping[str, StoredMetadata]
     ) -> RepositoryAfterUpload:
-        server_keys = {
-            role: [
-                key
-                for key in (
-                    self.online_keys.existing_public_key(gun, role),
-                    self.online_keys.existing_next_public_key(gun, role),
-                )
-                if key is not None
-            ]
-            for role in ONLINE_ROLES
-        }
+        server_keys = {role: self._server_keys(gun, role) for role in ONLINE_ROLES}
         return validate_upload(parts, stored, server_keys, self.settings.limits, utc_now())
+
+    def _server_keys(self, gun: str, role: str) -> list[Key]:
+        """The server's key for an online role and, during a rotation, the next one."""
+        return [
+            key
+            for key in (
+                self.online_keys.existing_public_key(gun, role),
+                self.online_keys.existing_next_public_key(gun, role),
+            )
+            if key is not None
+        ]
 
     def _store(
         self,
@@ -176,6 +184,14 @@ class MetadataService:
             transaction.put(role, metadata.signed.version, parts[role])
             versions[role] = metadata.signed.version
         self._promote_rotated_keys(gun, transaction, state)
+        if "snapshot" in state.uploaded:  # the publisher holds the snapshot key
+            snapshot = state.uploaded["snapshot"].signed
+            self._remember_expiry(gun, "snapshot", snapshot.expires)
+            timestamp_version = stored["timestamp"].version + 1 if "timestamp" in stored else 1
+            snapshot_meta = meta_for(parts["snapshot"], snapshot.version)
+            self._put_timestamp(gun, transaction, timestamp_version, snapshot_meta, utc_now())
+            versions["timestamp"] = timestamp_version
+            return versions
         versions.update(self._sign_online_roles(gun, transaction, stored, state, parts))
         return versions
 
@@ -240,7 +256,9 @@ class MetadataService:
             snapshot: Snapshot = Metadata[Snapshot].from_bytes(latest["snapshot"].data).signed
             timestamp: Timestamp = Metadata[Timestamp].from_bytes(latest["timestamp"].data).signed
             expiry = self.settings.expiry
-            snapshot_due = expiry.renewal_due("snapshot", snapshot.expires, now)
+            snapshot_due = expiry.renewal_due(
+                "snapshot", snapshot.expires, now
+            ) and self._snapshot_held_by_server(gun, latest)
             self._remember_expiry(gun, "snapshot", snapshot.expires)
             if not snapshot_due and not expiry.renewal_due("timestamp", timestamp.expires, now):
                 self._remember_expiry(gun, "timestamp", timestamp.expires)
@@ -355,9 +373,21 @@ class MetadataService:
                 signed = json.loads(latest.data)["signed"]
                 expires = datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))
                 self._remember_expiry(gun, role, expires)
-            if self.settings.expiry.renewal_due(role, expires):
+            if self.settings.expiry.renewal_due(role, expires) and (
+                role == "timestamp" or self._snapshot_held_by_server(gun)
+            ):
                 return True
         return False
+
+    def _snapshot_held_by_server(
+        self, gun: str, latest: Mapping[str, StoredMetadata] | None = None
+    ) -> bool:
+        """Whether the server signs snapshot (else the publisher does, and renews it)."""
+        stored = latest["root"] if latest is not None else self.storage.latest(gun, "root")
+        if stored is None:
+            return False
+        root: Root = Metadata[Root].from_bytes(stored.data).signed
+        return snapshot_held_by_server(root, {"snapshot": self._server_keys(gun, "snapshot")})
 
 
 def _with_signatures(upload_id: str, role: str, held: bytes, offered: bytes) -> bytes:

@@ -17,6 +17,9 @@ rule. Together they guarantee that what the server publishes verifies for hosts:
 8. ``check_not_expired``           uploaded metadata expires in the future
 9. ``check_delegated_paths``       a delegated role signs only paths it was delegated
 10. ``check_root_lists_server_keys`` the root trusts the keys the server signs with
+11. ``check_publisher_snapshot``   a snapshot comes with every upload when, and only
+                                   when, the publisher holds the snapshot key; it lists
+                                   every role at its version after the upload
 
 An uploaded role that falls short of its threshold only for want of co-signers (at
 least one valid signature by a key the *currently trusted* metadata lists, but fewer
@@ -94,6 +97,15 @@ class RepositoryAfterUpload:
         # Per uploaded role, the key ids whose signatures count (an approval must add one).
         self.valid_signers: dict[str, set[str]] = {}
 
+    def get_stored(self, role: str) -> Metadata[Any] | None:
+        """The stored version of ``role``, before the upload."""
+        stored = self._stored.get(role)
+        return Metadata.from_bytes(stored.data) if stored is not None else None
+
+    def stored_bytes(self, role: str) -> bytes | None:
+        stored = self._stored.get(role)
+        return stored.data if stored is not None else None
+
     def get(self, role: str) -> Metadata[Any] | None:
         if role not in self._parsed:
             if role not in self._stored:
@@ -141,7 +153,7 @@ def check_role_names(parts: Mapping[str, bytes]) -> None:
     if not parts:
         raise UploadRejected(400, "empty_upload", None, "the upload holds no metadata file")
     for role in parts:
-        if role in ONLINE_ROLES:
+        if role == "timestamp":
             raise UploadRejected(
                 400,
                 "server_signed_role",
@@ -179,7 +191,7 @@ def check_parses_as_role(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]
             raise UploadRejected(
                 400, "malformed", role, f"{role} is not valid TUF metadata: {error}"
             ) from None
-        expected = "root" if role == "root" else "targets"
+        expected = role if role in ("root", "snapshot") else "targets"
         if metadata.signed.type != expected:
             raise UploadRejected(
                 400,
@@ -318,7 +330,8 @@ def _signers_needed(
 
 def check_signature_thresholds(state: RepositoryAfterUpload) -> None:
     roles = ["targets", *state.delegated_roles()]
-    for role in [*roles, *[r for r in state.uploaded if r not in roles and r != "root"]]:
+    others = [r for r in state.uploaded if r not in roles and r not in ("root", "snapshot")]
+    for role in [*roles, *others]:
         metadata = state.get(role)
         if metadata is None:
             continue
@@ -380,7 +393,7 @@ def check_not_expired(uploaded: Mapping[str, Metadata[Any]], now: datetime) -> N
 
 def check_delegated_paths(state: RepositoryAfterUpload) -> None:
     for role, metadata in state.uploaded.items():
-        if role in ("root", "targets"):
+        if role in ("root", "targets", "snapshot"):
             continue
         found = state.delegator(role)
         assert found is not None  # check_signature_thresholds ran first
@@ -396,16 +409,25 @@ def check_delegated_paths(state: RepositoryAfterUpload) -> None:
                 )
 
 
+def snapshot_held_by_server(root: Root, server_keys: Mapping[str, Sequence[Key]]) -> bool:
+    """Whether ``root`` trusts the server's snapshot key (else the publisher holds it)."""
+    usable = {key.keyid for key in server_keys.get("snapshot", ())}
+    return bool(usable & set(root.roles["snapshot"].keyids))
+
+
 def check_root_lists_server_keys(
     state: RepositoryAfterUpload, server_keys: Mapping[str, Sequence[Key]]
 ) -> None:
     """``server_keys`` are, per online role, the server's key and, during a rotation, the
-    next one: a new root may list either."""
+    next one: a new root may list either. The timestamp key is always the server's; the
+    snapshot key may be the publisher's instead."""
     if "root" not in state.uploaded:
         return
     root = state.root
     for role in ONLINE_ROLES:
         listed = root.roles[role]
+        if role == "snapshot" and not snapshot_held_by_server(root, server_keys):
+            continue
         usable = {key.keyid for key in server_keys.get(role, ())}
         if not usable & set(listed.keyids) or listed.threshold != 1:
             raise UploadRejected(
@@ -415,6 +437,83 @@ def check_root_lists_server_keys(
                 f"root must list the server's {role} key with threshold 1 "
                 f"(fetch it from {role}.key) so the server can sign {role}",
             )
+
+
+def check_publisher_snapshot(
+    state: RepositoryAfterUpload,
+    parts: Mapping[str, bytes],
+    server_keys: Mapping[str, Sequence[Key]],
+) -> None:
+    """A publisher who holds the snapshot key sends a snapshot with every upload: signed
+    by a threshold of the snapshot keys root lists, naming every targets role at its
+    version after the upload (and the hash of its bytes, if it gives one), dropping
+    no role an earlier snapshot named."""
+    root = state.root
+    uploaded = state.uploaded.get("snapshot")
+    if snapshot_held_by_server(root, server_keys):
+        if uploaded is not None:
+            raise UploadRejected(
+                400,
+                "server_signed_role",
+                "snapshot",
+                "snapshot is signed by the server for this repository; upload root, targets "
+                "or delegated roles only",
+            )
+        return
+    if uploaded is None:
+        raise UploadRejected(
+            400,
+            "snapshot_missing",
+            "snapshot",
+            "the publisher holds the snapshot key of this repository: upload a new snapshot "
+            "with every change (trustkit does when the key is in its keystore)",
+        )
+    verified, signed, threshold, _ = _signers_needed(root, "snapshot", uploaded)
+    if not verified:
+        raise UploadRejected(
+            400,
+            "threshold_not_met",
+            "snapshot",
+            f"snapshot is signed by {len(signed)} of the {threshold} snapshot keys root lists",
+        )
+    meta = {name.removesuffix(".json"): info for name, info in uploaded.signed.meta.items()}
+    previous = state.get_stored("snapshot")
+    if previous is not None:
+        for name, info in previous.signed.meta.items():
+            role = name.removesuffix(".json")
+            if role not in meta or meta[role].version < info.version:
+                raise UploadRejected(
+                    400,
+                    "snapshot_rollback",
+                    "snapshot",
+                    f"snapshot lists {role} at version "
+                    f"{meta[role].version if role in meta else 'none'}, below the "
+                    f"{info.version} hosts already trust",
+                )
+    for role in ["targets", *state.delegated_roles()]:
+        current = state.get(role)
+        if current is None:
+            continue
+        info = meta.get(role)
+        if info is None or info.version != current.signed.version:
+            raise UploadRejected(
+                400,
+                "snapshot_mismatch",
+                "snapshot",
+                f"snapshot lists {role} at version {info.version if info else 'none'}; "
+                f"after this upload it is version {current.signed.version}",
+            )
+        data = parts.get(role) if role in state.uploaded else state.stored_bytes(role)
+        if data is not None and (info.length is not None or info.hashes):
+            try:
+                info.verify_length_and_hashes(data)
+            except Exception:  # python-tuf's LengthOrHashMismatchError
+                raise UploadRejected(
+                    400,
+                    "snapshot_mismatch",
+                    "snapshot",
+                    f"snapshot gives a length or hash for {role} that its bytes do not have",
+                ) from None
 
 
 def validate_upload(
@@ -439,4 +538,5 @@ def validate_upload(
     check_not_expired(uploaded, now)
     check_delegated_paths(state)
     check_root_lists_server_keys(state, server_keys)
+    check_publisher_snapshot(state, parts, server_keys)
     return state

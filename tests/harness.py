@@ -24,6 +24,7 @@ from trustkit import cli
 
 ROOT_PASSPHRASE = "root passphrase for tests"
 TARGETS_PASSPHRASE = "targets passphrase for tests"
+SNAPSHOT_PASSPHRASE = "snapshot passphrase for tests"
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 
@@ -151,6 +152,7 @@ def publisher_cli(home: Path, server_url: str) -> Trustkit:
         {
             "TRUSTKIT_ROOT_PASSPHRASE": ROOT_PASSPHRASE,
             "TRUSTKIT_TARGETS_PASSPHRASE": TARGETS_PASSPHRASE,
+            "TRUSTKIT_SNAPSHOT_PASSPHRASE": SNAPSHOT_PASSPHRASE,
         },
     )
 

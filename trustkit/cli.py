@@ -704,6 +704,7 @@ def cmd_key_rotate(ctx: Context) -> int:
             co_holders=co_holders,
             threshold=ctx.args.threshold,
             out=out,
+            held_by=ctx.args.held_by,
         )
     done = (
         f"rotated the {result.role} key of {gun}: "
@@ -1234,6 +1235,22 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         metavar="FILE",
         help="write the signed new root to FILE for offline co-holders instead of uploading",
+    )
+    holder = rotate.add_mutually_exclusive_group()
+    holder.add_argument(
+        "--local",
+        dest="held_by",
+        action="store_const",
+        const="publisher",
+        help="snapshot only: keep the new snapshot key in this keystore and sign snapshot "
+        "with every publish (TRUSTKIT_SNAPSHOT_PASSPHRASE)",
+    )
+    holder.add_argument(
+        "--server-managed",
+        dest="held_by",
+        action="store_const",
+        const="server",
+        help="snapshot only: hand snapshot signing (back) to the server, with a new key",
     )
 
     approve = add(
