@@ -12,6 +12,7 @@ A change can also travel as a file, for key holders who never go online: ``appro
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from securesystemslib.signer import Signer
+from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import Metadata, Root, Targets
 
 from client.publisher import KeyHolder
@@ -85,6 +86,10 @@ class PendingChange:
                 str(role): Metadata.from_dict(json.loads(json.dumps(metadata)))
                 for role, metadata in dict(data["roles"]).items()
             }
+            for role, metadata in roles.items():
+                expected = role if role in ("root", "snapshot") else "targets"
+                if metadata.signed.type != expected:
+                    raise ValueError(f"{role} holds {metadata.signed.type} metadata")
             expires = data.get("expires")
             return cls(
                 gun,
@@ -177,10 +182,27 @@ def _delegated(targets: Targets | None) -> dict[str, str]:
     if targets is None or targets.delegations is None or not targets.delegations.roles:
         return {}
     return {
-        name: f"keys {', '.join(k[:12] for k in role.keyids)}, threshold {role.threshold}, "
-        f"paths {', '.join(role.paths or [])}"
-        for name, role in targets.delegations.roles.items()
+        name: f"#{position} in trust order, keys {', '.join(k[:12] for k in role.keyids)}, "
+        f"threshold {role.threshold}, paths {', '.join(role.paths or [])}"
+        + (
+            f", hash prefixes {', '.join(role.path_hash_prefixes)}"
+            if role.path_hash_prefixes
+            else ""
+        )
+        + (", terminating" if role.terminating else "")
+        + "".join(
+            f", key {keyid[:12]} = {_fingerprint(targets.delegations.keys[keyid])}"
+            for keyid in role.keyids
+            if keyid in targets.delegations.keys
+        )
+        for position, (name, role) in enumerate(targets.delegations.roles.items(), start=1)
     }
+
+
+def _fingerprint(key: Key) -> str:
+    """The public key itself, shortened: a key swapped behind an unchanged id shows."""
+    public = str(key.keyval.get("public", ""))
+    return f"{key.keytype}:{hashlib.sha256(public.encode()).hexdigest()[:12]}"
 
 
 def _describe_root(new: Root, old: Root | None) -> list[str]:
@@ -197,6 +219,9 @@ def _describe_root(new: Root, old: Root | None) -> list[str]:
         changes = [f"+{k}" for k in added] + [f"-{k}" for k in removed]
         if before.threshold != new.roles[role].threshold:
             changes.append(f"threshold {before.threshold} -> {new.roles[role].threshold}")
+        for keyid in keys:
+            if keyid in old.keys and _fingerprint(old.keys[keyid]) != _fingerprint(new.keys[keyid]):
+                changes.append(f"key {keyid[:12]} CHANGED its public key")
         if changes:
             lines.append(f"  {role}: {' '.join(changes)} (now {text})")
     return lines
@@ -299,15 +324,15 @@ class Approver(KeyHolder):
             if root is not None:
                 allowed |= set(root.signed.roles[role].keyids)
             return allowed
-        return _delegated_keyids(change.roles.get("targets"), role) | {
-            r.keyid for r in self._keystore.records() if r.role not in ("root", "targets")
-        }
+        targets = change.roles.get("targets")
+        if targets is not None:
+            return _delegated_keyids(targets.signed, role)
+        cached = self._verifier.last_verified(change.gun)
+        return _delegated_keyids(cached.targets, role) if cached else set()
 
 
-def _delegated_keyids(targets: Metadata[Any] | None, role: str) -> set[str]:
-    if targets is None:
-        return set()
-    delegations = targets.signed.delegations
+def _delegated_keyids(targets: Targets, role: str) -> set[str]:
+    delegations = targets.delegations
     if delegations is None or not delegations.roles or role not in delegations.roles:
         return set()
     return set(delegations.roles[role].keyids)

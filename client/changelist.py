@@ -17,7 +17,7 @@ from tuf.api.metadata import TargetFile, Targets
 from keys.files import write_private_file
 from trustkit.errors import KeystoreError
 
-__all__ = ["Change", "Changelist", "apply_changes"]
+__all__ = ["AwaitingApproval", "Change", "Changelist", "apply_changes"]
 
 Action = Literal["add", "remove"]
 
@@ -57,11 +57,46 @@ def apply_changes(targets: Targets, changes: list[Change]) -> None:
             targets.targets.pop(change.path, None)
 
 
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """Changes this machine published that the server keeps pending for co-signers."""
+
+    id: str
+    changes: list[Change]
+
+
 class Changelist:
-    """The staged changes of one repository, kept in a 0600 JSON file."""
+    """The staged changes of one repository, kept in a 0600 JSON file, and beside it the
+    changes of this machine's last upload still waiting for co-signers: a later publish
+    folds them in (replacing that pending change) so that none is lost."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.awaiting_path = path.with_suffix(".pending.json")
+
+    def load_awaiting(self) -> AwaitingApproval | None:
+        try:
+            data = json.loads(self.awaiting_path.read_bytes())
+            return AwaitingApproval(
+                str(data["id"]), [Change.from_dict(item) for item in data["changes"]]
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise KeystoreError(
+                f"the record of changes awaiting approval {self.awaiting_path} is damaged: {error}",
+                hint="inspect or delete it (see the pending changes: trustkit approve REPO)",
+            ) from None
+
+    def save_awaiting(self, awaiting: AwaitingApproval) -> None:
+        document = {
+            "id": awaiting.id,
+            "changes": [change.to_dict() for change in awaiting.changes],
+        }
+        write_private_file(self.awaiting_path, json.dumps(document, indent=2).encode())
+
+    def clear_awaiting(self) -> None:
+        self.awaiting_path.unlink(missing_ok=True)
 
     def load(self) -> list[Change]:
         try:

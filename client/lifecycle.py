@@ -190,7 +190,14 @@ class Lifecycle(KeyHolder):
                 hint="the timestamp key is always the server's; root and targets keys never are",
             )
         co_holders = co_holders or []
-        needed = threshold or 1
+        if use is not None and (use.gun, use.role) != (gun, role):
+            raise UsageError(
+                f"--use takes a key kept for the {role} of {gun}; {use.keyid[:12]} is the "
+                f"{use.description}",
+                hint=f"import it for that role first: trustkit key import --repository {gun} "
+                f"--role {role} …",
+            )
+        needed = 1 if threshold is None else threshold
         if not 1 <= needed <= 1 + len(co_holders):
             raise UsageError(
                 f"--threshold {needed} must be between 1 and {1 + len(co_holders)} "

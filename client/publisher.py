@@ -19,13 +19,19 @@ from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, MetaFile, Root, Targets
 
-from client.changelist import Change, Changelist, apply_changes
+from client.changelist import AwaitingApproval, Change, Changelist, apply_changes
 from client.server_api import ServerAPI
 from client.settings import ClientSettings
 from client.verify import TrustedRepository, Verifier
 from keys.keystore import KeyRecord, Keystore
 from keys.passphrase import PassphraseSource
-from trustkit.errors import KeystoreError, PublishConflictError, TrustkitError, UsageError
+from trustkit.errors import (
+    KeystoreError,
+    PublishConflictError,
+    ServerRefusedError,
+    TrustkitError,
+    UsageError,
+)
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, new_root, new_targets, sign_with
 
@@ -51,6 +57,9 @@ class PublishResult:
     changes: int
     role: str = "targets"
     pending: PendingChange | None = None  # kept by the server until co-signers approve
+    applied: tuple[Change, ...] = ()  # every change in the upload, folded ones first
+    folded: int = 0  # changes of an earlier pending upload of this machine, sent again
+    replaced: str | None = None  # that pending change, withdrawn (None if already gone)
 
 
 class KeyHolder:
@@ -166,22 +175,35 @@ class Publisher(KeyHolder):
         self._verifier.pin(gun, root_bytes)
         return InitResult(gun, {"root": [root_record.keyid], "targets": [targets_record.keyid]})
 
-    def publish(self, gun: str, changes: list[Change], signer: str | None = None) -> PublishResult:
+    def publish(
+        self,
+        gun: str,
+        changes: list[Change],
+        signer: str | None = None,
+        awaiting: AwaitingApproval | None = None,
+    ) -> PublishResult:
         """Apply ``changes`` to the role this keystore may sign them in, and upload it.
 
         That role is ``signer`` when given; otherwise targets when its key is here,
         else the first signer role whose key is here and whose paths cover every tag.
+        The changes of ``awaiting`` (this machine's upload still waiting for co-signers)
+        that are not published yet go first, and the new upload replaces it.
         """
-        if not changes:
+        if not changes and awaiting is None:
             raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
         role: str | None = None
         signers: list[Signer] = []
+        folded: list[Change] = []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             trusted = self._verifier.trusted_repository(gun)
             if role is None:
-                role, signers = self._signing_role(gun, trusted, changes, signer)
+                if awaiting is not None:
+                    folded = [c for c in awaiting.changes if not _published(c, trusted)]
+                if not folded + changes:
+                    raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
+                role, signers = self._signing_role(gun, trusted, folded + changes, signer)
             metadata = self._role_metadata(trusted, role)
-            apply_changes(metadata, changes)
+            apply_changes(metadata, folded + changes)
             metadata.version += 1
             metadata.expires = self._settings.expiry.expires(role)
             try:
@@ -192,8 +214,34 @@ class Publisher(KeyHolder):
                     raise
                 time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter only
                 continue
-            return PublishResult(gun, metadata.version, attempt, len(changes), role, pending)
+            replaced = self._withdraw_replaced(gun, awaiting, pending)
+            return PublishResult(
+                gun,
+                metadata.version,
+                attempt,
+                len(changes),
+                role,
+                pending,
+                tuple(folded + changes),
+                len(folded),
+                replaced,
+            )
         raise AssertionError("unreachable")
+
+    def _withdraw_replaced(
+        self, gun: str, awaiting: AwaitingApproval | None, pending: PendingChange | None
+    ) -> str | None:
+        """Withdraw the earlier pending upload the new one carries the changes of; its id,
+        or None if it was gone already (published, expired or withdrawn)."""
+        if awaiting is None or (pending is not None and pending.id == awaiting.id):
+            return None
+        try:
+            self._api.withdraw(gun, awaiting.id)
+        except ServerRefusedError as refusal:
+            if refusal.status == 404:
+                return None
+            raise
+        return awaiting.id
 
     def _role_metadata(self, trusted: TrustedRepository, role: str) -> Targets:
         if role == "targets":
@@ -280,6 +328,18 @@ def stage_or_publish(
     if publisher is None:
         changelist.save(changes)
         return None
-    result = publisher.publish(gun, changes, signer)
+    result = publisher.publish(gun, changes, signer, changelist.load_awaiting())
+    if result.pending is not None and result.pending.id is not None:
+        changelist.save_awaiting(AwaitingApproval(result.pending.id, list(result.applied)))
+    else:
+        changelist.clear_awaiting()
     changelist.clear()
     return result
+
+
+def _published(change: Change, trusted: TrustedRepository) -> bool:
+    """Whether hosts already see ``change``: the tag signed as it says, or gone."""
+    found = trusted.lookup(change.path)
+    if change.action == "remove":
+        return found is None
+    return found is not None and found[0].to_dict() == change.target

@@ -206,6 +206,15 @@ class Verifier:
         with self._exclusive(gun):
             return self._trusted_repository(gun)
 
+    def last_verified(self, gun: str) -> TrustedRepository | None:
+        """What this host verified last for ``gun``, read from its cache with no network
+        (top-level roles only); None if it never verified ``gun``."""
+        directory = self._settings.trust_dir(gun)
+        if not (directory / "timestamp.json").is_file():
+            return None
+        with self._exclusive(gun):
+            return self._read_trusted(gun, directory, first_use=False)
+
     def _trusted_repository(self, gun: str) -> TrustedRepository:
         directory = self._settings.trust_dir(gun)
         first_use = not self.has_anchor(gun)

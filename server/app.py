@@ -104,7 +104,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if isinstance(where, JSONResponse):
             return where
         if where.filename == "pending":
-            changes = service.pending(where.gun)
+            try:
+                changes = service.pending(where.gun)
+            except UploadRejected as rejected:
+                return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
             return JSONResponse(
                 {"gun": where.gun, "pending": [change.to_dict() for change in changes]}
             )

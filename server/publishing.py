@@ -42,7 +42,9 @@ from server.validation import (
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, meta_for, new_snapshot, new_timestamp, sign_with
 
-__all__ = ["MetadataService", "PendingChange", "PublishResult"]
+__all__ = ["MAX_PENDING", "MetadataService", "PendingChange", "PublishResult"]
+
+MAX_PENDING = 16  # changes waiting for co-signers, per repository
 
 
 @dataclass(frozen=True)
@@ -88,26 +90,50 @@ class MetadataService:
         return latest.data if latest else None
 
     def publish(self, gun: str, parts: Mapping[str, bytes]) -> PublishResult:
-        """Validate an upload and publish it, or keep it pending if it lacks co-signers."""
+        """Validate an upload and publish it, or keep it pending if it lacks co-signers.
+
+        A pending upload keeps only signatures that count, and one that signs what an
+        earlier pending change signs joins it rather than making another.
+        """
         with self._conflicts_as_409(), self.storage.write(gun) as transaction:
             stored = transaction.latest()
             state = self._validate(gun, parts, stored)
-            if state.shortfalls:
-                now = utc_now()
-                upload = PendingUpload(
-                    secrets.token_hex(8),
-                    now,
-                    now + self.settings.expiry.pending_lifetime,
-                    dict(parts),
+            if not state.shortfalls:
+                return PublishResult(self._store(gun, transaction, stored, state, parts))
+            waiting = [
+                upload
+                for upload in transaction.pending()
+                if self._still_pending(gun, transaction, stored, upload)
+            ]
+            for upload in waiting:
+                if _same_content(upload.parts, parts):
+                    return self._add_signatures(
+                        gun, transaction, stored, upload, parts, resent=True
+                    )
+            if len(waiting) >= MAX_PENDING:
+                raise UploadRejected(
+                    429,
+                    "too_many_pending",
+                    None,
+                    f"{gun} already has {len(waiting)} changes waiting for co-signers; "
+                    "approve or withdraw some first (trustkit approve)",
                 )
-                transaction.put_pending(upload)
-                return PublishResult(pending=PendingChange(upload, state.shortfalls))
-            return PublishResult(self._store(gun, transaction, stored, state, parts))
+            now = utc_now()
+            upload = PendingUpload(
+                secrets.token_hex(8),
+                now,
+                now + self.settings.expiry.pending_lifetime,
+                _counted_signatures_only(parts, state),
+            )
+            transaction.put_pending(upload)
+            return PublishResult(pending=PendingChange(upload, state.shortfalls))
 
     def pending(self, gun: str) -> list[PendingChange]:
         """The uploads waiting for co-signers; expired and stale ones are dropped."""
         with self.storage.write(gun) as transaction:
             stored = transaction.latest()
+            if "root" not in stored:
+                raise UploadRejected(404, "not_found", None, f"no repository {gun}")
             waiting = []
             for upload in transaction.pending():
                 change = self._still_pending(gun, transaction, stored, upload)
@@ -120,33 +146,51 @@ class MetadataService:
         with self._conflicts_as_409(), self.storage.write(gun) as transaction:
             stored = transaction.latest()
             upload = self._find_pending(gun, transaction, stored, upload_id)
-            before = self._validate(gun, upload.parts, stored)
-            merged = {**upload.parts}
-            for role, data in parts.items():
-                if role not in merged:
-                    raise UploadRejected(
-                        400,
-                        "not_in_pending_change",
-                        role,
-                        f"the pending change {upload_id} holds no {role}; it holds "
-                        f"{', '.join(sorted(merged))}",
-                    )
-                merged[role] = _with_signatures(upload_id, role, merged[role], data)
-            state = self._validate(gun, merged, stored)
-            if not _adds_signatures(before, state):
+            return self._add_signatures(gun, transaction, stored, upload, parts)
+
+    def _add_signatures(
+        self,
+        gun: str,
+        transaction: WriteTransaction,
+        stored: Mapping[str, StoredMetadata],
+        upload: PendingUpload,
+        parts: Mapping[str, bytes],
+        *,
+        resent: bool = False,
+    ) -> PublishResult:
+        """Merge signatures into a pending upload. ``resent``: the same upload sent
+        again, which changes nothing unless it brings a signature."""
+        before = self._validate(gun, upload.parts, stored)
+        merged = {**upload.parts}
+        for role, data in parts.items():
+            if role not in merged:
                 raise UploadRejected(
                     400,
-                    "no_new_signature",
-                    None,
-                    f"the approval adds no valid signature to the pending change {upload_id}: "
-                    "sign with a key that may sign it and has not yet",
+                    "not_in_pending_change",
+                    role,
+                    f"the pending change {upload.id} holds no {role}; it holds "
+                    f"{', '.join(sorted(merged))}",
                 )
-            if state.shortfalls:
-                upload = PendingUpload(upload.id, upload.created, upload.expires, merged)
-                transaction.put_pending(upload)
-                return PublishResult(pending=PendingChange(upload, state.shortfalls))
+            merged[role] = _with_signatures(upload.id, role, merged[role], data)
+        state = self._validate(gun, merged, stored)
+        if not state.shortfalls:  # complete: publish (also when nothing new was needed)
             transaction.delete_pending(upload.id)
             return PublishResult(self._store(gun, transaction, stored, state, merged))
+        if not _adds_signatures(before, state):
+            if resent:
+                return PublishResult(pending=PendingChange(upload, before.shortfalls))
+            raise UploadRejected(
+                400,
+                "no_new_signature",
+                None,
+                f"the approval adds no valid signature to the pending change {upload.id}: "
+                "sign with a key that may sign it and has not yet",
+            )
+        upload = PendingUpload(
+            upload.id, upload.created, upload.expires, _counted_signatures_only(merged, state)
+        )
+        transaction.put_pending(upload)
+        return PublishResult(pending=PendingChange(upload, state.shortfalls))
 
     def withdraw(self, gun: str, upload_id: str) -> None:
         with self.storage.write(gun) as transaction:
@@ -420,3 +464,35 @@ def _adds_signatures(before: RepositoryAfterUpload, after: RepositoryAfterUpload
             return False
         grew = grew or len(now) > len(signers)
     return grew
+
+
+def _same_content(held: Mapping[str, bytes], offered: Mapping[str, bytes]) -> bool:
+    """Whether two uploads sign the same roles with the same content."""
+    if set(held) != set(offered):
+        return False
+    for role in held:
+        try:
+            if Metadata.from_bytes(held[role]).signed_bytes != (
+                Metadata.from_bytes(offered[role]).signed_bytes
+            ):
+                return False
+        except Exception:  # unparseable: not the same; validation reports it
+            return False
+    return True
+
+
+def _counted_signatures_only(
+    parts: Mapping[str, bytes], state: RepositoryAfterUpload
+) -> dict[str, bytes]:
+    """The uploaded roles with only the signatures that count: junk signatures neither
+    take room in a pending change nor hold a key's place in it."""
+    kept: dict[str, bytes] = {}
+    for role, data in parts.items():
+        counted = state.valid_signers.get(role)
+        if counted is None:
+            kept[role] = data
+            continue
+        metadata: Metadata[Any] = Metadata.from_bytes(data)
+        metadata.signatures = {k: v for k, v in metadata.signatures.items() if k in counted}
+        kept[role] = metadata.to_bytes()
+    return kept

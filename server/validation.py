@@ -8,6 +8,7 @@ rule. Together they guarantee that what the server publishes verifies for hosts:
 2. ``check_size_limits``           every file and the upload as a whole are within limits
 3. ``check_parses_as_role``        each file is TUF metadata of the type its name says
 4. ``check_repository_exists``     a repository starts with a root
+4b. ``check_key_ids``              every key listed is under the id TUF computes for it
 5. ``check_versions_increase``     versions strictly greater than stored (409 if not:
                                    someone published first); root versions consecutive
 6. ``check_root_chained``          a new root is signed by a threshold of the previous
@@ -39,7 +40,7 @@ from securesystemslib.signer import Key
 from tuf.api.metadata import DelegatedRole, Metadata, Root, Targets
 
 from server.storage import StoredMetadata
-from trustkit.metadata import ONLINE_ROLES
+from trustkit.metadata import ONLINE_ROLES, key_id_of
 
 __all__ = ["Limits", "RepositoryAfterUpload", "Shortfall", "UploadRejected", "validate_upload"]
 
@@ -221,6 +222,26 @@ def check_repository_exists(
         raise UploadRejected(
             400, "missing_targets", "targets", "a new repository needs targets with its root"
         )
+
+
+def check_key_ids(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """A key under another key's id would show reviewers one key and verify another."""
+    for role, metadata in uploaded.items():
+        signed = metadata.signed
+        keys: Mapping[str, Key] = {}
+        if isinstance(signed, Root):
+            keys = signed.keys
+        elif isinstance(signed, Targets) and signed.delegations and signed.delegations.keys:
+            keys = signed.delegations.keys
+        for keyid, key in keys.items():
+            if key_id_of(key) != keyid:
+                raise UploadRejected(
+                    400,
+                    "key_id_mismatch",
+                    role,
+                    f"{role} lists a key under the id {keyid[:16]}…, which is not that key's "
+                    "id (sha256 of its canonical JSON)",
+                )
 
 
 def check_versions_increase(
@@ -528,6 +549,7 @@ def validate_upload(
     check_size_limits(parts, limits)
     uploaded = check_parses_as_role(parts)
     check_repository_exists(uploaded, stored)
+    check_key_ids(uploaded)
     check_versions_increase(uploaded, stored)
     root_signers, root_shortfalls = check_root_chained(uploaded, stored)
     state = RepositoryAfterUpload(uploaded, stored)

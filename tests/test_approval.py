@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.signer import SSlibKey
+from tuf.api.metadata import Root
 
+from keys.keystore import Keystore
+from keys.passphrase import PassphraseSource
+from server.publishing import MAX_PENDING
 from tests.harness import (
     DIGEST_A,
     DIGEST_B,
@@ -24,7 +31,10 @@ from tests.harness import (
     assert_verifies,
     publisher_cli,
 )
-from tests.server_side import served_metadata, served_version
+from tests.server_side import post_upload, served_metadata, served_version
+from trustkit.expiry import utc_now
+from trustkit.metadata import image_target, new_targets, sign_with
+from trustkit.names import parse_digest
 
 PASSPHRASE = "co-holder passphrase for tests"
 
@@ -196,12 +206,12 @@ def test_a_pending_change_made_stale_by_a_later_publish_is_dropped(
 ):
     alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
     older = _sign(alice, gun, "release-1", DIGEST_A)["pending"]["id"]
-    newer = _sign(alice, gun, "release-2", DIGEST_B)["pending"]["id"]
+    newer = _sign(bob, gun, "release-2", DIGEST_B)["pending"]["id"]
     assert set(_pending_ids(host, gun)) == {older, newer}
 
-    _ok(bob("approve", gun, "--id", newer, "--yes", "--json"))
+    _ok(alice("approve", gun, "--id", newer, "--yes", "--json"))
     assert_verifies(host, gun, "release-2", DIGEST_B)
-    # Both were release v2: once one is published, the other can never be.
+    # Both were release v1: once one is published, the other can never be.
     assert _pending_ids(host, gun) == []
     late = bob("approve", gun, "--id", older, "--yes")
     assert late.code == 2
@@ -371,7 +381,9 @@ def test_a_root_ceremony_through_a_file_for_an_offline_holder(
 
     signing = bob("approve", gun, "--file", str(change), "--yes", "--json")
     assert _ok(signing)["signed_with"] == [bob_key]
-    # Offline, bob sees the root he signs in full: its root keys and threshold.
+    # Offline, bob sees the root he signs in full: its root keys and threshold, and
+    # that it is not compared with anything (his machine never verified the repository).
+    assert "never verified" in signing.err
     assert f"root: keys {data['new_keys'][0][:12]}, {bob_key[:12]}, threshold 2" in signing.err
     assert change.read_bytes() != before
 
@@ -444,3 +456,136 @@ def test_a_root_signed_only_by_keys_it_lists_itself_is_refused_not_kept_pending(
     assert "previous root keys" in refused.err
     assert _pending_ids(publisher, gun) == []
     assert served_version(server, gun, "root") == 1
+
+
+# --- what the review of pending changes guards against -------------------------------
+
+
+def _targets_two_of_two(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+) -> Trustkit:
+    """Targets needs the owner and bob; returns bob."""
+    _ok(publisher("init", gun, "--json"))
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    assert_verifies(host, gun, "1.0", DIGEST_A)
+    bob = _person(tmp_path, server.url, "bob")
+    _generate(bob, "bob", tmp_path / "bob.pub")
+    _ok(publisher("key", "rotate", gun, "targets", "--key", str(tmp_path / "bob.pub"),
+                  "--threshold", "2", "--json"))  # fmt: skip
+    _ok(bob("approve", gun, "--yes", "--json"))
+    return bob
+
+
+def test_a_second_release_while_the_first_awaits_approval_carries_both(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    bob = _targets_two_of_two(publisher, host, server, gun, tmp_path)
+    first = _sign(publisher, gun, "2.0", DIGEST_A)["pending"]["id"]
+    second = publisher("sign", f"{gun}:2.1", "--digest", DIGEST_B, "--size", "100", "--json")
+    data = _ok(second)
+    assert f"carries the 1 change(s) of your pending change {first}" in second.err
+    # One pending change, holding both releases; the first was withdrawn.
+    assert _pending_ids(host, gun) == [data["pending"]["id"]]
+    _ok(bob("approve", gun, "--yes", "--json"))
+    assert_verifies(host, gun, "2.0", DIGEST_A)
+    assert_verifies(host, gun, "2.1", DIGEST_B)
+
+
+def test_changes_of_an_expired_pending_change_go_up_with_the_next_release(
+    start_server: Any, tmp_path: Path, gun: str
+):
+    server: ServerProcess = start_server("--expiry", "pending=2s")
+    publisher = publisher_cli(tmp_path / "owner" / ".trustkit", server.url)
+    host = Trustkit(tmp_path / "host" / ".trustkit", server.url)
+    bob = _targets_two_of_two(publisher, host, server, gun, tmp_path)
+    _sign(publisher, gun, "2.0", DIGEST_A)
+    time.sleep(3)  # nobody approved 2.0 in time
+    second = publisher("sign", f"{gun}:2.1", "--digest", DIGEST_B, "--size", "100", "--json")
+    _ok(second)
+    assert "expired or was withdrawn before it was approved" in second.err
+    _ok(bob("approve", gun, "--yes", "--json"))
+    assert_verifies(host, gun, "2.0", DIGEST_A)
+    assert_verifies(host, gun, "2.1", DIGEST_B)
+
+
+def test_the_same_change_sent_again_joins_its_pending_change_without_junk_signatures(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, _ = _two_of_two_signer(publisher, server, gun, tmp_path)
+    first = _sign(alice, gun, "release-1", DIGEST_B)["pending"]
+    listed = httpx.get(f"{server.url}/v2/{gun}/_trust/tuf/pending", timeout=30).json()
+    metadata = listed["pending"][0]["roles"]["release"]
+    metadata["signatures"].append({"keyid": "e" * 64, "sig": "00" * 64})  # junk
+    answer = post_upload(server, gun, release=json.dumps(metadata).encode())
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["pending"]["id"] == first["id"]
+    listed = httpx.get(f"{server.url}/v2/{gun}/_trust/tuf/pending", timeout=30).json()
+    [held] = listed["pending"]
+    assert [s["keyid"] for s in held["roles"]["release"]["signatures"]] == first["needs"][0][
+        "signed"
+    ]
+
+
+def test_a_repository_holds_a_bounded_number_of_pending_changes(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, _ = _two_of_two_signer(publisher, server, gun, tmp_path)
+    keystore = Keystore(alice.home)
+    [record] = keystore.records()
+    signer = keystore.signer(record, PassphraseSource(alice.env))
+    for number in range(MAX_PENDING + 1):
+        role = new_targets(utc_now() + timedelta(days=30))
+        role.targets[f"release-{number}"] = image_target(
+            f"release-{number}", parse_digest(DIGEST_A), 100, None
+        )
+        answer = post_upload(server, gun, release=sign_with(role, [signer]))
+        if number < MAX_PENDING:
+            assert answer.status_code == 202, answer.text
+        else:
+            assert answer.status_code == 429
+            assert answer.json()["error"] == "too_many_pending"
+    assert len(_pending_ids(host, gun)) == MAX_PENDING
+
+
+def test_a_key_listed_under_another_key_s_id_is_refused(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    """A root holder who swaps the targets key's material behind its id would show a
+    co-signer "no change" and hand targets to someone else: the server refuses it."""
+    _ok(publisher("init", gun, "--json"))
+    root: Root = served_metadata(server, gun, "root.json").signed
+    keystore = Keystore(publisher.home)
+    [root_record] = keystore.find(gun, "root")
+    attacker = SSlibKey.from_crypto(Ed25519PrivateKey.generate().public_key())
+    targets_id = root.roles["targets"].keyids[0]
+    root.keys[targets_id] = SSlibKey(targets_id, attacker.keytype, attacker.scheme, attacker.keyval)
+    root.version += 1
+    signed = sign_with(root, [keystore.signer(root_record, PassphraseSource(publisher.env))])
+    answer = post_upload(server, gun, root=signed)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "key_id_mismatch"
+    assert served_version(server, gun, "root") == 1
+
+
+def test_approval_mistakes_are_usage_errors_that_change_nothing(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    alice, bob = _two_of_two_signer(publisher, server, gun, tmp_path)
+    _sign(alice, gun, "release-1", DIGEST_A)
+    _sign(bob, gun, "release-2", DIGEST_B)  # two holders, two pending changes
+    pending = sorted(_pending_ids(host, gun))
+    assert len(pending) == 2
+    change = tmp_path / "change.json"
+    several = bob("approve", gun, "--export", str(change))
+    assert several.code == 2 and "--export writes one" in several.err
+    assert not change.exists()
+    _ok(bob("approve", gun, "--export", str(change), "--id", pending[0], "--json"))
+    mixed = bob("approve", gun, "--file", str(change), "--reject", "--yes")
+    assert mixed.code == 2 and "--file signs the change in a file" in mixed.err
+    unknown = bob("approve", "registry.test/no-such-repository", "--yes")
+    assert unknown.code != 0 and "no repository" in unknown.err
+    [targets_key] = [r.keyid for r in Keystore(publisher.home).find(gun, "targets")]
+    wrong_key = publisher("key", "rotate", gun, "root", "--use", targets_key)
+    assert wrong_key.code == 2 and "--use takes a key kept for the root" in wrong_key.err
+    assert served_version(server, gun, "root") == 1
+    assert sorted(_pending_ids(host, gun)) == pending

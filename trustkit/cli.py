@@ -229,6 +229,16 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
             ctx.publisher(api, verifier), changelist, gun, changes, ctx.args.signer
         )
     assert result is not None
+    if result.replaced:
+        ctx.out.note(
+            f"trustkit: this upload carries the {result.folded} change(s) of your pending "
+            f"change {result.replaced} too, and replaces it"
+        )
+    elif result.folded:
+        ctx.out.note(
+            f"trustkit: your earlier pending change expired or was withdrawn before it was "
+            f"approved; its {result.folded} change(s) go up again with this one"
+        )
     _result_or_pending(
         ctx,
         f"{what}; published {gun} ({result.role} v{result.targets_version})",
@@ -750,17 +760,35 @@ def _confirm(ctx: Context, question: str) -> bool:
 
 def cmd_approve(ctx: Context) -> int:
     from client.approval import describe_change, read_change_file, write_change_file
+    from trustkit.errors import ServerRefusedError
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
     if ctx.args.file:
+        if ctx.args.reject or ctx.args.export or ctx.args.id:
+            raise UsageError(
+                "--file signs the change in a file; --reject, --export and --id are for "
+                "changes pending on the server",
+                hint="to drop a change kept in a file, delete the file",
+            )
         path = Path(ctx.args.file)
         change = read_change_file(path, gun)
-        ctx.out.note("\n".join(describe_change(change, None)))
-        if not _confirm(ctx, f"sign this change to {gun}?"):
-            ctx.out.result("not signed", {"repository": gun, "signed_with": []})
-            return EXIT_OK
-        with ctx.session() as (api, verifier):  # signing offline: nothing is fetched
+        with ctx.session() as (api, verifier):  # offline: nothing is fetched
+            cached = verifier.last_verified(gun)
+            if cached is None:
+                ctx.out.note(
+                    f"trustkit: this machine never verified {gun}: the change is shown in "
+                    "full, not compared with what hosts trust now"
+                )
+            else:
+                ctx.out.note(
+                    f"trustkit: compared with what this machine verified last of {gun} "
+                    f"(root v{cached.root.version}, targets v{cached.targets.version})"
+                )
+            ctx.out.note("\n".join(describe_change(change, cached)))
+            if not _confirm(ctx, f"sign this change to {gun}?"):
+                ctx.out.result("not signed", {"repository": gun, "signed_with": []})
+                return EXIT_OK
             _, keyids = ctx.approver(api, verifier).sign(change)
         write_change_file(path, change)
         ctx.out.result(
@@ -781,6 +809,11 @@ def cmd_approve(ctx: Context) -> int:
         if not changes:
             ctx.out.result(f"nothing of {gun} is pending", {"repository": gun, "results": []})
             return EXIT_OK
+        if ctx.args.export and len(changes) > 1:
+            raise UsageError(
+                f"{gun} has {len(changes)} pending changes; --export writes one",
+                hint="choose it with --id: " + ", ".join(str(c.id) for c in changes),
+            )
         trusted = verifier.trusted_repository(gun)
         for change in changes:
             ctx.out.note("\n".join(describe_change(change, trusted)))
@@ -799,7 +832,15 @@ def cmd_approve(ctx: Context) -> int:
                 lines.append(f"withdrew pending change {change.id}")
                 results.append({"id": change.id, "withdrawn": True})
                 continue
-            outcome = approver.approve(change)
+            try:
+                outcome = approver.approve(change)
+            except ServerRefusedError as refusal:
+                if refusal.status != 404:
+                    raise
+                # Published, withdrawn or made stale since the list was read.
+                lines.append(f"pending change {change.id} is gone: {refusal.message}")
+                results.append({"id": change.id, "gone": True})
+                continue
             signed = ", ".join(k[:12] for k in outcome.signed_with)
             if outcome.still_pending is not None:
                 needs = "; ".join(n.describe() for n in outcome.still_pending.needs)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (
     Metadata,
@@ -35,6 +36,7 @@ __all__ = [
     "describe_target",
     "file_target",
     "image_target",
+    "key_id_of",
     "meta_for",
     "new_root",
     "new_snapshot",
@@ -114,6 +116,13 @@ def new_root(keys: Mapping[str, Iterable[Key]], expires: datetime, threshold: in
 
 def new_targets(expires: datetime) -> Targets:
     return Targets(version=1, spec_version=SPEC_VERSION, expires=expires, targets={})
+
+
+def key_id_of(key: Key) -> str:
+    """The key id TUF defines for a key: sha256 of its canonical JSON. Metadata may
+    claim any id for a key; one that differs lets a key hide behind another's id."""
+    form = {"keytype": key.keytype, "scheme": key.scheme, "keyval": key.keyval}
+    return hashlib.sha256(str(encode_canonical(form)).encode()).hexdigest()
 
 
 def meta_for(data: bytes, version: int) -> MetaFile:
