@@ -282,8 +282,9 @@ class Lifecycle(KeyHolder):
 
     def refresh(self, gun: str, within: timedelta) -> RefreshResult:
         """Re-sign root and targets (and a snapshot held here) when they expire within
-        ``within``; else nothing."""
-        trusted = self._verifier.trusted_repository(gun)
+        ``within``; else nothing. Metadata that already expired is renewed too: it is
+        verified in every way but its expiry before it is signed again."""
+        trusted = self._verifier.trusted_repository(gun, allow_expired=True)
         now = utc_now()
         upload: dict[str, bytes] = {}
         renewed: dict[str, int] = {}

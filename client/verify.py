@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +41,8 @@ from trustkit.errors import (
 from trustkit.metadata import ImageTarget, describe_target
 
 __all__ = ["RoleStatus", "TrustedRepository", "Verifier"]
+
+_BEFORE_ANY_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 
 UPDATER_CONFIG = UpdaterConfig(
     max_root_rotations=256,
@@ -201,10 +203,15 @@ class Verifier:
             shutil.rmtree(directory, ignore_errors=True)
         return existed
 
-    def trusted_repository(self, gun: str) -> TrustedRepository:
-        """Refresh and verify all top-level metadata of ``gun``; raise on any failure."""
+    def trusted_repository(self, gun: str, *, allow_expired: bool = False) -> TrustedRepository:
+        """Refresh and verify all top-level metadata of ``gun``; raise on any failure.
+
+        ``allow_expired`` is for a key holder renewing metadata that already expired:
+        every check applies (signatures, thresholds, versions, hashes) except expiry.
+        Hosts never use it.
+        """
         with self._exclusive(gun):
-            return self._trusted_repository(gun)
+            return self._trusted_repository(gun, allow_expired)
 
     def last_verified(self, gun: str) -> TrustedRepository | None:
         """What this host verified last for ``gun``, read from its cache with no network
@@ -215,7 +222,7 @@ class Verifier:
         with self._exclusive(gun):
             return self._read_trusted(gun, directory, first_use=False)
 
-    def _trusted_repository(self, gun: str) -> TrustedRepository:
+    def _trusted_repository(self, gun: str, allow_expired: bool = False) -> TrustedRepository:
         directory = self._settings.trust_dir(gun)
         first_use = not self.has_anchor(gun)
         try:
@@ -223,6 +230,10 @@ class Verifier:
                 updater = self._first_use(gun, directory)
             else:
                 updater = self._updater(gun, directory, None)
+            if allow_expired:
+                # python-tuf has no switch for this: its trusted set compares every
+                # expiry with this reference time, so an early one passes them all.
+                updater._trusted_set.reference_time = _BEFORE_ANY_EXPIRY
             updater.refresh()
             trusted = self._read_trusted(gun, directory, first_use)
             return self._with_signer_roles(trusted, updater, directory)

@@ -126,6 +126,9 @@ def test_a_tag_needing_two_signers_is_published_only_when_the_second_approves(
     _not_signed(host, gun, "release-1")
     assert httpx.get(release_url, timeout=30).status_code == 404
     assert _pending_ids(host, gun) == [pending["id"]]
+    status = host("status", gun)
+    assert status.code == 0, status.err
+    assert f"1 change(s) waiting for co-signers: trustkit approve {gun}" in status.out
 
     review = bob("approve", gun, "--yes", "--json")
     data = _ok(review)

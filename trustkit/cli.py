@@ -888,8 +888,9 @@ def cmd_status(ctx: Context) -> int:
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
-    with ctx.session() as (_, verifier):
+    with ctx.session() as (api, verifier):
         repository = verifier.trusted_repository(gun)
+        waiting = len(api.pending(gun))
     _note_first_use(ctx, repository)
     report = expiry_report(
         repository, parse_duration(ctx.args.warn_within), parse_duration(ctx.args.warn_online)
@@ -904,9 +905,12 @@ def cmd_status(ctx: Context) -> int:
             f"{role.role:<10} {role.version:>7}  {role.expires.isoformat():<26} "
             f"{role.days_left:>7.1f}  {keys} (threshold {role.threshold}){flag}"
         )
+    if waiting:
+        lines.append(f"\n{waiting} change(s) waiting for co-signers: trustkit approve {gun}")
     warnings = [role.role for role in report if role.warning]
     data = {
         "repository": gun,
+        "pending_changes": waiting,
         "roles": [
             {
                 "role": r.role,
