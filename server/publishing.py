@@ -228,15 +228,17 @@ class MetadataService:
             transaction.put(role, metadata.signed.version, parts[role])
             versions[role] = metadata.signed.version
         self._promote_rotated_keys(gun, transaction, state)
+        now = utc_now()
         if "snapshot" in state.uploaded:  # the publisher holds the snapshot key
             snapshot = state.uploaded["snapshot"].signed
             self._remember_expiry(gun, "snapshot", snapshot.expires)
-            timestamp_version = stored["timestamp"].version + 1 if "timestamp" in stored else 1
             snapshot_meta = meta_for(parts["snapshot"], snapshot.version)
-            self._put_timestamp(gun, transaction, timestamp_version, snapshot_meta, utc_now())
-            versions["timestamp"] = timestamp_version
-            return versions
-        versions.update(self._sign_online_roles(gun, transaction, stored, state, parts))
+        else:
+            snapshot_meta = self._sign_snapshot(gun, transaction, stored, state, parts, now)
+            versions["snapshot"] = snapshot_meta.version
+        timestamp_version = stored["timestamp"].version + 1 if "timestamp" in stored else 1
+        self._put_timestamp(gun, transaction, timestamp_version, snapshot_meta, now)
+        versions["timestamp"] = timestamp_version
         return versions
 
     def _find_pending(
@@ -344,15 +346,17 @@ class MetadataService:
             if upcoming is not None and upcoming.keyid in state.root.roles[role].keyids:
                 transaction.promote_online_key(role)
 
-    def _sign_online_roles(
+    def _sign_snapshot(
         self,
         gun: str,
         transaction: WriteTransaction,
         stored: Mapping[str, StoredMetadata],
         state: RepositoryAfterUpload,
         parts: Mapping[str, bytes],
-    ) -> dict[str, int]:
-        now = utc_now()
+        now: datetime,
+    ) -> MetaFile:
+        """Sign and store the snapshot of the repository after the upload; its meta for
+        the timestamp."""
         previous: dict[str, MetaFile] = {}
         if "snapshot" in stored:
             old: Snapshot = Metadata[Snapshot].from_bytes(stored["snapshot"].data).signed
@@ -375,11 +379,7 @@ class MetadataService:
         snapshot_bytes = self._sign(gun, snapshot)
         transaction.put("snapshot", snapshot_version, snapshot_bytes)
         self._remember_expiry(gun, "snapshot", snapshot.expires)
-        timestamp_version = stored["timestamp"].version + 1 if "timestamp" in stored else 1
-        self._put_timestamp(
-            gun, transaction, timestamp_version, meta_for(snapshot_bytes, snapshot_version), now
-        )
-        return {"snapshot": snapshot_version, "timestamp": timestamp_version}
+        return meta_for(snapshot_bytes, snapshot_version)
 
     def _put_timestamp(
         self,

@@ -77,6 +77,15 @@ def _pending_ids(tk: Trustkit, gun: str) -> list[str]:
     return [change["id"] for change in response.json()["pending"]]
 
 
+def _share(
+    tk: Trustkit, gun: str, role: str, *others: Path, threshold: int, out: Path | None = None
+) -> dict[str, Any]:
+    """``key rotate REPO ROLE --key OTHER… --threshold N [--out FILE]``, which succeeds."""
+    args = [arg for other in others for arg in ("--key", str(other))]
+    args += ["--out", str(out)] if out else []
+    return _ok(tk("key", "rotate", gun, role, *args, "--threshold", str(threshold), "--json"))
+
+
 def _two_of_two_signer(
     publisher: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
 ) -> tuple[Trustkit, Trustkit]:
@@ -261,18 +270,7 @@ def test_targets_with_two_holders_publish_each_release_after_the_second_approves
     bob = _person(tmp_path, server.url, "bob")
     bob_key = _generate(bob, "bob", tmp_path / "bob.pub")
 
-    rotation = publisher(
-        "key",
-        "rotate",
-        gun,
-        "targets",
-        "--key",
-        str(tmp_path / "bob.pub"),
-        "--threshold",
-        "2",
-        "--json",
-    )
-    data = _ok(rotation)
+    data = _share(publisher, gun, "targets", tmp_path / "bob.pub", threshold=2)
     assert data["published"] is False
     assert bob_key in data["new_keys"]
     assert_verifies(host, gun, "1.0", DIGEST_A)  # nothing changed for hosts yet
@@ -310,8 +308,7 @@ def test_a_two_of_three_root_through_the_server_and_recovery_from_a_lost_root_ke
     bob_key = _generate(bob, "bob-root", tmp_path / "bob.pub")
     carol_key = _generate(carol, "carol-root", tmp_path / "carol.pub")
 
-    holders = ["--key", str(tmp_path / "bob.pub"), "--key", str(tmp_path / "carol.pub")]
-    data = _ok(publisher("key", "rotate", gun, "root", *holders, "--threshold", "2", "--json"))
+    data = _share(publisher, gun, "root", tmp_path / "bob.pub", tmp_path / "carol.pub", threshold=2)
     assert data["published"] is False
     owner_key = data["new_keys"][0]
     assert served_version(server, gun, "root") == 1
@@ -323,19 +320,7 @@ def test_a_two_of_three_root_through_the_server_and_recovery_from_a_lost_root_ke
 
     # The owner's keystore is lost. Bob replaces the owner's key with a new one of his.
     lost = publisher.home
-    data = _ok(
-        bob(
-            "key",
-            "rotate",
-            gun,
-            "root",
-            "--key",
-            str(tmp_path / "carol.pub"),
-            "--threshold",
-            "2",
-            "--json",
-        )
-    )
+    data = _share(bob, gun, "root", tmp_path / "carol.pub", threshold=2)
     assert data["published"] is False
     bob_new = data["new_keys"][0]
     _ok(carol("approve", gun, "--yes", "--json"))
@@ -363,21 +348,7 @@ def test_a_root_ceremony_through_a_file_for_an_offline_holder(
     bob_key = _generate(bob, "bob-root", tmp_path / "bob.pub")
     change = tmp_path / "root-change.json"
 
-    data = _ok(
-        publisher(
-            "key",
-            "rotate",
-            gun,
-            "root",
-            "--key",
-            str(tmp_path / "bob.pub"),
-            "--threshold",
-            "2",
-            "--out",
-            str(change),
-            "--json",
-        )
-    )
+    data = _share(publisher, gun, "root", tmp_path / "bob.pub", threshold=2, out=change)
     assert data["published"] is False
     assert served_version(server, gun, "root") == 1
     before = change.read_bytes()
@@ -402,21 +373,7 @@ def test_an_incompletely_signed_root_file_goes_pending_when_submitted(
     bob = _person(tmp_path, server.url, "bob")
     _generate(bob, "bob-root", tmp_path / "bob.pub")
     change = tmp_path / "root-change.json"
-    _ok(
-        publisher(
-            "key",
-            "rotate",
-            gun,
-            "root",
-            "--key",
-            str(tmp_path / "bob.pub"),
-            "--threshold",
-            "2",
-            "--out",
-            str(change),
-            "--json",
-        )
-    )
+    _share(publisher, gun, "root", tmp_path / "bob.pub", threshold=2, out=change)
     submitted = _ok(publisher("submit", gun, str(change), "--json"))
     assert submitted["published"] is False
     assert submitted["pending"]["needs"][0]["role"] == "root"
@@ -434,21 +391,7 @@ def test_a_root_signed_only_by_keys_it_lists_itself_is_refused_not_kept_pending(
     mallory = _person(tmp_path, server.url, "mallory")
     _generate(mallory, "mallory", tmp_path / "mallory.pub")
     change = tmp_path / "root-change.json"
-    _ok(
-        publisher(
-            "key",
-            "rotate",
-            gun,
-            "root",
-            "--key",
-            str(tmp_path / "mallory.pub"),
-            "--threshold",
-            "1",
-            "--out",
-            str(change),
-            "--json",
-        )
-    )
+    _share(publisher, gun, "root", tmp_path / "mallory.pub", threshold=1, out=change)
     # Mallory takes the owner's signature off: her root carries hers alone.
     data = json.loads(change.read_text())
     data["roles"]["root"]["signatures"] = []
@@ -473,8 +416,7 @@ def _targets_two_of_two(
     assert_verifies(host, gun, "1.0", DIGEST_A)
     bob = _person(tmp_path, server.url, "bob")
     _generate(bob, "bob", tmp_path / "bob.pub")
-    _ok(publisher("key", "rotate", gun, "targets", "--key", str(tmp_path / "bob.pub"),
-                  "--threshold", "2", "--json"))  # fmt: skip
+    _share(publisher, gun, "targets", tmp_path / "bob.pub", threshold=2)
     _ok(bob("approve", gun, "--yes", "--json"))
     return bob
 
