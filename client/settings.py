@@ -19,6 +19,8 @@ class ClientSettings:
     server_url: str = DEFAULT_SERVER
     timeout: float = 30.0
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+    token: str | None = field(default=None, repr=False)  # the server's access token
+    ca_file: Path | None = None  # CA certificates for the server's TLS
 
     def metadata_url(self, gun: str) -> str:
         """Base URL of a repository's TUF metadata: ``{server}/v2/{gun}/_trust/tuf/``."""

@@ -33,6 +33,7 @@ from keys.files import ensure_private_dir
 from trustkit.errors import (
     KeystoreError,
     NotFoundError,
+    ServerRefusedError,
     ServerUnreachableError,
     TrustkitError,
     UsageError,
@@ -366,6 +367,14 @@ class Verifier:
                 f"the server sent more metadata for {gun} than allowed: {text}",
                 hint="the served metadata is larger than what was signed for it: it was "
                 "tampered with, or this is an endless-data attack",
+            )
+        if isinstance(error, exceptions.DownloadHTTPError) and error.status_code in (401, 403):
+            return ServerRefusedError(
+                f"the server {self._settings.server_url} needs an access token with a pull "
+                f"scope covering {gun} to read its trust data",
+                status=error.status_code,
+                error="unauthorized" if error.status_code == 401 else "forbidden",
+                hint="set TRUSTKIT_TOKEN or pass --token-file",
             )
         if isinstance(error, exceptions.DownloadHTTPError) and error.status_code == 404:
             return NotFoundError(

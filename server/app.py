@@ -9,7 +9,11 @@
     POST   /v2/{gun}/_trust/tuf/pending/{id}           add signatures (multipart, as upload)
     DELETE /v2/{gun}/_trust/tuf/pending/{id}           withdraw a pending upload
     DELETE /v2/{gun}/_trust/tuf/                       delete the repository
+    GET    /v2/_trust/changefeed?after=SEQ&limit=N     audit log (admin)
     GET    /_trustkit/health                           liveness
+
+Writes need a bearer token whose scope covers the repository (``push``; ``admin`` to
+rotate server keys or delete); reads need ``pull`` only when the server is told so.
 
 Every refusal is a JSON body ``{"error": CODE, "role": ROLE, "detail": TEXT}``.
 """
@@ -28,11 +32,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
+from server.auth import Action, AuthFailure, Gatekeeper, install_token_file
 from server.master_key import MasterKey
 from server.online_keys import OnlineKeys
 from server.publishing import MetadataService, PublishResult
 from server.settings import ServerSettings
-from server.storage import SQLiteStorage
+from server.storage import ChangeRecord, SQLiteStorage
 from server.validation import UploadRejected
 from trustkit import __version__
 from trustkit.errors import UsageError
@@ -98,12 +103,67 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    if settings.admin_token_file is not None:
+        install_token_file(storage, settings.admin_token_file)
+    gate = Gatekeeper(storage, require_auth=settings.require_auth, open_reads=settings.open_reads)
+
+    def who(request: Request, action: Action, gun: str) -> str | JSONResponse | None:
+        """The caller's token name (None without auth), or the 401/403 answer."""
+        try:
+            return gate.check(request.headers.get("authorization"), action, gun)
+        except AuthFailure as failure:
+            log.info("refused %s %s: %s", request.method, gun or "-", failure.error)
+            answer = _error(failure.status, failure.error, failure.detail)
+            if failure.status == 401:
+                answer.headers["WWW-Authenticate"] = 'Bearer realm="trustkit"'
+            return answer
+
+    @app.get("/v2/_trust/changefeed")
+    def changefeed(request: Request, after: int = 0, limit: int = 100) -> Response:
+        """Every publish, pending change, approval, key request and deletion, oldest
+        first; ``after`` is the last ``seq`` seen. Only repositories the token may
+        administer are listed."""
+        try:
+            allowed = gate.feed_filter(request.headers.get("authorization"))
+        except AuthFailure as failure:
+            return _error(failure.status, failure.error, failure.detail)
+        limit = max(1, min(limit, 1000))
+        entries: list[ChangeRecord] = []
+        seq = max(after, 0)
+        while len(entries) < limit:
+            batch = storage.changes(seq, limit)
+            if not batch:
+                break
+            seq = batch[-1].seq
+            entries += [change for change in batch if allowed(change.gun)]
+        entries = entries[:limit]
+        return JSONResponse(
+            {
+                "entries": [
+                    {
+                        "seq": change.seq,
+                        "time": change.time.isoformat(),
+                        "repository": change.gun,
+                        "action": change.action,
+                        "versions": change.versions,
+                        "token": change.actor,
+                        "detail": change.detail,
+                    }
+                    for change in entries
+                ],
+                "next": entries[-1].seq if entries else seq,
+            }
+        )
+
     @app.get("/v2/{path:path}")
-    def get_metadata(path: str) -> Response:
+    def get_metadata(path: str, request: Request) -> Response:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
         if where.filename == "pending":
+            caller = who(request, "pull", where.gun)
+            if isinstance(caller, JSONResponse):
+                return caller
             try:
                 changes = service.pending(where.gun)
             except UploadRejected as rejected:
@@ -118,8 +178,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if match["ext"] == "key":
             if role not in ONLINE_ROLES or version is not None:
                 return _error(404, "not_server_key", f"the server holds no {role} key", role)
-            key = service.online_keys.public_key(where.gun, role)
+            # Reading a key is a read; making one (the first request) is a write.
+            existing = service.online_keys.existing_public_key(where.gun, role)
+            caller = who(request, "pull" if existing else "push", where.gun)
+            if isinstance(caller, JSONResponse):
+                return caller
+            key = existing or service.online_keys.public_key(where.gun, role)
             return JSONResponse(public_key_to_dict(key))
+        caller = who(request, "pull", where.gun)
+        if isinstance(caller, JSONResponse):
+            return caller
         data = service.metadata(where.gun, role, int(version) if version else None)
         if data is None:
             wanted = f"{version}.{role}" if version else role
@@ -132,22 +200,28 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if isinstance(where, JSONResponse):
             return where
         pending = _PENDING.match(where.filename)
-        if where.filename and not (pending and pending["id"]):
-            return rotate_server_key(where.gun, where.filename)
+        rotating = bool(where.filename) and not (pending and pending["id"])
+        caller = who(request, "admin" if rotating else "push", where.gun)
+        if isinstance(caller, JSONResponse):
+            return caller
+        if rotating:
+            return rotate_server_key(where.gun, where.filename, caller)
         parts = await _read_parts(request, settings)
         if isinstance(parts, JSONResponse):
             return parts
         try:
             if pending:
-                result = await run_in_threadpool(service.approve, where.gun, pending["id"], parts)
+                result = await run_in_threadpool(
+                    service.approve, where.gun, pending["id"], parts, caller
+                )
             else:
-                result = await run_in_threadpool(service.publish, where.gun, parts)
+                result = await run_in_threadpool(service.publish, where.gun, parts, caller)
         except UploadRejected as rejected:
             log.info("refused upload to %s: %s %s", where.gun, rejected.error, rejected.role)
             return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
         return _published(where.gun, result)
 
-    def rotate_server_key(gun: str, filename: str) -> Response:
+    def rotate_server_key(gun: str, filename: str, caller: str | None) -> Response:
         """``POST {role}.key``: make the role's next key. It signs nothing until the root
         holder uploads a root that lists it, so asking for one changes no trust."""
         match = _METADATA_FILE.match(filename)
@@ -159,25 +233,30 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if service.metadata(gun, "root", 1) is None:
             return _error(404, "not_found", f"no repository {gun}")
         key = service.online_keys.make_next(gun, role)
+        storage.record_change(gun, "next_key", {}, caller, f"{role} {key.keyid}")
         log.info("made the next %s key of %s: %s", role, gun, key.keyid)
         return JSONResponse(public_key_to_dict(key))
 
     @app.delete("/v2/{path:path}")
-    def delete_repository(path: str) -> Response:
+    def delete_repository(path: str, request: Request) -> Response:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
         pending = _PENDING.match(where.filename)
+        withdrawing = bool(pending and pending["id"])
+        caller = who(request, "push" if withdrawing else "admin", where.gun)
+        if isinstance(caller, JSONResponse):
+            return caller
         if pending and pending["id"]:
             try:
-                service.withdraw(where.gun, pending["id"])
+                service.withdraw(where.gun, pending["id"], caller)
             except UploadRejected as rejected:
                 return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
             log.info("withdrew pending change %s of %s", pending["id"], where.gun)
             return JSONResponse({"withdrawn": pending["id"]})
         if where.filename:
             return _error(405, "method_not_allowed", "delete /v2/{gun}/_trust/tuf/")
-        if not service.delete(where.gun):
+        if not service.delete(where.gun, caller):
             return _error(404, "not_found", f"no repository {where.gun}")
         log.info("deleted repository %s", where.gun)
         return JSONResponse({"deleted": where.gun})

@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from server.settings import ServerSettings
 from trustkit import __version__
-from trustkit.errors import TrustkitError
+from trustkit.errors import TrustkitError, UsageError
 from trustkit.expiry import ExpiryPolicy
 
 __all__ = ["main", "run"]
@@ -46,21 +47,131 @@ def _parser() -> argparse.ArgumentParser:
         "targets, delegation, snapshot, timestamp; pending=7d is how long an upload waits "
         "for co-signers)",
     )
+    parser.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="a file holding an admin token (e.g. /run/secrets/trustkit_admin_token); it "
+        "gets scope admin:*",
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="let anyone who can reach the server write (for a loopback test server only)",
+    )
+    parser.add_argument(
+        "--read-auth", action="store_true", help="reads need a token with a pull scope too"
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("TRUSTKIT_SERVER_DATA", "~/.trustkit-server")),
+        help="the server's data dir (~/.trustkit-server, env TRUSTKIT_SERVER_DATA)",
+    )
+
+
+def _token_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trustkit-server token", description="Access tokens of the metadata server."
+    )
+    commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = commands.add_parser("create", help="make a token; it is printed once")
+    create.add_argument("--name", required=True, help="who uses it, e.g. ci-app")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        metavar="ACTION:PATTERN",
+        help="pull, push or admin on repositories matching PATTERN, e.g. "
+        "push:registry.example.com/team/* (repeatable)",
+    )
+    _data_dir_option(create)
+    listing = commands.add_parser("list", help="the tokens: name, scopes, created, revoked")
+    _data_dir_option(listing)
+    revoke = commands.add_parser("revoke", help="revoke the live token NAME")
+    revoke.add_argument("name", metavar="NAME")
+    _data_dir_option(revoke)
+    commands.add_parser("generate", help="print a new random token (for an admin token file)")
+    return parser
+
+
+def token_command(argv: Sequence[str]) -> int:
+    """``trustkit-server token …``: works on the database, with or without the server up."""
+    from server.auth import make_token, parse_scope, token_digest, token_lookup, validate_token_name
+    from server.storage import SQLiteStorage, TokenRecord
+
+    args = _token_parser().parse_args(argv)
+    if args.action == "generate":
+        print(make_token())
+        return 0
+    data_dir: Path = args.data_dir.expanduser()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    storage = SQLiteStorage(data_dir / "trustkit.db")
+    try:
+        if args.action == "create":
+            scopes = tuple(str(parse_scope(scope)) for scope in args.scope)
+            name = validate_token_name(args.name)
+            token = make_token()
+            record = TokenRecord(
+                token_lookup(token), token_digest(token), name, scopes, datetime.now(UTC)
+            )
+            try:
+                storage.add_token(record)
+            except ValueError as error:
+                raise UsageError(str(error), hint=f"revoke it first: token revoke {name}") from None
+            print(token)
+            print(
+                f"made the token {name} ({', '.join(scopes)}); it is shown only now",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            print(f"{'NAME':<24} {'CREATED':<26} {'REVOKED':<26} SCOPES")
+            for known in storage.tokens():
+                revoked = known.revoked.isoformat() if known.revoked else "-"
+                print(
+                    f"{known.name:<24} {known.created.isoformat():<26} {revoked:<26} "
+                    + ", ".join(known.scopes)
+                )
+        elif not storage.revoke_token(args.name):
+            raise UsageError(f"no live token named {args.name}", hint="see: token list")
+        else:
+            print(f"revoked the token {args.name}", file=sys.stderr)
+    finally:
+        storage.close()
+    return 0
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     data_dir: Path = args.data_dir.expanduser()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
     return ServerSettings(
         data_dir=data_dir,
         master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
         expiry=ExpiryPolicy.from_settings(args.expiry),
+        require_auth=not args.no_auth,
+        open_reads=not args.read_auth,
+        admin_token_file=args.admin_token_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:
+        try:
+            return token_command(argv[1:])
+        except TrustkitError as error:
+            print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
+            return error.exit_code
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
@@ -68,14 +179,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from server.app import create_app
 
-        app = create_app(settings_from_args(args))
+        settings = settings_from_args(args)
+        app = create_app(settings)
     except TrustkitError as error:
         print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
         return error.exit_code
     except OSError as error:
         print(f"trustkit-server: {error}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    if not settings.require_auth:
+        logging.getLogger("trustkit.server").warning(
+            "--no-auth: anyone who can reach %s:%d can write to every repository",
+            args.host,
+            args.port,
+        )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
     return 0
 
 

@@ -89,7 +89,9 @@ class MetadataService:
         latest = self.storage.latest(gun, role)
         return latest.data if latest else None
 
-    def publish(self, gun: str, parts: Mapping[str, bytes]) -> PublishResult:
+    def publish(
+        self, gun: str, parts: Mapping[str, bytes], actor: str | None = None
+    ) -> PublishResult:
         """Validate an upload and publish it, or keep it pending if it lacks co-signers.
 
         A pending upload keeps only signatures that count, and one that signs what an
@@ -99,7 +101,9 @@ class MetadataService:
             stored = transaction.latest()
             state = self._validate(gun, parts, stored)
             if not state.shortfalls:
-                return PublishResult(self._store(gun, transaction, stored, state, parts))
+                versions = self._store(gun, transaction, stored, state, parts)
+                transaction.record_change("publish", versions, actor)
+                return PublishResult(versions)
             waiting = [
                 upload
                 for upload in transaction.pending()
@@ -108,7 +112,7 @@ class MetadataService:
             for upload in waiting:
                 if _same_content(upload.parts, parts):
                     return self._add_signatures(
-                        gun, transaction, stored, upload, parts, resent=True
+                        gun, transaction, stored, upload, parts, actor, resent=True
                     )
             if len(waiting) >= MAX_PENDING:
                 raise UploadRejected(
@@ -126,6 +130,7 @@ class MetadataService:
                 _counted_signatures_only(parts, state),
             )
             transaction.put_pending(upload)
+            transaction.record_change("pending", _versions(state), actor, upload.id)
             return PublishResult(pending=PendingChange(upload, state.shortfalls))
 
     def pending(self, gun: str) -> list[PendingChange]:
@@ -141,12 +146,14 @@ class MetadataService:
                     waiting.append(change)
             return waiting
 
-    def approve(self, gun: str, upload_id: str, parts: Mapping[str, bytes]) -> PublishResult:
+    def approve(
+        self, gun: str, upload_id: str, parts: Mapping[str, bytes], actor: str | None = None
+    ) -> PublishResult:
         """Add co-signers' signatures to a pending upload; publish it once complete."""
         with self._conflicts_as_409(), self.storage.write(gun) as transaction:
             stored = transaction.latest()
             upload = self._find_pending(gun, transaction, stored, upload_id)
-            return self._add_signatures(gun, transaction, stored, upload, parts)
+            return self._add_signatures(gun, transaction, stored, upload, parts, actor)
 
     def _add_signatures(
         self,
@@ -155,6 +162,7 @@ class MetadataService:
         stored: Mapping[str, StoredMetadata],
         upload: PendingUpload,
         parts: Mapping[str, bytes],
+        actor: str | None,
         *,
         resent: bool = False,
     ) -> PublishResult:
@@ -175,7 +183,9 @@ class MetadataService:
         state = self._validate(gun, merged, stored)
         if not state.shortfalls:  # complete: publish (also when nothing new was needed)
             transaction.delete_pending(upload.id)
-            return PublishResult(self._store(gun, transaction, stored, state, merged))
+            versions = self._store(gun, transaction, stored, state, merged)
+            transaction.record_change("publish", versions, actor, f"approved {upload.id}")
+            return PublishResult(versions)
         if not _adds_signatures(before, state):
             if resent:
                 return PublishResult(pending=PendingChange(upload, before.shortfalls))
@@ -190,13 +200,15 @@ class MetadataService:
             upload.id, upload.created, upload.expires, _counted_signatures_only(merged, state)
         )
         transaction.put_pending(upload)
+        transaction.record_change("approve", _versions(state), actor, upload.id)
         return PublishResult(pending=PendingChange(upload, state.shortfalls))
 
-    def withdraw(self, gun: str, upload_id: str) -> None:
+    def withdraw(self, gun: str, upload_id: str, actor: str | None = None) -> None:
         with self.storage.write(gun) as transaction:
             stored = transaction.latest()
             self._find_pending(gun, transaction, stored, upload_id)
             transaction.delete_pending(upload_id)
+            transaction.record_change("withdraw", {}, actor, upload_id)
 
     def _validate(
         self, gun: str, parts: Mapping[str, bytes], stored: Mapping[str, StoredMetadata]
@@ -326,8 +338,8 @@ class MetadataService:
             1 for gun in self.storage.repositories() if self._renewal_due(gun) and self.refresh(gun)
         )
 
-    def delete(self, gun: str) -> bool:
-        deleted = self.storage.delete_repository(gun)
+    def delete(self, gun: str, actor: str | None = None) -> bool:
+        deleted = self.storage.delete_repository(gun, actor)
         self.online_keys.forget(gun)
         with self._expiry_lock:
             for role in ONLINE_ROLES:
@@ -496,3 +508,7 @@ def _counted_signatures_only(
         metadata.signatures = {k: v for k, v in metadata.signatures.items() if k in counted}
         kept[role] = metadata.to_bytes()
     return kept
+
+
+def _versions(state: RepositoryAfterUpload) -> dict[str, int]:
+    return {role: metadata.signed.version for role, metadata in state.uploaded.items()}

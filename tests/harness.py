@@ -7,7 +7,9 @@ import io
 import json
 import os
 import re
+import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,6 +31,11 @@ DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 
 
+# The admin token of every server a test started, by URL: the CLI runs of a test send
+# it as a pipeline would (TRUSTKIT_TOKEN), unless the test says otherwise.
+SERVER_TOKENS: dict[str, str] = {}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -38,19 +45,31 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m server`` with its own data dir, started and stopped by a test."""
 
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, ca_file: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_file = ca_file  # set when the server serves TLS
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+        self.token = "tkt_test_" + secrets.token_urlsafe(32)
+        self.token_file = data_dir.parent / f"{data_dir.name}-admin.token"
         self._args = extra_args
+        if "--no-auth" not in extra_args:
+            self._args = ("--admin-token-file", str(self.token_file), *extra_args)
+            SERVER_TOKENS[self.url] = self.token
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def database(self) -> Path:
         return self.data_dir / "trustkit.db"
 
+    def auth_headers(self) -> dict[str, str]:
+        """What a client holding the server's admin token sends."""
+        return {"Authorization": f"Bearer {self.token}"}
+
     def start(self) -> ServerProcess:
+        self.token_file.parent.mkdir(parents=True, exist_ok=True)
+        self.token_file.write_text(self.token)
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             [
@@ -66,12 +85,16 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        verify: Any = False
+        if self.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self.ca_file))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/_trustkit/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/_trustkit/health", timeout=1, verify=verify)
+                if health.status_code == 200:
                     return self
             time.sleep(0.05)
         raise RuntimeError("server did not start in 30 s")
@@ -116,6 +139,8 @@ class Trustkit:
             "TRUSTKIT_SERVER": self.server_url,
             **self.env,
         }
+        if "TRUSTKIT_TOKEN" not in env and self.server_url in SERVER_TOKENS:
+            env["TRUSTKIT_TOKEN"] = SERVER_TOKENS[self.server_url]
         env.update(extra or {})
         return env
 

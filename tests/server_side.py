@@ -38,4 +38,6 @@ def stolen_online_signers(server: ServerProcess, gun: str) -> dict[str, Signer]:
 def post_upload(server: ServerProcess, gun: str, **roles: bytes) -> httpx.Response:
     """A raw multipart upload, as a client that skips every client-side check sends it."""
     files = [("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()]
-    return httpx.post(server.metadata_url(gun), files=files, timeout=30)
+    return httpx.post(
+        server.metadata_url(gun), files=files, headers=server.auth_headers(), timeout=30
+    )

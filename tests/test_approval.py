@@ -201,13 +201,13 @@ def test_the_server_refuses_an_approval_of_other_content_or_without_a_new_signat
 
     same = json.dumps(metadata).encode()
     files = {"files": ("release.json", same, "application/json")}
-    answer = httpx.post(url, files=files, timeout=30)
+    answer = httpx.post(url, files=files, headers=server.auth_headers(), timeout=30)
     assert answer.status_code == 400
     assert answer.json()["error"] == "no_new_signature"
 
     metadata["signed"]["targets"]["release-1"]["hashes"]["sha256"] = "f" * 64
     files = {"files": ("release.json", json.dumps(metadata).encode(), "application/json")}
-    answer = httpx.post(url, files=files, timeout=30)
+    answer = httpx.post(url, files=files, headers=server.auth_headers(), timeout=30)
     assert answer.status_code == 400
     assert answer.json()["error"] == "changed_content"
     assert _pending_ids(host, gun) == [first["id"]]

@@ -526,9 +526,12 @@ def test_asking_the_server_for_a_next_key_alone_changes_no_trust(
     _sign(publisher, gun, "1.0", DIGEST_A)
     before = httpx.get(server.metadata_url(gun, "snapshot.key")).json()["keyid"]
 
-    asked = httpx.post(server.metadata_url(gun, "snapshot.key"))
-    not_online = httpx.post(server.metadata_url(gun, "targets.key"))
-    unknown = httpx.post(server.metadata_url("registry.test/nothing-here", "snapshot.key"))
+    admin = server.auth_headers()
+    asked = httpx.post(server.metadata_url(gun, "snapshot.key"), headers=admin)
+    not_online = httpx.post(server.metadata_url(gun, "targets.key"), headers=admin)
+    unknown = httpx.post(
+        server.metadata_url("registry.test/nothing-here", "snapshot.key"), headers=admin
+    )
     _sign(publisher, gun, "2.0", DIGEST_B)
 
     assert asked.status_code == 200 and asked.json()["keyid"] != before

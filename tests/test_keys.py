@@ -70,10 +70,13 @@ def test_no_passphrase_without_a_terminal_names_the_variable(tmp_path):
 
 def test_server_master_key_is_created_private_and_seals_online_keys(start_server):
     server = start_server()
-    response = httpx.get(server.metadata_url("registry.test/sealed", "timestamp.key"))
-    again = httpx.get(server.metadata_url("registry.test/sealed", "timestamp.key"))
-    snapshot = httpx.get(server.metadata_url("registry.test/sealed", "snapshot.key"))
-    root = httpx.get(server.metadata_url("registry.test/sealed", "root.key"))
+    admin = server.auth_headers()  # the first request for a key makes it: a write
+    response = httpx.get(
+        server.metadata_url("registry.test/sealed", "timestamp.key"), headers=admin
+    )
+    again = httpx.get(server.metadata_url("registry.test/sealed", "timestamp.key"), headers=admin)
+    snapshot = httpx.get(server.metadata_url("registry.test/sealed", "snapshot.key"), headers=admin)
+    root = httpx.get(server.metadata_url("registry.test/sealed", "root.key"), headers=admin)
 
     master_path = server.data_dir / "master.key"
     assert stat.S_IMODE(os.stat(master_path).st_mode) == 0o600

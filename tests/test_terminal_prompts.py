@@ -51,6 +51,7 @@ def _env(tmp_path: Path, server: ServerProcess) -> dict[str, str]:
         "PATH": os.environ.get("PATH", ""),
         "TRUSTKIT_HOME": str(tmp_path / ".trustkit"),
         "TRUSTKIT_SERVER": server.url,
+        "TRUSTKIT_TOKEN": server.token,
     }
 
 

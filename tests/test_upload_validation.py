@@ -41,7 +41,10 @@ class HandMadeRepository:
     def online_keys(self) -> dict[str, Any]:
         return {
             role: public_key_from_dict(
-                httpx.get(self.server.metadata_url(self.gun, f"{role}.key")).json()
+                httpx.get(
+                    self.server.metadata_url(self.gun, f"{role}.key"),
+                    headers=self.server.auth_headers(),
+                ).json()
             )
             for role in ("snapshot", "timestamp")
         }
@@ -71,7 +74,12 @@ class HandMadeRepository:
         files = [
             ("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()
         ]
-        return httpx.post(self.server.metadata_url(self.gun), files=files, timeout=30)
+        return httpx.post(
+            self.server.metadata_url(self.gun),
+            files=files,
+            headers=self.server.auth_headers(),
+            timeout=30,
+        )
 
     def create(self) -> None:
         response = self.upload(
@@ -154,7 +162,9 @@ def test_oversized_role_is_refused(start_server, gun: str):
     # default 20 MiB per role instead.
     files = [("files", ("targets.json", b" " * (20 * 1024 * 1024 + 1), "application/json"))]
 
-    response = httpx.post(own.metadata_url(gun), files=files, timeout=60)
+    response = httpx.post(
+        own.metadata_url(gun), files=files, headers=own.auth_headers(), timeout=60
+    )
 
     assert_refused(response, 413, "too_large", "targets", "20971520 bytes")
 
@@ -359,9 +369,10 @@ def test_every_version_stays_fetchable(repo: HandMadeRepository):
 def test_deleted_repository_is_gone(repo: HandMadeRepository):
     repo.create()
 
-    deleted = httpx.delete(repo.server.metadata_url(repo.gun))
+    admin = repo.server.auth_headers()
+    deleted = httpx.delete(repo.server.metadata_url(repo.gun), headers=admin)
     root = httpx.get(repo.server.metadata_url(repo.gun, "root.json"))
-    again = httpx.delete(repo.server.metadata_url(repo.gun))
+    again = httpx.delete(repo.server.metadata_url(repo.gun), headers=admin)
 
     assert deleted.status_code == 200
     assert root.status_code == 404
@@ -392,7 +403,7 @@ def test_upload_that_is_not_multipart_is_refused(repo: HandMadeRepository):
     response = httpx.post(
         repo.server.metadata_url(repo.gun),
         content=b"garbage",
-        headers={"content-type": "multipart/form-data; boundary=x"},
+        headers={"content-type": "multipart/form-data; boundary=x", **repo.server.auth_headers()},
     )
 
     assert 400 <= response.status_code < 500

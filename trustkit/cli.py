@@ -23,6 +23,8 @@ from trustkit import __version__
 from trustkit.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, TrustkitError, UsageError
 
 if TYPE_CHECKING:
+    import ssl
+
     from client.approval import Approver, PendingChange
     from client.gate import Gate, Pinned, Tool
     from client.lifecycle import Lifecycle
@@ -42,6 +44,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "json": False,
     "passphrase_file": None,
     "expiry": None,
+    "token_file": None,
+    "ca_file": None,
 }
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
@@ -67,6 +71,18 @@ class Output:
         print(text, file=sys.stderr)
 
 
+def _tls_context(ca_file: Path) -> ssl.SSLContext:
+    import ssl
+
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(
+            f"cannot use {ca_file} as CA certificates: {error}",
+            hint="give a PEM file with the CA that signed the server's certificate",
+        ) from None
+
+
 @dataclass
 class Context:
     """Everything a command needs, built lazily from settings read at the edge."""
@@ -88,7 +104,29 @@ class Context:
         from trustkit.expiry import ExpiryPolicy
 
         expiry = ExpiryPolicy.from_settings(self.args.expiry or [])
-        return ClientSettings(home=home, server_url=server, expiry=expiry)
+        ca_file = self.args.ca_file or self.env.get("TRUSTKIT_CA_FILE") or None
+        return ClientSettings(
+            home=home,
+            server_url=server,
+            expiry=expiry,
+            token=self._token(),
+            ca_file=Path(ca_file) if ca_file else None,
+        )
+
+    def _token(self) -> str | None:
+        """The server access token: ``--token-file`` (a Docker secret), else
+        ``TRUSTKIT_TOKEN``; never printed."""
+        if self.args.token_file is not None:
+            try:
+                token = Path(self.args.token_file).read_text().strip()
+            except OSError as error:
+                raise UsageError(
+                    f"cannot read the token file {self.args.token_file}: {error.strerror}"
+                ) from None
+            if not token:
+                raise UsageError(f"the token file {self.args.token_file} is empty")
+            return token
+        return self.env.get("TRUSTKIT_TOKEN") or None
 
     @contextmanager
     def session(self) -> Iterator[tuple[ServerAPI, Verifier]]:
@@ -100,9 +138,15 @@ class Context:
 
         settings = self.settings
         # Building a TLS context costs ~30 ms of every command; a plain-http server (the
-        # loopback default) never needs one, and redirects elsewhere are not followed.
-        tls = settings.server_url.startswith("https://")
-        with httpx.Client(timeout=settings.timeout, follow_redirects=False, verify=tls) as http:
+        # loopback default) never needs one, and redirects elsewhere are not followed,
+        # so the token goes to this server only.
+        verify: bool | ssl.SSLContext = settings.server_url.startswith("https://")
+        if verify and settings.ca_file is not None:
+            verify = _tls_context(settings.ca_file)
+        headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
+        with httpx.Client(
+            timeout=settings.timeout, follow_redirects=False, verify=verify, headers=headers
+        ) as http:
             api = ServerAPI(settings.server_url, http)
             yield api, Verifier(settings, HttpxFetcher(http))
 
@@ -1044,6 +1088,18 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=argparse.SUPPRESS,
         help="read key passphrases from this file (e.g. /run/secrets/…)",
+    )
+    common.add_argument(
+        "--token-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the metadata server's access token, from this file (else env TRUSTKIT_TOKEN)",
+    )
+    common.add_argument(
+        "--ca-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="CA certificates for the metadata server's TLS (env TRUSTKIT_CA_FILE)",
     )
 
     common.add_argument(

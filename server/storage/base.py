@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 __all__ = [
+    "ChangeRecord",
     "OnlineKeyRecord",
     "PendingUpload",
     "Storage",
     "StoredMetadata",
+    "TokenRecord",
     "VersionConflict",
     "WriteTransaction",
 ]
@@ -55,6 +57,31 @@ class PendingUpload:
     parts: dict[str, bytes]
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the server keeps of an access token: its hash, never the token."""
+
+    lookup: str  # first 16 hex digits of the sha256, to find it by
+    digest: str  # the whole sha256, compared in constant time
+    name: str
+    scopes: tuple[str, ...]
+    created: datetime
+    revoked: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One line of the audit changefeed."""
+
+    seq: int
+    time: datetime
+    gun: str
+    action: str  # publish, pending, approve, withdraw, next_key, delete
+    versions: dict[str, int]
+    actor: str | None  # the token's name; None on a server without auth
+    detail: str | None = None
+
+
 class WriteTransaction(ABC):
     """Reads and writes of one repository inside one atomic transaction."""
 
@@ -81,6 +108,12 @@ class WriteTransaction(ABC):
     @abstractmethod
     def delete_pending(self, upload_id: str) -> None: ...
 
+    @abstractmethod
+    def record_change(
+        self, action: str, versions: dict[str, int], actor: str | None, detail: str | None = None
+    ) -> None:
+        """Append a line to the changefeed, committed with this transaction."""
+
 
 class Storage(ABC):
     """What the server needs from a database."""
@@ -96,7 +129,7 @@ class Storage(ABC):
         """Open the one write transaction of ``gun``; commits on normal exit."""
 
     @abstractmethod
-    def delete_repository(self, gun: str) -> bool:
+    def delete_repository(self, gun: str, actor: str | None = None) -> bool:
         """Remove every version of every role, the online keys and pending uploads; False
         if no metadata existed."""
 
@@ -117,6 +150,35 @@ class Storage(ABC):
     @abstractmethod
     def set_next_online_key(self, gun: str, record: OnlineKeyRecord) -> None:
         """Make ``record`` the role's next key, replacing any earlier one."""
+
+    @abstractmethod
+    def record_change(
+        self,
+        gun: str,
+        action: str,
+        versions: dict[str, int],
+        actor: str | None,
+        detail: str | None = None,
+    ) -> None:
+        """Append a line to the changefeed on its own."""
+
+    @abstractmethod
+    def changes(self, after: int, limit: int) -> list[ChangeRecord]:
+        """Changefeed lines with ``seq`` above ``after``, oldest first, at most ``limit``."""
+
+    @abstractmethod
+    def add_token(self, record: TokenRecord) -> None:
+        """Store a token; ``ValueError`` if a live token has the same name."""
+
+    @abstractmethod
+    def token(self, lookup: str) -> TokenRecord | None: ...
+
+    @abstractmethod
+    def tokens(self) -> list[TokenRecord]: ...
+
+    @abstractmethod
+    def revoke_token(self, name: str) -> bool:
+        """Revoke the live token named ``name``; False if there is none."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.storage.base import (
+    ChangeRecord,
     OnlineKeyRecord,
     PendingUpload,
     Storage,
     StoredMetadata,
+    TokenRecord,
     VersionConflict,
     WriteTransaction,
 )
@@ -52,6 +54,24 @@ CREATE TABLE IF NOT EXISTS pending (
     parts TEXT NOT NULL,
     PRIMARY KEY (gun, id)
 );
+CREATE TABLE IF NOT EXISTS changefeed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    gun TEXT NOT NULL,
+    action TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    actor TEXT,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    lookup TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created TEXT NOT NULL,
+    revoked TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS live_token_names ON tokens (name) WHERE revoked IS NULL;
 CREATE TABLE IF NOT EXISTS next_online_keys (
     gun TEXT NOT NULL,
     role TEXT NOT NULL,
@@ -73,6 +93,33 @@ WHERE gun = ? AND version = (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _append_change(
+    connection: sqlite3.Connection,
+    gun: str,
+    action: str,
+    versions: dict[str, int],
+    actor: str | None,
+    detail: str | None,
+) -> None:
+    connection.execute(
+        "INSERT INTO changefeed (time, gun, action, versions, actor, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (_now(), gun, action, json.dumps(versions, sort_keys=True), actor, detail),
+    )
+
+
+def _token_from(row: tuple[str, str, str, str, str, str | None]) -> TokenRecord:
+    lookup, digest, name, scopes, created, revoked = row
+    return TokenRecord(
+        lookup,
+        digest,
+        name,
+        tuple(json.loads(scopes)),
+        datetime.fromisoformat(created),
+        datetime.fromisoformat(revoked) if revoked else None,
+    )
 
 
 class _SQLiteTransaction(WriteTransaction):
@@ -140,6 +187,11 @@ class _SQLiteTransaction(WriteTransaction):
             "DELETE FROM pending WHERE gun = ? AND id = ?", (self._gun, upload_id)
         )
 
+    def record_change(
+        self, action: str, versions: dict[str, int], actor: str | None, detail: str | None = None
+    ) -> None:
+        _append_change(self._connection, self._gun, action, versions, actor, detail)
+
 
 class SQLiteStorage(Storage):
     def __init__(self, path: Path) -> None:
@@ -194,7 +246,7 @@ class SQLiteStorage(Storage):
             raise
         connection.execute("COMMIT")
 
-    def delete_repository(self, gun: str) -> bool:
+    def delete_repository(self, gun: str, actor: str | None = None) -> bool:
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -202,6 +254,8 @@ class SQLiteStorage(Storage):
             connection.execute("DELETE FROM online_keys WHERE gun = ?", (gun,))
             connection.execute("DELETE FROM next_online_keys WHERE gun = ?", (gun,))
             connection.execute("DELETE FROM pending WHERE gun = ?", (gun,))
+            if deleted:
+                _append_change(connection, gun, "delete", {}, actor, None)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
@@ -245,6 +299,78 @@ class SQLiteStorage(Storage):
             "VALUES (?, ?, ?, ?, ?, ?)",
             (gun, record.role, record.keyid, record.public_json, record.sealed_private, _now()),
         )
+
+    def record_change(
+        self,
+        gun: str,
+        action: str,
+        versions: dict[str, int],
+        actor: str | None,
+        detail: str | None = None,
+    ) -> None:
+        _append_change(self._connection(), gun, action, versions, actor, detail)
+
+    def changes(self, after: int, limit: int) -> list[ChangeRecord]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT seq, time, gun, action, versions, actor, detail FROM changefeed "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            )
+            .fetchall()
+        )
+        return [
+            ChangeRecord(
+                seq, datetime.fromisoformat(time), gun, action, json.loads(versions), actor, detail
+            )
+            for seq, time, gun, action, versions, actor, detail in rows
+        ]
+
+    def add_token(self, record: TokenRecord) -> None:
+        try:
+            self._connection().execute(
+                "INSERT INTO tokens (lookup, digest, name, scopes, created, revoked) "
+                "VALUES (?, ?, ?, ?, ?, NULL)",
+                (
+                    record.lookup,
+                    record.digest,
+                    record.name,
+                    json.dumps(list(record.scopes)),
+                    record.created.isoformat(),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise ValueError(f"a token named {record.name} exists already") from None
+
+    def token(self, lookup: str) -> TokenRecord | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT lookup, digest, name, scopes, created, revoked FROM tokens "
+                "WHERE lookup = ?",
+                (lookup,),
+            )
+            .fetchone()
+        )
+        return _token_from(row) if row else None
+
+    def tokens(self) -> list[TokenRecord]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT lookup, digest, name, scopes, created, revoked FROM tokens "
+                "ORDER BY created, name"
+            )
+            .fetchall()
+        )
+        return [_token_from(row) for row in rows]
+
+    def revoke_token(self, name: str) -> bool:
+        cursor = self._connection().execute(
+            "UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", (_now(), name)
+        )
+        return cursor.rowcount > 0
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
