@@ -289,6 +289,12 @@ async def _read_parts(
             max_part_size=limits.max_role_bytes,
         )
     except Exception as error:  # starlette raises several types for a broken form
+        if "too many" in str(error).lower():
+            return _error(
+                413,
+                "too_many_roles",
+                f"the upload holds more than {limits.max_roles_per_upload} roles (the limit)",
+            )
         return _error(400, "malformed", f"the upload is not a valid multipart form: {error}")
     parts: dict[str, bytes] = {}
     for field, value in form.multi_items():

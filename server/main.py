@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.settings import ServerSettings
+from server.validation import Limits
 from trustkit import __version__
 from trustkit.errors import TrustkitError, UsageError
 from trustkit.expiry import ExpiryPolicy
@@ -63,8 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    limits = Limits()
+    for flag, default, text in (
+        ("--max-upload-bytes", 64 * 1024 * 1024, "bytes in one upload request"),
+        ("--max-role-bytes", limits.max_role_bytes, "bytes in one role's metadata"),
+        ("--max-roles-per-upload", limits.max_roles_per_upload, "roles in one upload"),
+        ("--max-json-depth", limits.max_json_depth, "nesting of JSON objects and arrays"),
+        ("--max-targets-per-role", limits.max_targets_per_role, "targets signed by one role"),
+    ):
+        parser.add_argument(flag, type=_positive, default=default, help=f"{text} ({default})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +177,13 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         admin_token_file=args.admin_token_file,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        max_upload_bytes=args.max_upload_bytes,
+        limits=Limits(
+            max_role_bytes=args.max_role_bytes,
+            max_roles_per_upload=args.max_roles_per_upload,
+            max_json_depth=args.max_json_depth,
+            max_targets_per_role=args.max_targets_per_role,
+        ),
     )
 
 

@@ -30,6 +30,7 @@ pending until co-signers add theirs. Every other rule still applies to it in ful
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,20 @@ class UploadRejected(Exception):
 class Limits:
     max_role_bytes: int = 20 * 1024 * 1024
     max_roles_per_upload: int = 64
+    max_json_depth: int = 32  # TUF metadata needs about 6; deeper only hides tricks
+    max_targets_per_role: int = 1_000_000
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests objects and arrays (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -183,11 +198,29 @@ def check_size_limits(parts: Mapping[str, bytes], limits: Limits) -> None:
             )
 
 
-def check_parses_as_role(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]:
+def check_parses_as_role(parts: Mapping[str, bytes], limits: Limits) -> dict[str, Metadata[Any]]:
     parsed: dict[str, Metadata[Any]] = {}
     for role, data in parts.items():
         try:
-            metadata: Metadata[Any] = Metadata.from_bytes(data)
+            document = json.loads(data)
+        except RecursionError:
+            document = None  # nested beyond what the parser follows: too deep, below
+        except ValueError as error:
+            raise UploadRejected(
+                400,
+                "malformed",
+                role,
+                f"{role} is not valid TUF metadata: it is not JSON ({error})",
+            ) from None
+        if document is None or json_depth(document) > limits.max_json_depth:
+            raise UploadRejected(
+                400,
+                "too_deep",
+                role,
+                f"{role} nests JSON more than {limits.max_json_depth} levels deep (the limit)",
+            )
+        try:
+            metadata: Metadata[Any] = Metadata.from_dict(document)
         except Exception as error:  # python-tuf raises several types for bad input
             raise UploadRejected(
                 400, "malformed", role, f"{role} is not valid TUF metadata: {error}"
@@ -199,6 +232,15 @@ def check_parses_as_role(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]
                 "wrong_type",
                 role,
                 f"{role} holds {metadata.signed.type} metadata; expected {expected}",
+            )
+        targets = getattr(metadata.signed, "targets", None)
+        if isinstance(targets, dict) and len(targets) > limits.max_targets_per_role:
+            raise UploadRejected(
+                413,
+                "too_many_targets",
+                role,
+                f"{role} signs {len(targets)} targets; the limit is "
+                f"{limits.max_targets_per_role} per role (use hash bins for more)",
             )
         if metadata.signed.version >= MAX_VERSION:
             raise UploadRejected(
@@ -547,7 +589,7 @@ def validate_upload(
     """Apply every rule in order; return the repository as it will be if all pass."""
     check_role_names(parts)
     check_size_limits(parts, limits)
-    uploaded = check_parses_as_role(parts)
+    uploaded = check_parses_as_role(parts, limits)
     check_repository_exists(uploaded, stored)
     check_key_ids(uploaded)
     check_versions_increase(uploaded, stored)
