@@ -42,10 +42,12 @@ class MasterKey:
                 f"the master key {path} holds {len(key)} bytes, not {KEY_BYTES}",
                 hint="create one with: head -c 32 /dev/urandom > master.key",
             )
-        if path.stat().st_mode & 0o077:
+        # Group-readable is how a Docker secret reaches a non-root service; anyone
+        # else reading it is worth a warning.
+        if path.stat().st_mode & 0o007:
             # Docker secrets are mounted 0444 inside a container of their own; elsewhere
             # this is worth fixing, but not worth refusing to start over.
-            log.warning("the master key %s is readable by other users; chmod 600 it", path)
+            log.warning("the master key %s is readable by any user; chmod 600 or 440 it", path)
         return cls(key)
 
     def seal(self, plaintext: bytes, context: bytes) -> bytes:
