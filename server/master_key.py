@@ -42,11 +42,9 @@ class MasterKey:
                 f"the master key {path} holds {len(key)} bytes, not {KEY_BYTES}",
                 hint="create one with: head -c 32 /dev/urandom > master.key",
             )
-        # Group-readable is how a Docker secret reaches a non-root service; anyone
-        # else reading it is worth a warning.
+        # Group-readable is how a Docker secret reaches a non-root service. Readable by
+        # anyone is worth fixing, but not worth refusing to start over.
         if path.stat().st_mode & 0o007:
-            # Docker secrets are mounted 0444 inside a container of their own; elsewhere
-            # this is worth fixing, but not worth refusing to start over.
             log.warning("the master key %s is readable by any user; chmod 600 or 440 it", path)
         return cls(key)
 
