@@ -10,7 +10,7 @@
     DELETE /v2/{gun}/_trust/tuf/pending/{id}           withdraw a pending upload
     DELETE /v2/{gun}/_trust/tuf/                       delete the repository
     GET    /v2/_trust/changefeed?after=SEQ&limit=N     audit log (admin)
-    GET    /_trustkit/health                           liveness
+    GET    /_trustkit/health, /_trustkit/metrics       liveness; Prometheus counters
 
 Writes need a bearer token whose scope covers the repository (``push``; ``admin`` to
 rotate server keys or delete); reads need ``pull`` only when the server is told so.
@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,6 +35,7 @@ from starlette.datastructures import UploadFile
 
 from server.auth import Action, AuthFailure, Gatekeeper, install_token_file
 from server.master_key import MasterKey
+from server.metrics import Metrics
 from server.online_keys import OnlineKeys
 from server.publishing import MetadataService, PublishResult
 from server.settings import ServerSettings
@@ -49,6 +51,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("trustkit.server")
 
 TRUST_SEGMENT = "/_trust/tuf/"
+_METHODS = ("GET", "HEAD", "POST", "DELETE")
 _PENDING = re.compile(r"^pending(?:/(?P<id>[0-9a-f]{16}))?$")
 _METADATA_FILE = re.compile(r"^(?:(?P<version>[0-9]{1,18})\.)?(?P<role>.+)\.(?P<ext>json|key)$")
 
@@ -99,9 +102,26 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, "internal_error", "internal server error; see the server log")
 
+    metrics = Metrics()
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        metrics.count(
+            "trustkit_http_requests_total",
+            method=request.method if request.method in _METHODS else "other",
+            status=str(response.status_code),
+        )
+        return response
+
     @app.get("/_trustkit/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/_trustkit/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     if settings.admin_token_file is not None:
         install_token_file(storage, settings.admin_token_file)
@@ -218,7 +238,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 result = await run_in_threadpool(service.publish, where.gun, parts, caller)
         except UploadRejected as rejected:
             log.info("refused upload to %s: %s %s", where.gun, rejected.error, rejected.role)
+            metrics.count("trustkit_refusals_total", error=rejected.error)
             return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
+        metrics.count("trustkit_pending_total" if result.pending else "trustkit_publishes_total")
         return _published(where.gun, result)
 
     def rotate_server_key(gun: str, filename: str, caller: str | None) -> Response:

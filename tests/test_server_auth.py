@@ -283,3 +283,25 @@ def test_tls_needs_both_certificate_and_key(tmp_path: Path):
     )
     assert done.returncode == 2
     assert "--tls-cert and --tls-key go together" in done.stderr
+
+
+def test_metrics_count_requests_publishes_and_refusals_without_naming_anything(
+    start_server: Any, tmp_path: Path, gun: str
+):
+    server: ServerProcess = start_server()
+    publisher = publisher_cli(tmp_path / "publisher" / ".trustkit", server.url)
+    assert publisher("init", gun).code == 0
+    assert _sign(publisher, gun, "1.0", DIGEST_A).code == 0
+    refused = httpx.post(
+        server.metadata_url(gun),
+        files={"files": ("timestamp.json", b"{}")},
+        headers=server.auth_headers(),
+    )
+    assert refused.status_code == 400
+
+    text = httpx.get(f"{server.url}/_trustkit/metrics").text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert lines["trustkit_publishes_total"] == "2"
+    assert lines['trustkit_refusals_total{error="server_signed_role"}'] == "1"
+    assert int(lines['trustkit_http_requests_total{method="POST",status="200"}']) == 2
+    assert gun not in text and "registry.test" not in text
