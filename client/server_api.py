@@ -86,6 +86,13 @@ class ServerAPI:
             raise self._refusal(response)
         return self._key_from(response, role)
 
+    def metadata(self, gun: str, filename: str) -> bytes:
+        """A metadata file as served (not verified here: the caller verifies it)."""
+        response = self._send("GET", self._url(gun, filename))
+        if response.status_code != 200:
+            raise self._refusal(response)
+        return response.content
+
     def has_metadata(self, gun: str, filename: str) -> bool:
         """Whether the server has this metadata file (its content is not read)."""
         try:

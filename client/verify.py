@@ -25,9 +25,8 @@ from urllib.parse import quote
 
 from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets
-from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
-from client.fetcher import HttpxFetcher
 from client.settings import ClientSettings
 from keys.files import ensure_private_dir
 from trustkit.errors import (
@@ -149,7 +148,7 @@ class TrustedRepository:
 class Verifier:
     """Runs the TUF client workflow for one repository at a time."""
 
-    def __init__(self, settings: ClientSettings, fetcher: HttpxFetcher) -> None:
+    def __init__(self, settings: ClientSettings, fetcher: FetcherInterface) -> None:
         self._settings = settings
         self._fetcher = fetcher
 

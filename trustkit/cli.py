@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from client.registry import Registry, RegistrySettings
     from client.server_api import ServerAPI
     from client.settings import ClientSettings
-    from client.verify import Verifier
+    from client.verify import TrustedRepository, Verifier
     from keys.keystore import Keystore
     from keys.passphrase import PassphraseSource
 
@@ -49,6 +49,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
+BUNDLE_HELP = (
+    "verify from this bundle (trustkit export) with no network: expiry, thresholds and "
+    "rollback still checked against what this host saw last"
+)
 SIGNER_HELP = (
     "sign as this role: targets or a signer (default: targets if its key is here, else "
     "the signer whose key is here and whose paths cover the tag)"
@@ -373,9 +377,7 @@ def cmd_verify(ctx: Context) -> int:
             f"'{ctx.args.reference}' names no tag; trust is signed per tag",
             hint=f"e.g. {ref.gun}:1.0",
         )
-    with ctx.session() as (_, verifier):
-        repository = verifier.trusted_repository(ref.gun)
-    _note_first_use(ctx, repository)
+    repository = _verified(ctx, ref.gun)
     target = repository.target(ref.tag)
     if ref.digest is not None and str(ref.digest) != target.digest:
         raise VerificationError(
@@ -390,9 +392,52 @@ def cmd_verify(ctx: Context) -> int:
         "reference": ref.pinned(target.digest),
     }
     if ctx.args.command == "verify":
-        data["registry_digest"] = None if ctx.args.offline else _registry_digest(ctx, ref, target)
+        offline = ctx.args.offline or ctx.args.bundle
+        data["registry_digest"] = None if offline else _registry_digest(ctx, ref, target)
     text = data["reference"] if ctx.args.command == "resolve" else target.digest
     ctx.out.result(text, data)
+    return EXIT_OK
+
+
+def _verified(ctx: Context, gun: str) -> TrustedRepository:
+    """Verify ``gun`` from its server, or from ``--bundle FILE`` with no network at all."""
+    bundle = getattr(ctx.args, "bundle", None)
+    if bundle is None:
+        with ctx.session() as (_, verifier):
+            repository = verifier.trusted_repository(gun)
+    else:
+        from dataclasses import replace
+
+        from client.bundle import BundleFetcher, read_bundle
+        from client.verify import Verifier
+
+        files = read_bundle(Path(bundle), gun)
+        settings = replace(ctx.settings, server_url=f"bundle:{Path(bundle).resolve()}")
+        repository = Verifier(settings, BundleFetcher(files)).trusted_repository(gun)
+    _note_first_use(ctx, repository)
+    return repository
+
+
+def cmd_export(ctx: Context) -> int:
+    from client.bundle import write_bundle
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    out = Path(ctx.args.output)
+    with ctx.session() as (api, verifier):
+        repository = verifier.trusted_repository(gun)
+        files = write_bundle(
+            out,
+            repository,
+            ctx.settings.trust_dir(gun),
+            lambda version: api.metadata(gun, f"{version}.root.json"),
+        )
+    _note_first_use(ctx, repository)
+    ctx.out.result(
+        f"wrote {out}: {len(files)} metadata files of {gun} ({sum(files.values())} bytes); "
+        f"hosts verify with: trustkit verify --bundle {out} {gun}:TAG",
+        {"repository": gun, "bundle": str(out), "files": files},
+    )
     return EXIT_OK
 
 
@@ -1225,8 +1270,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--offline", action="store_true", help="do not compare with the registry's current tag"
     )
+    sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
     sub = add("resolve", cmd_verify, "verify a tag and print IMAGE@sha256:… for docker")
     sub.add_argument("reference", metavar="IMAGE[:TAG]")
+    sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
+
+    sub = add(
+        "export",
+        cmd_export,
+        "write a bundle of a repository's verified metadata, for hosts with no network",
+    )
+    sub.add_argument("repository")
+    sub.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle (tar)")
 
     sub = add("verify-file", cmd_verify_file, "verify a file against its signed NAME")
     sub.add_argument("repository")
