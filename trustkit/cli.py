@@ -725,6 +725,13 @@ def cmd_key_import(ctx: Context) -> int:
     from keys.keystore import pem_is_encrypted, read_pem_private_key
     from trustkit.names import parse_gun
 
+    if ctx.args.from_docker_trust is not None:
+        return _import_docker_trust(ctx)
+    if not ctx.args.repository or not ctx.args.role:
+        raise UsageError(
+            "key import needs --repository REPO and --role root|targets",
+            hint="e.g. trustkit key import key.pem --repository REPO --role targets",
+        )
     gun = parse_gun(ctx.args.repository)
     if ctx.args.token is not None and ctx.args.hsm is None:
         raise UsageError("--token chooses the token of an --hsm key", hint="add --hsm KEY")
@@ -749,6 +756,65 @@ def cmd_key_import(ctx: Context) -> int:
     ctx.out.result(
         f"imported the {record.description}",
         {"keyid": record.keyid, "repository": gun, "role": record.role},
+    )
+    return EXIT_OK
+
+
+def _import_docker_trust(ctx: Context) -> int:
+    """All of a Docker trust directory's keys, or none: each opened with Notary's
+    passphrase for its role, then kept here under trustkit's."""
+    from securesystemslib.signer import CryptoSigner
+
+    from keys.docker_trust import open_docker_trust_key, read_docker_trust_keys
+    from trustkit.names import parse_gun
+
+    if ctx.args.role or ctx.args.hsm or ctx.args.token:
+        raise UsageError("--from-docker-trust takes each key's role from the key file")
+    trust_dir = Path(ctx.args.from_docker_trust).expanduser()
+    wanted = parse_gun(ctx.args.repository) if ctx.args.repository else None
+    found = read_docker_trust_keys(trust_dir)
+    chosen = [key for key in found if wanted is None or key.gun in (None, wanted)]
+    if wanted is not None and not any(key.gun == wanted for key in chosen):
+        known = sorted({key.gun for key in found if key.gun})
+        raise UsageError(
+            f"{trust_dir} holds no key of {wanted}",
+            hint=f"its repositories: {', '.join(known) or 'none'}",
+        )
+    if not chosen:
+        raise UsageError(f"{trust_dir} holds no Notary private key")
+    passphrases = ctx.passphrases()
+    keystore = ctx.keystore()
+    held = {record.keyid for record in keystore.records()}
+    opened = []
+    for key in chosen:
+        kind = key.role if key.role in ("root", "targets", "snapshot") else "delegation"
+        secret = ctx.env.get(f"NOTARY_{kind.upper()}_PASSPHRASE") or passphrases.named(
+            "TRUSTKIT_IMPORT_PASSPHRASE", f"Notary passphrase of the {key.role} key {key.path.name}"
+        )
+        private = open_docker_trust_key(key, secret)
+        if CryptoSigner(private).public_key.keyid not in held:
+            opened.append((key, private))
+    imported = []
+    try:
+        for key, private in opened:
+            gun = key.gun or wanted or "*"
+            imported.append(keystore.import_private(gun, key.signer_name, private, passphrases))
+    except BaseException:
+        for record in imported:
+            keystore.remove(record)
+        raise
+    lines = [f"imported {len(imported)} key(s) from {trust_dir}"] + [
+        f"  {record.role:<12} {record.gun:<40} {record.keyid[:12]}" for record in imported
+    ]
+    skipped = len(chosen) - len(opened)
+    if skipped:
+        lines.append(f"  ({skipped} already in this keystore)")
+    ctx.out.result(
+        "\n".join(lines),
+        {
+            "imported": [{"keyid": r.keyid, "repository": r.gun, "role": r.role} for r in imported],
+            "already_here": skipped,
+        },
     )
     return EXIT_OK
 
@@ -1348,8 +1414,17 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_argument(
         "--token", metavar="LABEL", help="the token's label, when several are present"
     )
-    importing.add_argument("--repository", required=True)
-    importing.add_argument("--role", required=True, choices=["root", "targets"])
+    source.add_argument(
+        "--from-docker-trust",
+        nargs="?",
+        const="~/.docker/trust",
+        metavar="DIR",
+        help="every Notary / Docker Content Trust key in DIR/private (default ~/.docker/trust), "
+        "each opened with NOTARY_{ROOT,TARGETS,SNAPSHOT,DELEGATION}_PASSPHRASE or "
+        "TRUSTKIT_IMPORT_PASSPHRASE; with --repository, only that repository's keys (and root)",
+    )
+    importing.add_argument("--repository")
+    importing.add_argument("--role", choices=["root", "targets"])
     passwd = key_commands.add_parser(
         "passwd",
         parents=[common],

@@ -1,0 +1,133 @@
+"""Keys of Notary / Docker Content Trust, made by the real ``notary`` CLI, imported into
+trustkit's keystore: re-encrypted under trustkit's passphrases, mapped to their roles,
+and all or nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from keys.keystore import Keystore, public_pem
+from tests.harness import Trustkit
+
+NOTARY_PASSPHRASES = {
+    "NOTARY_ROOT_PASSPHRASE": "notary root passphrase",
+    "NOTARY_TARGETS_PASSPHRASE": "notary targets passphrase",
+    "NOTARY_SNAPSHOT_PASSPHRASE": "notary snapshot passphrase",
+}
+TRUSTKIT_PASSPHRASES = {
+    "TRUSTKIT_ROOT_PASSPHRASE": "trustkit root",
+    "TRUSTKIT_TARGETS_PASSPHRASE": "trustkit targets",
+    "TRUSTKIT_SNAPSHOT_PASSPHRASE": "trustkit snapshot",
+}
+APP = "registry.test/team/app"
+WEB = "registry.test/team/web"
+
+
+def _docker_trust_dir(tmp_path: Path) -> Path:
+    """A trust dir as `docker trust` leaves it: one root key, and targets and snapshot
+    keys for two repositories (notary makes them before it needs a server)."""
+    trust = tmp_path / "docker-trust"
+    for gun in (APP, WEB):
+        done = subprocess.run(
+            ["notary", "-d", str(trust), "-s", "https://127.0.0.1:9", "init", gun],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **NOTARY_PASSPHRASES},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert "client is offline" in done.stderr + done.stdout  # keys made, not published
+    assert len(list((trust / "private").glob("*.key"))) == 5
+    return trust
+
+
+def _notary_public_keys(trust: Path) -> dict[tuple[str, str | None], bytes]:
+    """(role, gun) -> public key PEM, read from Notary's files by openssl: another
+    implementation than the one under test."""
+    keys = {}
+    for path in (trust / "private").glob("*.key"):
+        lines = path.read_text().splitlines()
+        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
+        pem = "\n".join(line for line in lines if line and ": " not in line) + "\n"
+        variable = f"NOTARY_{headers['role'].upper()}_PASSPHRASE"
+        done = subprocess.run(
+            ["openssl", "pkey", "-pubout", "-passin", f"pass:{NOTARY_PASSPHRASES[variable]}"],
+            input=pem.encode(),
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        keys[(headers["role"], headers.get("gun"))] = done.stdout
+    return keys
+
+
+def _trustkit(tmp_path: Path, **extra: str) -> Trustkit:
+    env = {**NOTARY_PASSPHRASES, **TRUSTKIT_PASSPHRASES, **extra}
+    return Trustkit(tmp_path / "trustkit" / ".trustkit", "http://127.0.0.1:9", env)
+
+
+def test_every_notary_key_is_imported_under_its_role_and_trustkit_s_passphrase(
+    tmp_path: Path,
+):
+    trust = _docker_trust_dir(tmp_path)
+    tk = _trustkit(tmp_path)
+    result = tk("key", "import", "--from-docker-trust", str(trust), "--json")
+    assert result.code == 0, result.err
+    imported = {(r["role"], r["repository"]) for r in result.json["imported"]}
+    assert imported == {
+        ("root", "*"),
+        ("targets", APP),
+        ("snapshot", APP),
+        ("targets", WEB),
+        ("snapshot", WEB),
+    }
+    keystore = Keystore(tk.home)
+    expected = _notary_public_keys(trust)
+    for record in keystore.records():
+        gun = None if record.role == "root" else record.gun
+        assert public_pem(record.public) == expected[(record.role, gun)]
+        sealed = (tk.home / "private" / f"{record.keyid}.p12").read_bytes()
+        for notary_passphrase in NOTARY_PASSPHRASES.values():
+            assert notary_passphrase.encode() not in sealed
+    # Opened with trustkit's passphrase now, not Notary's.
+    from keys.passphrase import PassphraseSource
+
+    [targets] = keystore.find(APP, "targets")
+    keystore.signer(targets, PassphraseSource(TRUSTKIT_PASSPHRASES)).sign(b"x")
+
+    again = tk("key", "import", "--from-docker-trust", str(trust), "--json")
+    assert again.code == 0, again.err
+    assert again.json["imported"] == [] and again.json["already_here"] == 5
+
+
+def test_with_a_repository_only_its_keys_and_the_root_key_come(tmp_path: Path):
+    trust = _docker_trust_dir(tmp_path)
+    tk = _trustkit(tmp_path)
+    result = tk("key", "import", "--from-docker-trust", str(trust), "--repository", APP, "--json")
+    assert result.code == 0, result.err
+    assert {(r["role"], r["repository"]) for r in result.json["imported"]} == {
+        ("root", APP),
+        ("targets", APP),
+        ("snapshot", APP),
+    }
+
+
+def test_a_wrong_passphrase_or_an_unknown_repository_writes_nothing(tmp_path: Path):
+    trust = _docker_trust_dir(tmp_path)
+    wrong = _trustkit(tmp_path, NOTARY_TARGETS_PASSPHRASE="not it")
+    result = wrong("key", "import", "--from-docker-trust", str(trust))
+    assert result.code == 2
+    assert "wrong passphrase for the targets key" in result.err
+    assert "NOTARY_TARGETS_PASSPHRASE" in result.err
+    assert "Traceback" not in result.err
+    assert Keystore(wrong.home).records() == []
+
+    unknown = _trustkit(tmp_path)("key", "import", "--from-docker-trust", str(trust),
+                                  "--repository", "registry.test/nobody/here")  # fmt: skip
+    assert unknown.code == 2
+    assert "holds no key of registry.test/nobody/here" in unknown.err
+    assert APP in unknown.err and WEB in unknown.err
+    assert Keystore(wrong.home).records() == []
+    missing = _trustkit(tmp_path)("key", "import", "--from-docker-trust", str(tmp_path / "no"))
+    assert missing.code == 2 and "has no private/ folder" in missing.err
