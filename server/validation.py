@@ -455,21 +455,37 @@ def check_not_expired(uploaded: Mapping[str, Metadata[Any]], now: datetime) -> N
 
 
 def check_delegated_paths(state: RepositoryAfterUpload) -> None:
+    """A delegated role signs only paths that every delegation above it allows: a signer
+    cannot widen its own paths by delegating on to a role of its own."""
     for role, metadata in state.uploaded.items():
         if role in ("root", "targets", "snapshot"):
             continue
-        found = state.delegator(role)
-        assert found is not None  # check_signature_thresholds ran first
-        _, _, delegation = found
+        chain = _delegation_chain(state, role)
         for path in metadata.signed.targets:
-            if not delegation.is_delegated_path(path):
-                raise UploadRejected(
-                    400,
-                    "outside_delegated_paths",
-                    role,
-                    f"{role} signs '{path}', which is outside its delegated paths "
-                    f"({', '.join(delegation.paths or delegation.path_hash_prefixes or [])})",
-                )
+            for name, delegation in chain:
+                if not delegation.is_delegated_path(path):
+                    allowed = delegation.paths or delegation.path_hash_prefixes or []
+                    whose = "its" if name == role else f"its delegator {name}'s"
+                    raise UploadRejected(
+                        400,
+                        "outside_delegated_paths",
+                        role,
+                        f"{role} signs '{path}', which is outside {whose} delegated paths "
+                        f"({', '.join(allowed)})",
+                    )
+
+
+def _delegation_chain(state: RepositoryAfterUpload, role: str) -> list[tuple[str, DelegatedRole]]:
+    """The delegations from ``role`` up to targets: each role's name and its delegation."""
+    chain: list[tuple[str, DelegatedRole]] = []
+    name = role
+    while name != "targets" and len(chain) <= len(state.delegated_roles()):
+        found = state.delegator(name)
+        assert found is not None  # check_signature_thresholds ran first
+        parent, _, delegation = found
+        chain.append((name, delegation))
+        name = parent
+    return chain
 
 
 def snapshot_held_by_server(root: Root, server_keys: Mapping[str, Sequence[Key]]) -> bool:
