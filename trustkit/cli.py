@@ -418,6 +418,145 @@ def _verified(ctx: Context, gun: str) -> TrustedRepository:
     return repository
 
 
+def cmd_migrate_notary(ctx: Context) -> int:
+    """Read, verify and republish Notary repositories; with --all, each one of a list."""
+    from trustkit.names import parse_gun
+
+    if ctx.args.all:
+        if ctx.args.repository:
+            raise UsageError("give either REPO or --all, not both")
+        guns = _notary_repositories(ctx)
+    elif ctx.args.repository:
+        guns = [parse_gun(ctx.args.repository)]
+    else:
+        raise UsageError("name the repository to migrate, or --all --list FILE")
+    reports = []
+    failed = 0
+    for number, gun in enumerate(guns, start=1):
+        if len(guns) > 1:
+            ctx.out.note(f"trustkit: [{number}/{len(guns)}] {gun}")
+        try:
+            reports.append(_migrate_one(ctx, gun))
+        except TrustkitError as error:
+            if len(guns) == 1:
+                raise
+            failed += 1
+            ctx.out.note(f"trustkit: {gun} not migrated: {error.message}")
+            reports.append({"repository": gun, "error": error.message})
+    if len(guns) > 1:
+        done = len(guns) - failed
+        ctx.out.result(
+            f"migrated {done} of {len(guns)} repositories"
+            + (f"; {failed} refused (see above)" if failed else ""),
+            {"repositories": reports, "migrated": done, "failed": failed},
+        )
+        return EXIT_REFUSED if failed else EXIT_OK
+    ctx.out.result(reports[0].pop("text"), reports[0])
+    return EXIT_OK
+
+
+def _notary_repositories(ctx: Context) -> list[str]:
+    from trustkit.names import parse_gun
+
+    if ctx.args.list is None:
+        raise UsageError(
+            "--all needs the repositories: --list FILE (one per line)",
+            hint="a notary-server keeps no catalog of its repositories",
+        )
+    lines = _read_file(ctx.args.list).decode(errors="replace").splitlines()
+    names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not names:
+        raise UsageError(f"{ctx.args.list} names no repository")
+    return [parse_gun(name) for name in names]
+
+
+def _migrate_one(ctx: Context, gun: str) -> dict[str, Any]:
+    import time
+
+    from migrate.notary import docker_trust_root, docker_trust_versions, read_notary_repository
+    from migrate.republish import apply_plan, plan_migration
+    from trustkit.errors import NotFoundError
+
+    trust_dir = Path(ctx.args.trust_dir).expanduser() if ctx.args.trust_dir else None
+    pinned = docker_trust_root(gun, trust_dir)
+    started = time.monotonic()
+    ctx.out.note(f"trustkit: reading {gun} from {ctx.args.source} and verifying it as Notary does")
+    notary = read_notary_repository(
+        ctx.args.source,
+        gun,
+        pinned_root=pinned,
+        min_versions=docker_trust_versions(gun, trust_dir) if pinned else None,
+        ca_file=ctx.args.source_ca,
+        credentials=_notary_credentials(ctx),
+        strict=not ctx.args.lenient,
+    )
+    if notary.trusted_on_first_use:
+        ctx.out.note(
+            f"trustkit: WARNING: no root of {gun} was pinned (none in Docker's trust "
+            f"directory), so the root {ctx.args.source} served was trusted on first use. "
+            "Compare its keys with what you expect before relying on this migration."
+        )
+    with ctx.session() as (api, verifier):
+        try:
+            trusted = verifier.trusted_repository(gun)
+        except NotFoundError:
+            trusted = None
+        local = {record.keyid for record in ctx.keystore().records()}
+        plan = plan_migration(notary, trusted, local)
+        published: dict[str, int] = {}
+        if not ctx.args.dry_run and (
+            plan.new_repository
+            or plan.to_publish
+            or any(not signer.exists for signer in plan.signers)
+        ):
+            ctx.out.note(f"trustkit: publishing {plan.to_publish} tag change(s) of {gun}")
+            published = apply_plan(plan, ctx.publisher(api, verifier), ctx.lifecycle(api, verifier))
+    seconds = time.monotonic() - started
+    lines = [
+        f"{'would migrate' if ctx.args.dry_run else 'migrated'} {gun} from {ctx.args.source} "
+        f"(root {notary.root_source}): {len(plan.tags)} tags, {plan.to_publish} to publish, "
+        f"{plan.unchanged} already there; {len(plan.signers)} signers"
+    ]
+    lines += [
+        f"  signer {s.name} (Notary {s.notary_role}): keys "
+        f"{', '.join(k.keyid[:12] for k in s.keys)}, threshold {s.threshold}, paths "
+        f"{', '.join(s.paths)}{' (already there)' if s.exists else ''}"
+        for s in plan.signers
+    ]
+    lines += [
+        f"  {count} tag(s) of {role} go under targets: this keystore lacks its key "
+        "(import it with trustkit key import --from-docker-trust, then run again)"
+        for role, count in plan.under_targets.items()
+    ]
+    lines += [f"  note: {note}" for note in plan.notes]
+    if ctx.args.dry_run:
+        lines += [f"  {tag}: {digest} ({role})" for tag, (digest, role) in plan.tags.items()]
+    return {
+        "text": "\n".join(lines),
+        "repository": gun,
+        "root": notary.root_source,
+        "dry_run": bool(ctx.args.dry_run),
+        "tags": {tag: {"digest": d, "role": r} for tag, (d, r) in plan.tags.items()},
+        "published_changes": 0 if ctx.args.dry_run else plan.to_publish,
+        "unchanged": plan.unchanged,
+        "signers": [s.name for s in plan.signers],
+        "under_targets": plan.under_targets,
+        "versions": published,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _notary_credentials(ctx: Context) -> tuple[str, str] | None:
+    if not ctx.args.username:
+        return None
+    password = ctx.env.get("TRUSTKIT_NOTARY_PASSWORD")
+    if password is None:
+        password = ctx.passphrases().named(
+            "TRUSTKIT_NOTARY_PASSWORD", f"password of {ctx.args.username} at {ctx.args.source}"
+        )
+    return ctx.args.username, password
+
+
 def cmd_export(ctx: Context) -> int:
     from client.bundle import write_bundle
     from trustkit.names import parse_gun
@@ -1340,6 +1479,34 @@ def _parser() -> argparse.ArgumentParser:
     sub = add("resolve", cmd_verify, "verify a tag and print IMAGE@sha256:… for docker")
     sub.add_argument("reference", metavar="IMAGE[:TAG]")
     sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
+
+    migrate = add("migrate", lambda ctx: EXIT_USAGE, "move repositories from Notary")
+    migrate_commands = migrate.add_subparsers(dest="migrate_command", metavar="FROM", required=True)
+    notary = migrate_commands.add_parser(
+        "notary",
+        parents=[common],
+        help="read a Notary / Docker Content Trust repository, verify it, republish it here",
+        description="Every tag keeps its digest and size; targets/NAME delegations become "
+        "signers with the same keys, paths and threshold. Running again changes only what "
+        "differs.",
+    )
+    notary.set_defaults(handler=cmd_migrate_notary)
+    notary.add_argument("repository", nargs="?", metavar="REPO")
+    notary.add_argument("--from", dest="source", required=True, metavar="URL",
+                        help="the Notary server, e.g. https://notary.example.com")  # fmt: skip
+    notary.add_argument("--from-ca", dest="source_ca", metavar="FILE",
+                        help="CA certificates for the Notary server's TLS")  # fmt: skip
+    notary.add_argument("--username", help="for the Notary server's token service "
+                        "(password from TRUSTKIT_NOTARY_PASSWORD or a prompt)")  # fmt: skip
+    notary.add_argument("--trust-dir", metavar="DIR",
+                        help="Docker's trust directory, whose roots pin each repository "
+                        "(default ~/.docker/trust)")  # fmt: skip
+    notary.add_argument("--dry-run", action="store_true", help="show what would change")
+    notary.add_argument("--all", action="store_true", help="every repository of --list")
+    notary.add_argument("--list", metavar="FILE", help="repositories to migrate, one per line")
+    notary.add_argument("--lenient", action="store_true",
+                        help="skip a delegation that is expired or short of signatures, as "
+                        "Notary's client does, instead of refusing the repository")  # fmt: skip
 
     sub = add(
         "export",
