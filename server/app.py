@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -212,7 +213,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if data is None:
             wanted = f"{version}.{role}" if version else role
             return _error(404, "not_found", f"{where.gun} has no {wanted}.json", role)
-        return Response(data, media_type="application/json")
+        return _cacheable(data, request, immutable=version is not None, private=caller is not None)
 
     @app.post("/v2/{path:path}")
     async def upload(path: str, request: Request) -> Response:
@@ -284,6 +285,26 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return JSONResponse({"deleted": where.gun})
 
     return app
+
+
+LATEST_MAX_AGE = 5  # seconds a cache may serve a role's newest version without asking
+
+
+def _cacheable(data: bytes, request: Request, *, immutable: bool, private: bool) -> Response:
+    """Metadata with an ETag: ``N.role.json`` never changes, so caches and CDNs keep it
+    for a year; a role's newest version only briefly. Answers 304 to a matching
+    If-None-Match. Reads behind a token are cached by the client only."""
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    scope = "private" if private else "public"
+    policy = (
+        f"{scope}, max-age=31536000, immutable"
+        if immutable
+        else f"{scope}, max-age={LATEST_MAX_AGE}"
+    )
+    headers = {"ETag": etag, "Cache-Control": policy}
+    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="application/json", headers=headers)
 
 
 def _published(gun: str, result: PublishResult) -> JSONResponse:
