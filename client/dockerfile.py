@@ -232,6 +232,9 @@ def _instructions(lines: list[str]) -> list[_Instruction]:
     return found
 
 
+MAX_EXPANDED = 64 * 1024
+
+
 def _expand(
     text: str,
     variables: Mapping[str, str],
@@ -260,7 +263,15 @@ def _expand(
             return value
         return _expand(word, variables, on_unset, unclear)
 
-    return _VARIABLE.sub(replace, text)
+    expanded = _VARIABLE.sub(replace, text)
+    if len(expanded) > MAX_EXPANDED:
+        # ARG defaults that use each other can double with every word: refuse before
+        # the doubling fills memory.
+        raise UsageError(
+            f"a variable in this Dockerfile expands to more than {MAX_EXPANDED} characters",
+            hint="no image reference is that long; check the ARG lines",
+        )
+    return expanded
 
 
 def _lines(text: str) -> list[str]:

@@ -67,7 +67,7 @@ _SIGNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def validate_signer_name(name: str) -> str:
-    if not _SIGNER_NAME.match(name) or name in TOP_LEVEL_ROLES:
+    if not _SIGNER_NAME.fullmatch(name) or name in TOP_LEVEL_ROLES:
         raise UsageError(
             f"'{name}' is not a valid signer name",
             hint="use up to 64 lower-case letters, digits, '.', '_' or '-' (not a role of "

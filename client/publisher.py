@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InitResult", "KeyHolder", "PublishResult", "Publisher", "stage_or_publish"]
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,9 @@ class Publisher(KeyHolder):
             except PublishConflictError:
                 if attempt == MAX_ATTEMPTS:
                     raise
-                time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter only
+                # Exponential backoff with full jitter: many publishers at once spread out.
+                ceiling = min(2.0, 0.05 * 2**attempt)
+                time.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter only
                 continue
             replaced = self._withdraw_replaced(gun, awaiting, pending)
             return PublishResult(

@@ -33,6 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.auth import Action, AuthFailure, Gatekeeper, install_token_file
 from server.master_key import MasterKey
@@ -97,6 +98,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="trustkit metadata server", version=__version__, lifespan=lifespan)
     app.state.service = service
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own answers (a path no route takes, a method not allowed) in the
+        # same JSON shape as every other refusal.
+        code = "not_found" if error.status_code == 404 else "http_error"
+        return _error(error.status_code, code, f"{error.detail}: {request.url.path}")
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         # A bug, not bad input: keep the details in the server log, not in the answer.
@@ -150,7 +158,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             return _error(failure.status, failure.error, failure.detail)
         limit = max(1, min(limit, 1000))
         entries: list[ChangeRecord] = []
-        seq = max(after, 0)
+        seq = max(0, min(after, 2**62))  # sequence numbers are 64-bit in storage
         while len(entries) < limit:
             batch = storage.changes(seq, limit)
             if not batch:
@@ -192,7 +200,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             return JSONResponse(
                 {"gun": where.gun, "pending": [change.to_dict() for change in changes]}
             )
-        match = _METADATA_FILE.match(where.filename)
+        match = _METADATA_FILE.fullmatch(where.filename)
         if not match:
             return _error(404, "not_found", f"no such metadata file: {where.filename}")
         role, version = match["role"], match["version"]
@@ -220,7 +228,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
-        pending = _PENDING.match(where.filename)
+        pending = _PENDING.fullmatch(where.filename)
         rotating = bool(where.filename) and not (pending and pending["id"])
         caller = who(request, "admin" if rotating else "push", where.gun)
         if isinstance(caller, JSONResponse):
@@ -247,7 +255,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def rotate_server_key(gun: str, filename: str, caller: str | None) -> Response:
         """``POST {role}.key``: make the role's next key. It signs nothing until the root
         holder uploads a root that lists it, so asking for one changes no trust."""
-        match = _METADATA_FILE.match(filename)
+        match = _METADATA_FILE.fullmatch(filename)
         if not match or match["ext"] != "key" or match["version"] is not None:
             return _error(405, "method_not_allowed", "upload to /v2/{gun}/_trust/tuf/")
         role = match["role"]
@@ -265,7 +273,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
-        pending = _PENDING.match(where.filename)
+        pending = _PENDING.fullmatch(where.filename)
         withdrawing = bool(pending and pending["id"])
         caller = who(request, "push" if withdrawing else "admin", where.gun)
         if isinstance(caller, JSONResponse):

@@ -74,7 +74,7 @@ def parse_scope(text: str) -> Scope:
 
 
 def validate_token_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise UsageError(
             f"'{name}' is not a token name",
             hint="use up to 64 letters, digits, '.', '_' or '-', e.g. ci-app",

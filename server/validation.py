@@ -39,6 +39,7 @@ from typing import Any
 
 from securesystemslib.signer import Key
 from tuf.api.metadata import DelegatedRole, Metadata, Root, Targets
+from tuf.api.serialization import SerializationError
 
 from server.storage import StoredMetadata
 from trustkit.metadata import ONLINE_ROLES, key_id_of
@@ -176,7 +177,7 @@ def check_role_names(parts: Mapping[str, bytes]) -> None:
                 role,
                 f"{role} is signed by the server; upload root, targets or delegated roles only",
             )
-        if not _ROLE_NAME.match(role):
+        if not _ROLE_NAME.fullmatch(role):
             raise UploadRejected(400, "bad_role_name", role, f"'{role}' is not a valid role name")
 
 
@@ -603,6 +604,26 @@ def validate_upload(
     now: datetime,
 ) -> RepositoryAfterUpload:
     """Apply every rule in order; return the repository as it will be if all pass."""
+    try:
+        return _validate(parts, stored, server_keys, limits, now)
+    except SerializationError as error:
+        # Signatures cover canonical JSON, which has no floats and no lone surrogates:
+        # metadata holding them can be neither signed nor verified.
+        raise UploadRejected(
+            400,
+            "malformed",
+            None,
+            f"the upload holds a value TUF's canonical JSON cannot encode: {error}",
+        ) from None
+
+
+def _validate(
+    parts: Mapping[str, bytes],
+    stored: Mapping[str, StoredMetadata],
+    server_keys: Mapping[str, Sequence[Key]],
+    limits: Limits,
+    now: datetime,
+) -> RepositoryAfterUpload:
     check_role_names(parts)
     check_size_limits(parts, limits)
     uploaded = check_parses_as_role(parts, limits)

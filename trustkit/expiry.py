@@ -32,6 +32,7 @@ DEFAULT_EXPIRY: Mapping[str, timedelta] = {
     "pending": timedelta(days=7),
 }
 
+MAX_SECONDS = 100 * 365 * 86400  # a lifetime beyond a century is a typo, not a policy
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _DURATION = re.compile(r"^([0-9]+)([smhdwy])$")
 
@@ -43,11 +44,16 @@ def utc_now() -> datetime:
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``30s``, ``15m``, ``12h``, ``14d``, ``2w`` or ``10y``."""
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
+    match = _DURATION.fullmatch(text.strip())
+    if not match or int(match.group(1)[:12]) == 0:
         raise UsageError(
-            f"'{text}' is not a duration",
+            f"'{text[:40]}' is not a duration",
             hint="use a positive number and a unit: s, m, h, d, w or y (e.g. 14d)",
+        )
+    if len(match.group(1)) > 12 or int(match.group(1)) * _UNITS[match.group(2)] > MAX_SECONDS:
+        raise UsageError(
+            f"'{text[:40]}' is longer than trustkit allows",
+            hint="metadata may live at most 100 years (100y)",
         )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 

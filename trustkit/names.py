@@ -70,7 +70,7 @@ class ImageReference:
 def parse_digest(text: str) -> Digest:
     """Parse ``sha256:HEX`` (64 lower-case hex digits)."""
     algorithm, sep, hexpart = text.strip().partition(":")
-    if not sep or algorithm != "sha256" or not _SHA256_HEX.match(hexpart):
+    if not sep or algorithm != "sha256" or not _SHA256_HEX.fullmatch(hexpart):
         raise UsageError(
             f"'{text}' is not a valid digest",
             hint="give it as sha256: followed by 64 lower-case hex digits",
@@ -99,10 +99,10 @@ def parse_gun(text: str) -> str:
         domain, path = DEFAULT_REGISTRY, name
     if domain == DEFAULT_REGISTRY and "/" not in path:
         path = f"library/{path}"
-    if not _DOMAIN.match(domain):
+    if not _DOMAIN.fullmatch(domain):
         raise UsageError(f"'{domain}' in '{text}' is not a valid registry host name")
     for component in path.split("/"):
-        if not _PATH_COMPONENT.match(component):
+        if not _PATH_COMPONENT.fullmatch(component):
             raise UsageError(
                 f"'{component}' in '{text}' is not a valid repository path component",
                 hint="use lower-case letters, digits and single separators ('.', '_', '-')",
@@ -115,7 +115,7 @@ def parse_gun(text: str) -> str:
 
 def validate_tag(tag: str) -> str:
     """Check a tag against Docker's tag grammar."""
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise UsageError(
             f"'{tag}' is not a valid tag",
             hint="a tag is up to 128 letters, digits, '_', '.' or '-', "
