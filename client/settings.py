@@ -22,9 +22,13 @@ class ClientSettings:
     token: str | None = field(default=None, repr=False)  # the server's access token
     ca_file: Path | None = None  # CA certificates for the server's TLS
 
+    mirror_url: str | None = None  # where hosts read metadata, if not the server
+
     def metadata_url(self, gun: str) -> str:
-        """Base URL of a repository's TUF metadata: ``{server}/v2/{gun}/_trust/tuf/``."""
-        return f"{self.server_url.rstrip('/')}/v2/{gun}/_trust/tuf/"
+        """Base URL of a repository's TUF metadata: ``{server}/v2/{gun}/_trust/tuf/``, or
+        the same path on the mirror hosts read from."""
+        base = self.mirror_url or self.server_url
+        return f"{base.rstrip('/')}/v2/{gun}/_trust/tuf/"
 
     def trust_dir(self, gun: str) -> Path:
         """Where this host keeps the metadata it trusts for ``gun``."""

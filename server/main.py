@@ -117,6 +117,49 @@ def _token_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def export_command(argv: Sequence[str]) -> int:
+    """``trustkit-server export --to DIR``: a static mirror for a CDN or object storage."""
+    from server.mirror import export_mirror
+    from server.online_keys import OnlineKeys
+    from server.publishing import MetadataService
+    from server.storage import SQLiteStorage
+    from trustkit.names import parse_gun
+
+    parser = argparse.ArgumentParser(
+        prog="trustkit-server export",
+        description="Write every repository's metadata as static files, laid out as the "
+        "server serves them; hosts verify from it with trustkit --mirror URL.",
+    )
+    parser.add_argument("--to", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--repository", action="append", help="only these (repeatable)")
+    parser.add_argument("--master-key-file", type=Path, help="as for the server")
+    _data_dir_option(parser)
+    args = parser.parse_args(argv)
+    data_dir: Path = args.data_dir.expanduser()
+    settings = ServerSettings(
+        data_dir=data_dir,
+        master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
+    )
+    if not settings.database_path.is_file():
+        raise UsageError(f"no server database in {data_dir}", hint="give --data-dir")
+    storage = SQLiteStorage(settings.database_path)
+    try:
+        from server.master_key import MasterKey
+
+        keys = OnlineKeys(storage, MasterKey.load_or_create(settings.master_key_file))
+        service = MetadataService(storage, keys, settings)
+        guns = (
+            [parse_gun(g) for g in args.repository]
+            if args.repository
+            else list(storage.repositories())
+        )
+        count = export_mirror(service, args.to, guns)
+    finally:
+        storage.close()
+    print(f"exported {len(guns)} repositories ({count} files) to {args.to}", file=sys.stderr)
+    return 0
+
+
 def token_command(argv: Sequence[str]) -> int:
     """``trustkit-server token …``: works on the database, with or without the server up."""
     from server.auth import make_token, parse_scope, token_digest, token_lookup, validate_token_name
@@ -189,9 +232,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["token"]:
+    if argv[:1] in (["token"], ["export"]):
+        command = token_command if argv[0] == "token" else export_command
         try:
-            return token_command(argv[1:])
+            return command(argv[1:])
         except TrustkitError as error:
             print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
             return error.exit_code

@@ -8,6 +8,7 @@ Exit codes: 0 ok, 1 refused (verification or server), 2 usage error,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from trustkit.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, TrustkitError, Us
 
 if TYPE_CHECKING:
     import ssl
+
+    import httpx
 
     from client.approval import Approver, PendingChange
     from client.gate import Gate, Pinned, Tool
@@ -46,6 +49,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "expiry": None,
     "token_file": None,
     "ca_file": None,
+    "mirror": None,
 }
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
@@ -109,12 +113,16 @@ class Context:
 
         expiry = ExpiryPolicy.from_settings(self.args.expiry or [])
         ca_file = self.args.ca_file or self.env.get("TRUSTKIT_CA_FILE") or None
+        mirror = self.args.mirror or self.env.get("TRUSTKIT_MIRROR") or None
+        if mirror is not None and not mirror.startswith(("http://", "https://")):
+            raise UsageError(f"--mirror '{mirror}' is not an http(s) URL")
         return ClientSettings(
             home=home,
             server_url=server,
             expiry=expiry,
             token=self._token(),
             ca_file=Path(ca_file) if ca_file else None,
+            mirror_url=mirror,
         )
 
     def _token(self) -> str | None:
@@ -134,25 +142,32 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[tuple[ServerAPI, Verifier]]:
-        import httpx
-
         from client.fetcher import HttpxFetcher
         from client.server_api import ServerAPI
         from client.verify import Verifier
 
         settings = self.settings
+        headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
+        with contextlib.ExitStack() as stack:
+            http = stack.enter_context(self._http_client(settings.server_url, headers))
+            # A mirror (a CDN) gets its own client: the server's token never goes there.
+            reads = http
+            if settings.mirror_url is not None:
+                reads = stack.enter_context(self._http_client(settings.mirror_url, {}))
+            yield ServerAPI(settings.server_url, http), Verifier(settings, HttpxFetcher(reads))
+
+    def _http_client(self, url: str, headers: dict[str, str]) -> httpx.Client:
+        import httpx
+
         # Building a TLS context costs ~30 ms of every command; a plain-http server (the
         # loopback default) never needs one, and redirects elsewhere are not followed,
-        # so the token goes to this server only.
-        verify: bool | ssl.SSLContext = settings.server_url.startswith("https://")
-        if verify and settings.ca_file is not None:
-            verify = _tls_context(settings.ca_file)
-        headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
-        with httpx.Client(
-            timeout=settings.timeout, follow_redirects=False, verify=verify, headers=headers
-        ) as http:
-            api = ServerAPI(settings.server_url, http)
-            yield api, Verifier(settings, HttpxFetcher(http))
+        # so a token goes to this URL only.
+        verify: bool | ssl.SSLContext = url.startswith("https://")
+        if verify and self.settings.ca_file is not None:
+            verify = _tls_context(self.settings.ca_file)
+        return httpx.Client(
+            timeout=self.settings.timeout, follow_redirects=False, verify=verify, headers=headers
+        )
 
     def keystore(self) -> Keystore:
         from keys.keystore import Keystore
@@ -1344,6 +1359,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=argparse.SUPPRESS,
         help="the metadata server's access token, from this file (else env TRUSTKIT_TOKEN)",
+    )
+    common.add_argument(
+        "--mirror",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="read metadata from this static mirror or CDN (trustkit-server export) instead "
+        "of the server (env TRUSTKIT_MIRROR); writes still go to the server",
     )
     common.add_argument(
         "--ca-file",

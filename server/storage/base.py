@@ -137,6 +137,10 @@ class Storage(ABC):
     def repositories(self) -> Iterator[str]: ...
 
     @abstractmethod
+    def all_versions(self, gun: str) -> Iterator[StoredMetadata]:
+        """Every stored version of every role of ``gun`` (for a static mirror)."""
+
+    @abstractmethod
     def online_key(self, gun: str, role: str) -> OnlineKeyRecord | None: ...
 
     @abstractmethod

@@ -266,6 +266,14 @@ class SQLiteStorage(Storage):
         rows = self._connection().execute("SELECT DISTINCT gun FROM metadata").fetchall()
         return iter([row[0] for row in rows])
 
+    def all_versions(self, gun: str) -> Iterator[StoredMetadata]:
+        cursor = self._connection().execute(
+            "SELECT role, version, data FROM metadata WHERE gun = ? ORDER BY role, version",
+            (gun,),
+        )
+        for role, version, data in cursor:
+            yield StoredMetadata(role, version, bytes(data))
+
     def online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
         return self._key_in("online_keys", gun, role)
 
