@@ -64,8 +64,14 @@ class _TrustPath:
     filename: str
 
 
+def _printable(text: str | None) -> str | None:
+    """Text quoted from an upload, safe to encode: a lone surrogate becomes ``\\ud800``."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode()
+
+
 def _error(status: int, error: str, detail: str, role: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "role": role, "detail": detail}, status_code=status)
+    body = {"error": error, "role": _printable(role), "detail": _printable(detail)}
+    return JSONResponse(body, status_code=status)
 
 
 def _split(path: str) -> _TrustPath | JSONResponse:

@@ -761,7 +761,13 @@ def _with_surrogate(signed: dict[str, Any]) -> None:
     signed["targets"]["\ud800"] = signed["targets"]["1.0"]  # JSON "\ud800": a lone surrogate
 
 
-@pytest.mark.parametrize("edit", [_with_float, _with_float_in_target, _with_surrogate])
+def _with_surrogate_type(signed: dict[str, Any]) -> None:
+    signed["_type"] = "\ud800"  # refused as the wrong type, with the type in the reason
+
+
+@pytest.mark.parametrize(
+    "edit", [_with_float, _with_float_in_target, _with_surrogate, _with_surrogate_type]
+)
 def test_upload_that_cannot_be_canonicalised_is_refused(
     fuzzed: Fuzzed, edit: Callable[[dict[str, Any]], None]
 ) -> None:
