@@ -606,9 +606,9 @@ def validate_upload(
     """Apply every rule in order; return the repository as it will be if all pass."""
     try:
         return _validate(parts, stored, server_keys, limits, now)
-    except SerializationError as error:
-        # Signatures cover canonical JSON, which has no floats and no lone surrogates:
-        # metadata holding them can be neither signed nor verified.
+    except (SerializationError, UnicodeError) as error:
+        # Signatures and key ids cover canonical JSON, which has no floats and no lone
+        # surrogates: metadata holding them can be neither signed nor verified.
         raise UploadRejected(
             400,
             "malformed",
