@@ -244,7 +244,7 @@ class Verifier:
         except exceptions.DownloadError as error:
             if first_use:
                 shutil.rmtree(directory, ignore_errors=True)
-            raise self._explain_download(gun, error) from None
+            raise self._explain_download(gun, error, first_use) from None
 
     @staticmethod
     def _with_signer_roles(
@@ -359,7 +359,9 @@ class Verifier:
             )
         return VerificationError(f"metadata for {gun} failed verification: {text}")
 
-    def _explain_download(self, gun: str, error: exceptions.DownloadError) -> TrustkitError:
+    def _explain_download(
+        self, gun: str, error: exceptions.DownloadError, first_use: bool = True
+    ) -> TrustkitError:
         text = str(error) or type(error).__name__
         if isinstance(error, exceptions.DownloadLengthMismatchError):
             return VerificationError(
@@ -376,9 +378,18 @@ class Verifier:
                 hint="set TRUSTKIT_TOKEN or pass --token-file",
             )
         if isinstance(error, exceptions.DownloadHTTPError) and error.status_code == 404:
+            # A repository this host trusted before cannot be "not initialised": the
+            # server lost or hides files it served (damaged, restored from an old backup,
+            # or lying), which is for its operator, not a publisher, to look into.
+            hint = (
+                f"publishers run: trustkit init {gun}"
+                if first_use
+                else "this host verified it before: the server no longer serves what it "
+                "did; tell its operator (or use a mirror or bundle you trust)"
+            )
             return NotFoundError(
                 f"{gun} has no complete trust data on {self._settings.server_url}: {text}",
-                hint=f"publishers run: trustkit init {gun}",
+                hint=hint,
             )
         return ServerUnreachableError(
             f"cannot fetch trust data for {gun} from {self._settings.server_url}: {text}",

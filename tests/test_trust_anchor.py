@@ -95,3 +95,21 @@ def test_untouched_repository_keeps_verifying(start_server, tmp_path: Path):
     assert result.out.strip() == DIGEST_A
     assert served["signed"]["version"] > published["signed"]["version"]
     assert served["signed"]["expires"] > published["signed"]["expires"]
+
+
+def test_a_repository_the_host_trusted_vanishing_is_not_blamed_on_publishers(
+    publisher: Trustkit, host: Trustkit, gun: str
+):
+    """A first contact with nothing there: publishers should run init. A repository this
+    host verified before that the server no longer serves: that is the server's doing."""
+    fresh = host("verify", f"{gun}:1.0")
+    assert fresh.code == 1 and f"publishers run: trustkit init {gun}" in fresh.err
+    assert publisher("init", gun).code == 0
+    assert publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10").code == 0
+    assert host("verify", f"{gun}:1.0", "--offline").code == 0
+    assert publisher("delete", gun, "--yes").code == 0
+
+    gone = host("verify", f"{gun}:1.0", "--offline")
+    assert gone.code == 1
+    assert "this host verified it before" in gone.err
+    assert "trustkit init" not in gone.err
