@@ -41,7 +41,8 @@ from server.metrics import Metrics
 from server.online_keys import OnlineKeys
 from server.publishing import MetadataService, PublishResult
 from server.settings import ServerSettings
-from server.storage import ChangeRecord, SQLiteStorage
+from server.storage import ChangeRecord
+from server.storage.opening import open_storage
 from server.validation import UploadRejected
 from trustkit import __version__
 from trustkit.errors import UsageError
@@ -88,7 +89,7 @@ def _split(path: str) -> _TrustPath | JSONResponse:
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    storage = SQLiteStorage(settings.database_path)
+    storage = open_storage(settings.database_url, settings.database_path)
     master_key = MasterKey.load_or_create(settings.master_key_file)
     service = MetadataService(storage, OnlineKeys(storage, master_key), settings)
 

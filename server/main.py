@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("TRUSTKIT_SERVER_DATA", "~/.trustkit-server")),
         help="where the SQLite database lives (~/.trustkit-server, env TRUSTKIT_SERVER_DATA)",
     )
+    _database_option(parser)
     parser.add_argument(
         "--master-key-file",
         type=Path,
@@ -90,6 +91,17 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("TRUSTKIT_SERVER_DATA", "~/.trustkit-server")),
         help="the server's data dir (~/.trustkit-server, env TRUSTKIT_SERVER_DATA)",
     )
+    _database_option(parser)
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("TRUSTKIT_SERVER_DATABASE"),
+        metavar="URL",
+        help="postgresql://… to share one database between server replicas (env "
+        "TRUSTKIT_SERVER_DATABASE); default: SQLite in the data dir",
+    )
 
 
 def _token_parser() -> argparse.ArgumentParser:
@@ -122,7 +134,7 @@ def export_command(argv: Sequence[str]) -> int:
     from server.mirror import export_mirror
     from server.online_keys import OnlineKeys
     from server.publishing import MetadataService
-    from server.storage import SQLiteStorage
+    from server.storage.opening import open_storage
     from trustkit.names import parse_gun
 
     parser = argparse.ArgumentParser(
@@ -140,9 +152,9 @@ def export_command(argv: Sequence[str]) -> int:
         data_dir=data_dir,
         master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
     )
-    if not settings.database_path.is_file():
+    if args.database is None and not settings.database_path.is_file():
         raise UsageError(f"no server database in {data_dir}", hint="give --data-dir")
-    storage = SQLiteStorage(settings.database_path)
+    storage = open_storage(args.database, settings.database_path)
     try:
         from server.master_key import MasterKey
 
@@ -163,7 +175,8 @@ def export_command(argv: Sequence[str]) -> int:
 def token_command(argv: Sequence[str]) -> int:
     """``trustkit-server token …``: works on the database, with or without the server up."""
     from server.auth import make_token, parse_scope, token_digest, token_lookup, validate_token_name
-    from server.storage import SQLiteStorage, TokenRecord
+    from server.storage import TokenRecord
+    from server.storage.opening import open_storage
 
     args = _token_parser().parse_args(argv)
     if args.action == "generate":
@@ -171,7 +184,7 @@ def token_command(argv: Sequence[str]) -> int:
         return 0
     data_dir: Path = args.data_dir.expanduser()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    storage = SQLiteStorage(data_dir / "trustkit.db")
+    storage = open_storage(args.database, data_dir / "trustkit.db")
     try:
         if args.action == "create":
             scopes = tuple(str(parse_scope(scope)) for scope in args.scope)
@@ -215,6 +228,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         data_dir=data_dir,
         master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
         expiry=ExpiryPolicy.from_settings(args.expiry),
+        database_url=args.database,
         require_auth=not args.no_auth,
         open_reads=not args.read_auth,
         admin_token_file=args.admin_token_file,

@@ -24,6 +24,7 @@ class ServerSettings:
     admin_token_file: Path | None = None  # e.g. /run/secrets/trustkit_admin_token
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    database_url: str | None = field(default=None, repr=False)  # PostgreSQL; None: SQLite
 
     @property
     def database_path(self) -> Path:

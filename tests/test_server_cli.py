@@ -35,3 +35,14 @@ def test_master_key_of_the_wrong_size_is_refused(tmp_path: Path):
     assert result.returncode == 2
     assert "holds 9 bytes, not 32" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_url_that_is_not_postgresql_is_a_usage_error(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--data-dir", str(tmp_path),
+         "--database", "mysql://user:secret@db/trustkit"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is not a PostgreSQL URL" in done.stderr
+    assert "secret" not in done.stderr  # the URL's password is never echoed

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from server.storage import OnlineKeyRecord, SQLiteStorage, Storage, VersionConflict
+from server.storage import (
+    OnlineKeyRecord,
+    SQLiteStorage,
+    Storage,
+    VersionConflict,
+)
+from server.storage.postgres import PostgresStorage
+from tests.postgres import PostgresCluster, postgresql_cluster  # noqa: F401 - a fixture
 
 GUN = "registry.test/contract"
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    engine = SQLiteStorage(tmp_path / "trustkit.db")
+    engine: Storage
+    if request.param == "sqlite":
+        engine = SQLiteStorage(tmp_path / "trustkit.db")
+        yield engine
+        engine.close()
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgresql_cluster")
+    dsn = cluster.create_database()
+    engine = PostgresStorage(dsn)
     yield engine
     engine.close()
+    cluster.drop_database(dsn)
 
 
 def test_a_committed_write_is_read_back(storage: Storage):
@@ -126,3 +143,48 @@ def test_a_promotion_in_a_failed_transaction_is_undone(storage: Storage):
 
     assert storage.online_key(GUN, "timestamp") == current
     assert storage.next_online_key(GUN, "timestamp") == upcoming
+
+
+def test_a_duplicate_version_in_one_transaction_is_a_version_conflict(storage: Storage):
+    with pytest.raises(VersionConflict), storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"one")
+        transaction.put("targets", 1, b"again")
+
+    assert storage.latest(GUN, "targets") is None
+
+
+def test_two_writes_on_one_repository_serialise(storage: Storage):
+    """The second transaction waits for the first to commit, then sees its rows."""
+    events: list[str] = []
+    second_is_trying = threading.Event()
+    seen: dict[str, int] = {}
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with storage.write(GUN) as transaction:
+                transaction.put("targets", 1, b"one")
+                events.append("first in")
+                assert second_is_trying.wait(10)
+                threading.Event().wait(0.5)  # the second is blocked meanwhile
+                events.append("first done")
+        except BaseException as error:
+            failures.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        while not events and thread.is_alive():
+            threading.Event().wait(0.01)
+        second_is_trying.set()
+        with storage.write(GUN) as transaction:
+            events.append("second in")
+            seen = {role: m.version for role, m in transaction.latest().items()}
+            transaction.put("targets", seen.get("targets", 0) + 1, b"two")
+    finally:
+        thread.join(30)
+    assert not failures
+    assert events == ["first in", "first done", "second in"]
+    assert seen == {"targets": 1}
+    latest = storage.latest(GUN, "targets")
+    assert latest is not None and (latest.version, latest.data) == (2, b"two")

@@ -1,4 +1,7 @@
-"""Storage of metadata and online keys: one interface, interchangeable engines."""
+"""Storage of metadata and online keys: one interface, interchangeable engines.
+
+``server.storage.postgres.PostgresStorage`` is imported only where it is used (see
+``server.storage.opening``), so the embedded SQLite server never loads psycopg."""
 
 from server.storage.base import (
     ChangeRecord,
