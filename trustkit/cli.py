@@ -634,9 +634,7 @@ def cmd_verify_file(ctx: Context) -> int:
     gun = parse_gun(ctx.args.repository)
     name = validate_target_name(ctx.args.name)
     data = _read_file(ctx.args.file)
-    with ctx.session() as (_, verifier):
-        repository = verifier.trusted_repository(gun)
-    _note_first_use(ctx, repository)
+    repository = _verified(ctx, gun)
     info = repository.target_file(name)
     try:
         info.verify_length_and_hashes(data)
@@ -656,9 +654,7 @@ def cmd_inspect(ctx: Context) -> int:
     from trustkit.names import parse_reference
 
     ref = parse_reference(ctx.args.reference)
-    with ctx.session() as (_, verifier):
-        repository = verifier.trusted_repository(ref.gun)
-    _note_first_use(ctx, repository)
+    repository = _verified(ctx, ref.gun)
     names = [ref.tag] if ref.tag else repository.signed_tags()
     if ref.tag:
         repository.target(ref.tag)  # raises if not signed
@@ -841,9 +837,7 @@ def cmd_signer_list(ctx: Context) -> int:
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
-    with ctx.session() as (_, verifier):
-        repository = verifier.trusted_repository(gun)
-    _note_first_use(ctx, repository)
+    repository = _verified(ctx, gun)
     signers = signers_of(repository)
     lines = [f"{'SIGNER':<20} {'THRESHOLD':>9}  {'PATHS':<30} {'TAGS':>5}  KEYS"]
     lines += [

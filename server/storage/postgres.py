@@ -327,10 +327,13 @@ class PostgresStorage(Storage):
             yield StoredMetadata(role, version, data)
 
     def online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
+        return self._key_in("online_keys", gun, role)
+
+    def _key_in(self, table: str, gun: str, role: str) -> OnlineKeyRecord | None:
         row = (
             self._connection()
             .execute(
-                "SELECT keyid, public, sealed FROM online_keys WHERE gun = %s AND role = %s",
+                f"SELECT keyid, public, sealed FROM {table} WHERE gun = %s AND role = %s",  # noqa: S608 - table is ours
                 (gun, role),
             )
             .fetchone()
@@ -348,15 +351,7 @@ class PostgresStorage(Storage):
         return stored
 
     def next_online_key(self, gun: str, role: str) -> OnlineKeyRecord | None:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT keyid, public, sealed FROM next_online_keys WHERE gun = %s AND role = %s",
-                (gun, role),
-            )
-            .fetchone()
-        )
-        return _key_from(role, row) if row else None
+        return self._key_in("next_online_keys", gun, role)
 
     def set_next_online_key(self, gun: str, record: OnlineKeyRecord) -> None:
         self._connection().execute(
