@@ -26,6 +26,7 @@ from tuf.api.metadata import Metadata, Root, Targets
 from client.publisher import KeyHolder
 from client.verify import TrustedRepository
 from keys.files import write_private_file
+from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import KeystoreError, ServerRefusedError, UsageError
 from trustkit.metadata import TOP_LEVEL_ROLES
 
@@ -319,6 +320,8 @@ class Approver(KeyHolder):
             return {k for need in change.needs if need.role == role for k in need.keyids}
         local = [r for r in self._keystore.records() if r.gun == change.gun]
         root = change.roles.get("root")
+        if role == BINS_ROLE or is_bin_name(role):
+            role = "targets"  # the bins are signed by the targets keys
         if role in ("root", "targets"):
             allowed = {r.keyid for r in local if r.role == role}
             if root is not None:

@@ -87,12 +87,12 @@ class Pinned:
 class Gate:
     """Verifies images for one command, as the host policy asks."""
 
-    verify: Callable[[str], TrustedRepository]
+    verify: Callable[[str, list[str] | None], TrustedRepository]  # gun, tags (bins)
     policy: HostPolicy
     # Whether this host already trusts a root for the repository: then it is known to
     # be signed, and an unreachable or missing server must not switch verification off.
     has_anchor: Callable[[str], bool] = lambda gun: False
-    _verified: dict[str, TrustedRepository] = field(default_factory=dict)
+    _verified: dict[tuple[str, str | None], TrustedRepository] = field(default_factory=dict)
 
     def pin(self, text: str) -> Pinned:
         """Verify ``text`` and pin it. ``unsigned-ok`` lets an image through unverified
@@ -103,7 +103,7 @@ class Gate:
         unsigned_ok = self.policy.rule_for(reference.gun).trust == UNSIGNED_OK
         known_signed = unsigned_ok and self.has_anchor(reference.gun)
         try:
-            repository = self._repository(reference.gun)
+            repository = self._repository(reference.gun, reference.tag)
         except (NotFoundError, ServerUnreachableError) as error:
             if not unsigned_ok or known_signed:
                 raise
@@ -140,10 +140,13 @@ class Gate:
         notes.append(_signed_as(text, digest))
         return Pinned(text, reference, reference.pinned(digest), digest, tuple(notes))
 
-    def _repository(self, gun: str) -> TrustedRepository:
-        if gun not in self._verified:
-            self._verified[gun] = self.verify(gun)
-        return self._verified[gun]
+    def _repository(self, gun: str, tag: str | None) -> TrustedRepository:
+        """``gun`` verified, with the hash bin of ``tag`` (every bin when None: a
+        reference by digest alone is looked up in all tags)."""
+        key = (gun, tag)
+        if key not in self._verified:
+            self._verified[key] = self.verify(gun, None if tag is None else [tag])
+        return self._verified[key]
 
     @staticmethod
     def _signed_digest(repository: TrustedRepository, reference: ImageReference) -> tuple[str, str]:

@@ -12,18 +12,19 @@ it can never sign for the repository again by mistake.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from securesystemslib.signer import Key, Signer
-from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Root
+from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Role, Root
 
 from client.approval import PendingChange, write_change_file
 from client.publisher import KeyHolder
 from client.verify import TrustedRepository
 from keys.keystore import KeyRecord
+from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import UsageError
 from trustkit.expiry import utc_now
 from trustkit.metadata import ONLINE_ROLES, TOP_LEVEL_ROLES, new_targets
@@ -67,11 +68,12 @@ _SIGNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def validate_signer_name(name: str) -> str:
-    if not _SIGNER_NAME.fullmatch(name) or name in TOP_LEVEL_ROLES:
+    reserved = name in (*TOP_LEVEL_ROLES, BINS_ROLE) or is_bin_name(name)
+    if not _SIGNER_NAME.fullmatch(name) or reserved:
         raise UsageError(
             f"'{name}' is not a valid signer name",
             hint="use up to 64 lower-case letters, digits, '.', '_' or '-' (not a role of "
-            "the repository such as targets)",
+            "the repository such as targets, bins or bins-0a)",
         )
     return name
 
@@ -90,10 +92,13 @@ def signers_of(repository: TrustedRepository) -> list[dict[str, Any]]:
             "terminating": role.terminating,
             "published": role.name in repository.delegated,
             "tags": sorted(
-                tag for tag in repository.signed_tags() if repository.signer(tag) == role.name
+                tag
+                for tag in repository.delegated.get(role.name, new_targets(utc_now())).targets
+                if repository.lookup(tag) is not None and repository.signer(tag) == role.name
             ),
         }
         for role in delegations.roles.values()
+        if role.name != BINS_ROLE
     ]
 
 
@@ -126,7 +131,13 @@ def expiry_report(
     """
     now = utc_now()
     report = []
-    for status in repository.roles:
+    bins = repository.bins
+    statuses = [s for s in repository.roles if not (bins and bins.is_delegated_role(s.role))]
+    in_bins = [s for s in repository.roles if bins and bins.is_delegated_role(s.role)]
+    if in_bins:  # one line for all of them: the first to expire
+        first = min(in_bins, key=lambda status: status.expires)
+        statuses.append(replace(first, role=f"{BINS_ROLE}-* ({len(in_bins)} published)"))
+    for status in statuses:
         role = repository.root.roles.get(status.role) or delegation_of(repository, status.role)
         left = status.expires - now
         window = warn_online_within if status.role in ONLINE_ROLES else warn_within
@@ -144,8 +155,11 @@ def expiry_report(
     return report
 
 
-def delegation_of(repository: TrustedRepository, name: str) -> DelegatedRole:
-    """The delegation of a signer role, from whichever verified role delegates it."""
+def delegation_of(repository: TrustedRepository, name: str) -> Role:
+    """The delegation of a signer role or of the bins, from whichever verified role
+    delegates it."""
+    if name.startswith(f"{BINS_ROLE}-") and repository.bins is not None:
+        return repository.bins
     for metadata in (repository.targets, *repository.delegated.values()):
         delegations = metadata.delegations
         if delegations is not None and delegations.roles and name in delegations.roles:
@@ -227,7 +241,12 @@ class Lifecycle(KeyHolder):
             new_signers = [self._keystore.signer(new, self._passphrases)]
             root_signers = old_root_signers + (new_signers if role == "root" else [])
             upload = {"root": self._signed_bytes(root, root_signers)}
-            if role == "targets":
+            if role == "targets" and trusted.bins is not None:
+                # The bins are signed by the targets keys: all of them go over too.
+                moved = self.into_bins(trusted, trusted.bins.number_of_bins)
+                for name, metadata in moved.items():
+                    upload[name] = self._signed_bytes(metadata, new_signers)
+            elif role == "targets":
                 targets = trusted.targets
                 targets.version += 1
                 targets.expires = self._settings.expiry.expires("targets")
@@ -296,6 +315,17 @@ class Lifecycle(KeyHolder):
             keyids = trusted.root.roles[role].keyids
             upload[role] = self._signed_bytes(signed, self._local_signers(keyids, role))
             renewed[role] = signed.version
+        bins = trusted.bins
+        for name, metadata in trusted.delegated.items():
+            if name != BINS_ROLE and not (bins and bins.is_delegated_role(name)):
+                continue  # signers renew their own roles
+            if metadata.expires - now > within:
+                continue
+            metadata.version += 1
+            metadata.expires = self._settings.expiry.expires(name, now)
+            keyids = trusted.root.roles["targets"].keyids
+            upload[name] = self._signed_bytes(metadata, self._local_signers(keyids, "targets"))
+            renewed[name] = metadata.version
         snapshot = trusted.snapshot
         if snapshot is not None and snapshot.expires - now <= within:
             upload = self._with_snapshot(trusted, upload)
@@ -343,6 +373,8 @@ class Lifecycle(KeyHolder):
             delegations.keys[key.keyid] = key
         keyids = [key.keyid for key in keys]
         delegations.roles[name] = DelegatedRole(name, keyids, threshold, terminating, paths)
+        if BINS_ROLE in delegations.roles:  # bins stay last: TUF's lookup ends in them
+            delegations.roles[BINS_ROLE] = delegations.roles.pop(BINS_ROLE)
         targets.version += 1
         targets.expires = self._settings.expiry.expires("targets")
         signers = self._local_signers(trusted.root.roles["targets"].keyids, "targets")
@@ -370,7 +402,12 @@ class Lifecycle(KeyHolder):
         trusted = self._verifier.trusted_repository(gun)
         targets = trusted.targets
         delegations = targets.delegations
-        if delegations is None or not delegations.roles or name not in delegations.roles:
+        if (
+            delegations is None
+            or not delegations.roles
+            or name not in delegations.roles
+            or name == BINS_ROLE
+        ):
             raise UsageError(f"{gun} has no signer {name}", hint=f"see: trustkit signer list {gun}")
         removed = delegations.roles.pop(name)
         still_used = {keyid for role in delegations.roles.values() for keyid in role.keyids}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Metadata, MetaFile, Root, Targets
+from tuf.api.metadata import Metadata, MetaFile, Root, TargetFile, Targets
 
 from client.changelist import AwaitingApproval, Change, Changelist, apply_changes
 from client.server_api import ServerAPI
@@ -25,6 +25,15 @@ from client.settings import ClientSettings
 from client.verify import TrustedRepository, Verifier
 from keys.keystore import KeyRecord, Keystore
 from keys.passphrase import PassphraseSource
+from trustkit.bins import (
+    AUTO_BINS_AT,
+    BINS_ROLE,
+    bin_count_for,
+    bins_of,
+    group_by_bin,
+    is_bin_name,
+    lay_out_bins,
+)
 from trustkit.errors import (
     KeystoreError,
     PublishConflictError,
@@ -60,6 +69,7 @@ class PublishResult:
     applied: tuple[Change, ...] = ()  # every change in the upload, folded ones first
     folded: int = 0  # changes of an earlier pending upload of this machine, sent again
     replaced: str | None = None  # that pending change, withdrawn (None if already gone)
+    roles: tuple[str, ...] = ()  # every role uploaded
 
 
 class KeyHolder:
@@ -123,6 +133,48 @@ class KeyHolder:
         signed = self._signed_bytes(snapshot, self._local_signers(keyids, "snapshot"))
         return {**roles, "snapshot": signed}
 
+    def into_bins(
+        self, trusted: TrustedRepository, count: int, targets: Targets | None = None
+    ) -> dict[str, Targets]:
+        """The roles that move every tag targets signs (``targets``, already changed, or
+        the trusted one) and every tag in bins into ``count`` hash bins, signed by the
+        targets keys: targets, ``bins`` and every bin that holds a tag or held one."""
+        if not trusted.complete:
+            raise AssertionError("moving tags into bins needs every bin loaded")
+        targets = targets if targets is not None else trusted.targets
+        tags: dict[str, TargetFile] = {}
+        for name, metadata in trusted.delegated.items():
+            if _is_bin_role(trusted, name):
+                tags.update(metadata.targets)
+        tags.update(targets.targets)
+        role = trusted.root.roles["targets"]
+        keys = [trusted.root.keys[keyid] for keyid in role.keyids]
+        expiry = self._settings.expiry
+        targets.targets = {}
+        bins_role = lay_out_bins(
+            targets,
+            keys,
+            role.threshold,
+            count,
+            expiry.expires(BINS_ROLE),
+            trusted.snapshot_versions.get(BINS_ROLE, 0) + 1,
+        )
+        bins = bins_of(bins_role)
+        assert bins is not None
+        targets.version += 1
+        targets.expires = expiry.expires("targets")
+        changed: dict[str, Targets] = {"targets": targets, BINS_ROLE: bins_role}
+        grouped = group_by_bin(bins, tags)
+        for name in bins.get_roles():
+            held = grouped.get(name)
+            if held is None and name not in trusted.snapshot_versions:
+                continue  # never published: empty to every host already
+            metadata = new_targets(expiry.expires(name))
+            metadata.version = trusted.snapshot_versions.get(name, 0) + 1
+            metadata.targets = {path: tags[path] for path in held or []}
+            changed[name] = metadata
+        return changed
+
     @staticmethod
     def _signed_bytes(signed: Any, signers: list[Signer]) -> bytes:
         try:
@@ -132,7 +184,9 @@ class KeyHolder:
 
 
 class Publisher(KeyHolder):
-    def init(self, gun: str, keytype: str = "ed25519") -> InitResult:
+    def init(self, gun: str, keytype: str = "ed25519", bins: int | None = None) -> InitResult:
+        """Create ``gun``: root and targets keys here, online keys on the server; with
+        ``bins``, targets delegates its tags to that many hash bins from the start."""
         if self._api.has_metadata(gun, "1.root.json"):
             raise UsageError(
                 f"{gun} already exists on {self._settings.server_url}",
@@ -164,10 +218,15 @@ class Publisher(KeyHolder):
                 root, self._keystore.signers(gun, "root", self._passphrases)
             )
             targets = new_targets(expiry.expires("targets", now))
-            targets_bytes = self._signed_bytes(
-                targets, self._keystore.signers(gun, "targets", self._passphrases)
-            )
-            self._api.upload(gun, {"root": root_bytes, "targets": targets_bytes})
+            targets_signers = self._keystore.signers(gun, "targets", self._passphrases)
+            upload = {"root": root_bytes}
+            if bins is not None:
+                bins_role = lay_out_bins(
+                    targets, [targets_record.public], 1, bins, expiry.expires(BINS_ROLE, now)
+                )
+                upload[BINS_ROLE] = self._signed_bytes(bins_role, targets_signers)
+            upload["targets"] = self._signed_bytes(targets, targets_signers)
+            self._api.upload(gun, upload)
         except BaseException:
             for record in created:
                 self._keystore.remove(record)
@@ -186,6 +245,9 @@ class Publisher(KeyHolder):
 
         That role is ``signer`` when given; otherwise targets when its key is here,
         else the first signer role whose key is here and whose paths cover every tag.
+        In a repository with hash bins, the targets keys sign each change into its bin,
+        and only the bins changed go up. A repository without bins whose targets would
+        grow past ``AUTO_BINS_AT`` tags moves them into bins in the same upload.
         The changes of ``awaiting`` (this machine's upload still waiting for co-signers)
         that are not published yet go first, and the new upload replaces it.
         """
@@ -194,20 +256,18 @@ class Publisher(KeyHolder):
         role: str | None = None
         signers: list[Signer] = []
         folded: list[Change] = []
+        paths = {change.path for change in [*(awaiting.changes if awaiting else []), *changes]}
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            trusted = self._verifier.trusted_repository(gun)
+            trusted = self._verifier.trusted_repository(gun, tags=paths)
             if role is None:
                 if awaiting is not None:
                     folded = [c for c in awaiting.changes if not _published(c, trusted)]
                 if not folded + changes:
                     raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
                 role, signers = self._signing_role(gun, trusted, folded + changes, signer)
-            metadata = self._role_metadata(trusted, role)
-            apply_changes(metadata, folded + changes)
-            metadata.version += 1
-            metadata.expires = self._settings.expiry.expires(role)
+            changed = self._changed_roles(trusted, role, folded + changes)
             try:
-                upload = {role: self._signed_bytes(metadata, signers)}
+                upload = {name: self._signed_bytes(md, signers) for name, md in changed.items()}
                 pending = self._upload(gun, upload, trusted)
             except PublishConflictError:
                 if attempt == MAX_ATTEMPTS:
@@ -217,18 +277,61 @@ class Publisher(KeyHolder):
                 time.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter only
                 continue
             replaced = self._withdraw_replaced(gun, awaiting, pending)
+            shown = role if role in changed else next(iter(changed))
             return PublishResult(
                 gun,
-                metadata.version,
+                changed[shown].version,
                 attempt,
                 len(changes),
-                role,
+                shown,
                 pending,
                 tuple(folded + changes),
                 len(folded),
                 replaced,
+                tuple(changed),
             )
         raise AssertionError("unreachable")
+
+    def _changed_roles(
+        self, trusted: TrustedRepository, role: str, changes: list[Change]
+    ) -> dict[str, Targets]:
+        """Every role the changes go into, changed, at its next version and expiry."""
+        bins = trusted.bins
+        if role == "targets" and bins is not None:
+            by_bin: dict[str, list[Change]] = {}
+            for change in changes:
+                by_bin.setdefault(bins.get_role_for_target(change.path), []).append(change)
+            changed = {}
+            for name, own in by_bin.items():
+                metadata = self._role_metadata(trusted, name)
+                apply_changes(metadata, own)
+                changed[name] = metadata
+        else:
+            metadata = self._role_metadata(trusted, role)
+            apply_changes(metadata, changes)
+            changed = {role: metadata}
+            if role == "targets" and len(metadata.targets) > AUTO_BINS_AT:
+                return self.into_bins(trusted, bin_count_for(len(metadata.targets)), metadata)
+        for name, metadata in changed.items():
+            metadata.version += 1
+            metadata.expires = self._settings.expiry.expires(name)
+        return changed
+
+    def rebin(self, gun: str, count: int | None = None) -> PublishResult:
+        """Move every tag targets and the bins sign into ``count`` hash bins (chosen
+        from the number of tags when None), in one upload signed by the targets keys."""
+        trusted = self._verifier.trusted_repository(gun)
+        keyids = trusted.root.roles["targets"].keyids
+        signers = self._local_signers(keyids, "targets")
+        if count is None:
+            count = bin_count_for(len(trusted.signed_tags()))
+        changed = self.into_bins(trusted, count)
+        upload = {name: self._signed_bytes(metadata, signers) for name, metadata in changed.items()}
+        pending = self._upload(gun, upload, trusted)
+        tags = sum(len(m.targets) for name, m in changed.items() if _is_bin_role_name(name))
+        return PublishResult(
+            gun, changed["targets"].version, 1, tags, "targets", pending, roles=tuple(changed)
+        )
 
     def _withdraw_replaced(
         self, gun: str, awaiting: AwaitingApproval | None, pending: PendingChange | None
@@ -283,6 +386,7 @@ class Publisher(KeyHolder):
             return "targets", self._local_signers(targets_keys, "targets")
         delegations = trusted.targets.delegations
         roles = list(delegations.roles.values()) if delegations and delegations.roles else []
+        roles = [role for role in roles if role.name != BINS_ROLE]  # signed as targets
         local = {record.keyid: record for record in self._keystore.records()}
         for role in roles:
             if wanted not in (None, role.name):
@@ -345,3 +449,12 @@ def _published(change: Change, trusted: TrustedRepository) -> bool:
     if change.action == "remove":
         return found is None
     return found is not None and found[0].to_dict() == change.target
+
+
+def _is_bin_role(trusted: TrustedRepository, role: str) -> bool:
+    bins = trusted.bins
+    return bins is not None and bins.is_delegated_role(role)
+
+
+def _is_bin_role_name(name: str) -> bool:
+    return name != BINS_ROLE and is_bin_name(name)

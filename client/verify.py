@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,11 +24,12 @@ from typing import Any
 from urllib.parse import quote
 
 from tuf.api import exceptions
-from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets
+from tuf.api.metadata import Metadata, Root, Snapshot, SuccinctRoles, TargetFile, Targets
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from client.settings import ClientSettings
 from keys.files import ensure_private_dir
+from trustkit.bins import BINS_ROLE, bins_of
 from trustkit.errors import (
     KeystoreError,
     NotFoundError,
@@ -69,6 +70,10 @@ class TrustedRepository:
     ``delegated`` holds every signer role (delegated targets role) reachable from
     targets, each verified against its delegator; ``unpublished`` names delegated
     roles whose signers have not published yet (they sign nothing).
+
+    In a repository with hash bins, ``delegated`` holds only the bins of the tags in
+    ``bins_for`` (every published bin when it is None): looking up any other tag is a
+    programming error, not a missing tag.
     """
 
     gun: str
@@ -82,6 +87,17 @@ class TrustedRepository:
     # (their names are taken: a role's versions only ever go up).
     snapshot_versions: dict[str, int] = field(default_factory=dict)
     snapshot: Snapshot | None = None
+    bins_for: frozenset[str] | None = None
+
+    @property
+    def bins(self) -> SuccinctRoles | None:
+        """The hash bins of the repository, if it has them."""
+        return bins_of(self.delegated.get(BINS_ROLE))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every role that signs tags was loaded (so listings are whole)."""
+        return self.bins_for is None or self.bins is None
 
     def lookup(self, name: str) -> tuple[TargetFile, str] | None:
         """The target ``name`` and the role that signed it, in TUF's order of trust:
@@ -92,6 +108,8 @@ class TrustedRepository:
         while to_visit:
             role = to_visit.pop()
             metadata = self.targets if role == "targets" else self.delegated.get(role)
+            if metadata is None and self._unloaded_bin(role, name):
+                raise RuntimeError(f"the bin {role} of {name} was not loaded")
             if metadata is None or role in visited:
                 continue  # an unpublished signer role holds nothing
             visited.add(role)
@@ -107,6 +125,16 @@ class TrustedRepository:
                         break
             to_visit.extend(reversed(children))
         return None
+
+    def _unloaded_bin(self, role: str, name: str) -> bool:
+        bins = self.bins
+        return (
+            bins is not None
+            and bins.is_delegated_role(role)
+            and role in self.snapshot_versions
+            and self.bins_for is not None
+            and name not in self.bins_for
+        )
 
     def signed_tags(self) -> list[str]:
         names = set(self.targets.targets)
@@ -140,6 +168,11 @@ class TrustedRepository:
         ]
 
     def not_signed(self, name: str) -> NotFoundError:
+        if not self.complete:
+            return NotFoundError(
+                f"no signed tag {name} in {self.gun}",
+                hint=f"see the signed tags: trustkit inspect {self.gun}",
+            )
         tags = self.signed_tags()
         listed = ", ".join(tags[:20]) + (", …" if len(tags) > 20 else "") if tags else "none"
         return NotFoundError(f"no signed tag {name} in {self.gun} (signed tags: {listed})")
@@ -203,15 +236,26 @@ class Verifier:
             shutil.rmtree(directory, ignore_errors=True)
         return existed
 
-    def trusted_repository(self, gun: str, *, allow_expired: bool = False) -> TrustedRepository:
-        """Refresh and verify all top-level metadata of ``gun``; raise on any failure.
+    def trusted_repository(
+        self,
+        gun: str,
+        *,
+        allow_expired: bool = False,
+        tags: Collection[str] | None = None,
+    ) -> TrustedRepository:
+        """Refresh and verify the metadata of ``gun``; raise on any failure.
+
+        Every top-level and signer role is verified. Of the hash bins of a repository
+        that has them, only those holding ``tags`` are (all of them when None): a host
+        looking one tag up downloads one bin.
 
         ``allow_expired`` is for a key holder renewing metadata that already expired:
         every check applies (signatures, thresholds, versions, hashes) except expiry.
         Hosts never use it.
         """
+        wanted = None if tags is None else frozenset(tags)
         with self._exclusive(gun):
-            return self._trusted_repository(gun, allow_expired)
+            return self._trusted_repository(gun, allow_expired, wanted)
 
     def last_verified(self, gun: str) -> TrustedRepository | None:
         """What this host verified last for ``gun``, read from its cache with no network
@@ -222,7 +266,9 @@ class Verifier:
         with self._exclusive(gun):
             return self._read_trusted(gun, directory, first_use=False)
 
-    def _trusted_repository(self, gun: str, allow_expired: bool = False) -> TrustedRepository:
+    def _trusted_repository(
+        self, gun: str, allow_expired: bool = False, tags: frozenset[str] | None = None
+    ) -> TrustedRepository:
         directory = self._settings.trust_dir(gun)
         first_use = not self.has_anchor(gun)
         try:
@@ -236,7 +282,7 @@ class Verifier:
                 updater._trusted_set.reference_time = _BEFORE_ANY_EXPIRY
             updater.refresh()
             trusted = self._read_trusted(gun, directory, first_use)
-            return self._with_signer_roles(trusted, updater, directory)
+            return self._with_signer_roles(trusted, updater, directory, tags)
         except exceptions.RepositoryError as error:
             if first_use:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -248,11 +294,15 @@ class Verifier:
 
     @staticmethod
     def _with_signer_roles(
-        trusted: TrustedRepository, updater: Updater, directory: Path
+        trusted: TrustedRepository,
+        updater: Updater,
+        directory: Path,
+        tags: frozenset[str] | None,
     ) -> TrustedRepository:
         """Load and verify every delegated role reachable from targets, through the
         updater (signatures against the delegator's keys, version and hash against
-        snapshot, expiry); a role not yet in snapshot has not been published."""
+        snapshot, expiry); a role not yet in snapshot has not been published. Of hash
+        bins, only those of ``tags`` (all when None); a bin not in snapshot is empty."""
         snapshot: Snapshot = Metadata[Snapshot].from_file(str(directory / "snapshot.json")).signed
         delegated: dict[str, Targets] = {}
         unpublished: list[str] = []
@@ -260,7 +310,22 @@ class Verifier:
         queue: list[tuple[str, Targets]] = [("targets", trusted.targets)]
         while queue:
             parent, metadata = queue.pop(0)
-            if metadata.delegations is None or metadata.delegations.roles is None:
+            if metadata.delegations is None:
+                continue
+            succinct = metadata.delegations.succinct_roles
+            if succinct is not None:
+                wanted = (
+                    succinct.get_roles()
+                    if tags is None
+                    else sorted({succinct.get_role_for_target(tag) for tag in tags})
+                )
+                for name in wanted:
+                    if f"{name}.json" in snapshot.meta and name not in delegated:
+                        # Bins delegate nothing further: they are not walked on.
+                        delegated[name] = child = updater._load_targets(name, parent)
+                        roles.append(RoleStatus(name, child.version, child.expires, []))
+                continue
+            if metadata.delegations.roles is None:
                 continue
             for name in metadata.delegations.roles:
                 if name in delegated or name in unpublished:
@@ -284,6 +349,7 @@ class Verifier:
             delegated=delegated,
             unpublished=tuple(unpublished),
             snapshot_versions=versions,
+            bins_for=tags,
         )
 
     def _first_use(self, gun: str, directory: Path) -> Updater:

@@ -9,12 +9,21 @@ Layout under ``TRUSTKIT_HOME`` (default ``~/.trustkit``), directories 0700, file
 A key's signer URI is ``keystore:<keyid>`` for keys kept here; any other
 securesystemslib signer URI (``hsm:``, ``gcpkms:``, …) is loaded through
 securesystemslib, so a key in an HSM or a KMS is just another record.
+
+Opening a key file runs its 600,000 PBKDF2 rounds (~70 ms), so a ``Keystore`` keeps
+the keys it opened or sealed in memory, for its own lifetime only (one command of the
+CLI): a key is handed out again only for the same file bytes and the same passphrase,
+so a changed file or a wrong passphrase is still refused. Nothing of it is written or
+logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +44,6 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
     load_pem_public_key,
-    pkcs12,
 )
 from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
@@ -99,6 +107,8 @@ PrivateKey = Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey
 
 def _sealed(record: KeyRecord, private_key: PrivateKey, passphrase: str) -> bytes:
     """PKCS#12 with PBES2 (PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12  # brings x509: ~10 ms
+
     encryption = (
         PrivateFormat.PKCS12.encryption_builder()
         .kdf_rounds(KDF_ROUNDS)
@@ -159,12 +169,23 @@ def _generate(keytype: str) -> PrivateKey:
     )
 
 
+@dataclass(frozen=True, repr=False)
+class _Unlocked:
+    """A key this keystore opened or sealed, with what it was opened from: a keyed hash
+    of the key file's bytes and the passphrase (the passphrase itself is not kept)."""
+
+    opened_from: bytes
+    private_key: PrivateKey
+
+
 class Keystore:
     """Offline keys on this machine, found by repository and role."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
         self._private = home / "private"
+        self._unlocked: dict[str, _Unlocked] = {}
+        self._hash_key = secrets.token_bytes(32)  # this instance's, never stored
 
     def generate(
         self, gun: str, role: str, passphrases: PassphraseSource, keytype: str = "ed25519"
@@ -214,8 +235,10 @@ class Keystore:
                 "passphrase there"
             )
         private_key = self._load_private(record, passphrases)  # proves the old passphrase
-        sealed = _sealed(record, private_key, new_passphrase())
+        passphrase = new_passphrase()
+        sealed = _sealed(record, private_key, passphrase)
         write_private_file(self._key_path(record.keyid), sealed)
+        self._remember(record, sealed, passphrase, private_key)
 
     def _store(
         self,
@@ -236,6 +259,7 @@ class Keystore:
         except OSError as error:
             self.remove(record)
             raise KeystoreError(f"cannot write to the keystore {self.home}: {error}") from None
+        self._remember(record, sealed, passphrase, private_key)
         return record
 
     def by_keyid(self, prefix: str) -> KeyRecord:
@@ -313,6 +337,13 @@ class Keystore:
                 f"the private {record.description} is missing: {error.strerror}"
             ) from None
         passphrase = passphrases.get(record.role, record.description)
+        known = self._unlocked.get(record.keyid)
+        if known is not None and hmac.compare_digest(
+            known.opened_from, self._opened_from(sealed, passphrase)
+        ):
+            return known.private_key
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
         try:
             private_key, _, _ = pkcs12.load_key_and_certificates(sealed, passphrase.encode())
         except ValueError:
@@ -322,10 +353,23 @@ class Keystore:
             ) from None
         if not isinstance(private_key, Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey):
             raise KeystoreError(f"the key file of the {record.description} holds no usable key")
+        self._remember(record, sealed, passphrase, private_key)
         return private_key
+
+    def _opened_from(self, sealed: bytes, passphrase: str) -> bytes:
+        """A hash, keyed with this instance's secret, of a key file and its passphrase."""
+        digest = hmac.new(self._hash_key, hashlib.sha256(sealed).digest(), "sha256")
+        digest.update(passphrase.encode())
+        return digest.digest()
+
+    def _remember(
+        self, record: KeyRecord, sealed: bytes, passphrase: str, private_key: PrivateKey
+    ) -> None:
+        self._unlocked[record.keyid] = _Unlocked(self._opened_from(sealed, passphrase), private_key)
 
     def remove(self, record: KeyRecord) -> None:
         """Delete a key's files; used to undo a key created by a failed operation."""
+        self._unlocked.pop(record.keyid, None)
         for path in (self._record_path(record.keyid), self._key_path(record.keyid)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -123,6 +123,8 @@ def plan_migration(
 def _current(trusted: TrustedRepository | None, role: str, tag: str) -> TargetFile | None:
     if trusted is None:
         return None
+    if role == TARGETS and trusted.bins is not None:  # the tags targets signs are in bins
+        role = trusted.bins.get_role_for_target(tag)
     metadata: Targets | None = trusted.targets if role == TARGETS else trusted.delegated.get(role)
     return metadata.targets.get(tag) if metadata is not None else None
 

@@ -384,6 +384,11 @@ class MetadataService:
                 meta[role] = previous[role]
             elif role in stored:
                 meta[role] = meta_for(stored[role].data, stored[role].version)
+        for role in state.bin_roles():
+            # A bin by version only: thousands of them, and every host downloads
+            # snapshot. Its signature by the targets keys binds its content.
+            if role in state.uploaded:
+                meta[role] = MetaFile(state.uploaded[role].signed.version)
         snapshot_version = stored["snapshot"].version + 1 if "snapshot" in stored else 1
         snapshot = new_snapshot(
             snapshot_version, meta, self.settings.expiry.expires("snapshot", now)

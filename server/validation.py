@@ -38,15 +38,17 @@ from datetime import datetime
 from typing import Any
 
 from securesystemslib.signer import Key
-from tuf.api.metadata import DelegatedRole, Metadata, Root, Targets
+from tuf.api.metadata import DelegatedRole, Metadata, Root, SuccinctRoles, Targets
 from tuf.api.serialization import SerializationError
 
 from server.storage import StoredMetadata
+from trustkit.bins import BINS_ROLE, MAX_BINS, is_bin_name
 from trustkit.metadata import ONLINE_ROLES, key_id_of
 
 __all__ = ["Limits", "RepositoryAfterUpload", "Shortfall", "UploadRejected", "validate_upload"]
 
 MAX_VERSION = 2**62  # versions are stored as 64-bit integers
+Delegation = DelegatedRole | SuccinctRoles
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
 
 
@@ -64,7 +66,7 @@ class UploadRejected(Exception):
 @dataclass(frozen=True)
 class Limits:
     max_role_bytes: int = 20 * 1024 * 1024
-    max_roles_per_upload: int = 64
+    max_roles_per_upload: int = MAX_BINS + 64  # a move into bins is one upload
     max_json_depth: int = 32  # TUF metadata needs about 6; deeper only hides tricks
     max_targets_per_role: int = 1_000_000
 
@@ -154,16 +156,34 @@ class RepositoryAfterUpload:
                     queue.append(name)
         return found
 
-    def delegator(self, role: str) -> tuple[str, Targets, DelegatedRole] | None:
-        """The role that delegates ``role``: its name, its metadata and the delegation."""
+    def delegator(self, role: str) -> tuple[str, Targets, Delegation] | None:
+        """The role that delegates ``role``: its name, its metadata and the delegation
+        (a hash bin's is the succinct delegation of all bins)."""
         for parent_name in ["targets", *self.delegated_roles()]:
             parent = self.get(parent_name)
             if parent is None or parent_name == role:
                 continue
             delegations = parent.signed.delegations
-            if delegations is not None and delegations.roles and role in delegations.roles:
+            if delegations is None:
+                continue
+            if delegations.roles and role in delegations.roles:
                 return parent_name, parent.signed, delegations.roles[role]
+            bins = delegations.succinct_roles
+            if bins is not None and bins.is_delegated_role(role):
+                return parent_name, parent.signed, bins
         return None
+
+    def bin_roles(self) -> list[str]:
+        """Hash bins uploaded, or stored and delegated by an uploaded ``bins`` role
+        (whose keys they must then be signed by)."""
+        names = [role for role in self.uploaded if self._is_bin(role)]
+        if BINS_ROLE in self.uploaded:
+            names += [r for r in self._stored if r not in self.uploaded and self._is_bin(r)]
+        return names
+
+    def _is_bin(self, role: str) -> bool:
+        found = self.delegator(role) if is_bin_name(role) else None
+        return found is not None and isinstance(found[2], SuccinctRoles)
 
 
 def check_role_names(parts: Mapping[str, bytes]) -> None:
@@ -394,8 +414,13 @@ def _signers_needed(
 
 def check_signature_thresholds(state: RepositoryAfterUpload) -> None:
     roles = ["targets", *state.delegated_roles()]
-    others = [r for r in state.uploaded if r not in roles and r not in ("root", "snapshot")]
-    for role in [*roles, *others]:
+    bins = state.bin_roles()
+    others = [
+        r
+        for r in state.uploaded
+        if r not in roles and r not in bins and r not in ("root", "snapshot")
+    ]
+    for role in [*roles, *bins, *others]:
         metadata = state.get(role)
         if metadata is None:
             continue
@@ -457,14 +482,28 @@ def check_not_expired(uploaded: Mapping[str, Metadata[Any]], now: datetime) -> N
 
 def check_delegated_paths(state: RepositoryAfterUpload) -> None:
     """A delegated role signs only paths that every delegation above it allows: a signer
-    cannot widen its own paths by delegating on to a role of its own."""
+    cannot widen its own paths by delegating on to a role of its own. A hash bin signs
+    only the tags whose names hash into it, and delegates nothing."""
     for role, metadata in state.uploaded.items():
         if role in ("root", "targets", "snapshot"):
             continue
         chain = _delegation_chain(state, role)
+        if isinstance(chain[0][1], SuccinctRoles) and metadata.signed.delegations is not None:
+            raise UploadRejected(
+                400, "bin_delegates", role, f"{role} is a hash bin: it may delegate nothing"
+            )
         for path in metadata.signed.targets:
             for name, delegation in chain:
-                if not delegation.is_delegated_path(path):
+                if isinstance(delegation, SuccinctRoles):
+                    if delegation.get_role_for_target(path) != name:
+                        raise UploadRejected(
+                            400,
+                            "outside_delegated_paths",
+                            role,
+                            f"{role} signs '{path}', which belongs in the hash bin "
+                            f"{delegation.get_role_for_target(path)}",
+                        )
+                elif not delegation.is_delegated_path(path):
                     allowed = delegation.paths or delegation.path_hash_prefixes or []
                     whose = "its" if name == role else f"its delegator {name}'s"
                     raise UploadRejected(
@@ -476,9 +515,9 @@ def check_delegated_paths(state: RepositoryAfterUpload) -> None:
                     )
 
 
-def _delegation_chain(state: RepositoryAfterUpload, role: str) -> list[tuple[str, DelegatedRole]]:
+def _delegation_chain(state: RepositoryAfterUpload, role: str) -> list[tuple[str, Delegation]]:
     """The delegations from ``role`` up to targets: each role's name and its delegation."""
-    chain: list[tuple[str, DelegatedRole]] = []
+    chain: list[tuple[str, Delegation]] = []
     name = role
     while name != "targets" and len(chain) <= len(state.delegated_roles()):
         found = state.delegator(name)
@@ -570,7 +609,7 @@ def check_publisher_snapshot(
                     f"{meta[role].version if role in meta else 'none'}, below the "
                     f"{info.version} hosts already trust",
                 )
-    for role in ["targets", *state.delegated_roles()]:
+    for role in ["targets", *state.delegated_roles(), *state.bin_roles()]:
         current = state.get(role)
         if current is None:
             continue

@@ -566,7 +566,7 @@ def test_build_leaves_no_temporary_directory_when_it_fails(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(gate_module.shutil, "copyfile", fail)
-    gate = gate_module.Gate(verify=lambda gun: None, policy=HostPolicy.from_document({}, "t"))  # type: ignore[arg-type, return-value]
+    gate = gate_module.Gate(verify=lambda gun, tags: None, policy=HostPolicy.from_document({}, "t"))  # type: ignore[arg-type, return-value]
     tool = gate_module.Tool("docker", "docker")
 
     with pytest.raises(gate_module.UsageError, match="No space left on device"):

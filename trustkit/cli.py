@@ -15,7 +15,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,15 @@ if TYPE_CHECKING:
     from client.verify import TrustedRepository, Verifier
     from keys.keystore import Keystore
     from keys.passphrase import PassphraseSource
+
+# Heavy modules (httpx, tuf, securesystemslib, cryptography) are imported by the
+# commands that use them, through Context, never here: `trustkit --version` and
+# `trustkit --help` load none of them. httpx imports its own command line (click, rich,
+# pygments: up to ~40 ms of every command) whenever those are installed, and
+# trustkit never runs it; a None entry in sys.modules makes that one import fail, and
+# httpx then defines a stub in its place.
+if "httpx" not in sys.modules:
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
 
 __all__ = ["main", "run"]
 
@@ -98,6 +107,8 @@ class Context:
     args: argparse.Namespace
     env: dict[str, str]
     out: Output
+    _keystore: Keystore | None = field(default=None, init=False, repr=False)
+    _passphrases: PassphraseSource | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def settings(self) -> ClientSettings:
@@ -170,14 +181,23 @@ class Context:
         )
 
     def keystore(self) -> Keystore:
-        from keys.keystore import Keystore
+        """The command's one keystore: a key it opened (600,000 PBKDF2 rounds) is not
+        opened again by another part of the same command."""
+        if self._keystore is None:
+            from keys.keystore import Keystore
 
-        return Keystore(self.settings.home)
+            self._keystore = Keystore(self.settings.home)
+        return self._keystore
 
     def passphrases(self) -> PassphraseSource:
-        from keys.passphrase import PassphraseSource
+        """The command's one passphrase source: a passphrase is asked for once."""
+        if self._passphrases is None:
+            from keys.passphrase import PassphraseSource
 
-        return PassphraseSource.from_environment(self.env, self.args.passphrase_file)
+            self._passphrases = PassphraseSource.from_environment(
+                self.env, self.args.passphrase_file
+            )
+        return self._passphrases
 
     @cached_property
     def registry_settings(self) -> RegistrySettings:
@@ -212,7 +232,11 @@ class Context:
         if path is None and SYSTEM_POLICY.exists():
             path = str(SYSTEM_POLICY)
         policy = HostPolicy.load(Path(path)) if path else HostPolicy()
-        return Gate(verifier.trusted_repository, policy, verifier.has_anchor)
+
+        def verify(gun: str, tags: list[str] | None) -> TrustedRepository:
+            return verifier.trusted_repository(gun, tags=tags)
+
+        return Gate(verify, policy, verifier.has_anchor)
 
     def lifecycle(self, api: ServerAPI, verifier: Verifier) -> Lifecycle:
         from client.lifecycle import Lifecycle
@@ -238,13 +262,50 @@ def cmd_init(ctx: Context) -> int:
 
     gun = parse_gun(ctx.args.repository)
     with ctx.session() as (api, verifier):
-        result = ctx.publisher(api, verifier).init(gun, ctx.args.key_type)
+        result = ctx.publisher(api, verifier).init(gun, ctx.args.key_type, ctx.args.bins)
+    bins = f"\n  hash bins:   {ctx.args.bins}" if ctx.args.bins else ""
     ctx.out.result(
         f"initialised {gun}\n  root key:    {result.keys['root'][0]}\n"
-        f"  targets key: {result.keys['targets'][0]}",
-        {"repository": gun, "keys": result.keys},
+        f"  targets key: {result.keys['targets'][0]}{bins}",
+        {"repository": gun, "keys": result.keys, "bins": ctx.args.bins},
     )
     return EXIT_OK
+
+
+def cmd_bins(ctx: Context) -> int:
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    with ctx.session() as (api, verifier):
+        publisher = ctx.publisher(api, verifier)
+        result = publisher.rebin(gun, ctx.args.count)
+    count = sum(1 for role in result.roles if role.startswith("bins-"))
+    _result_or_pending(
+        ctx,
+        f"moved {result.changes} tags of {gun} into hash bins ({count} bins signed, "
+        f"targets v{result.targets_version}); hosts need no change",
+        {
+            "repository": gun,
+            "published": True,
+            "tags": result.changes,
+            "bins_signed": count,
+            "targets_version": result.targets_version,
+        },
+        result.pending,
+    )
+    return EXIT_OK
+
+
+def _bin_count(text: str) -> int:
+    from trustkit.bins import MAX_BINS, parse_bin_count
+
+    try:
+        parse_bin_count(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a power of two from 2 to {MAX_BINS}"
+        ) from None
+    return int(text)
 
 
 def _result_or_pending(
@@ -371,7 +432,8 @@ def cmd_revoke(ctx: Context) -> int:
     staged = Changelist(ctx.settings.changelist_path(ref.gun)).load()
     if not any(change.path == ref.tag for change in staged):
         with ctx.session() as (_, verifier):
-            verifier.trusted_repository(ref.gun).target(ref.tag)  # raises if not signed
+            trusted = verifier.trusted_repository(ref.gun, tags=[ref.tag])
+            trusted.target(ref.tag)  # raises if not signed
     return _stage(ctx, ref.gun, [Change.remove(ref.tag)], f"revoked {ref.gun}:{ref.tag}")
 
 
@@ -392,7 +454,7 @@ def cmd_verify(ctx: Context) -> int:
             f"'{ctx.args.reference}' names no tag; trust is signed per tag",
             hint=f"e.g. {ref.gun}:1.0",
         )
-    repository = _verified(ctx, ref.gun)
+    repository = _verified(ctx, ref.gun, [ref.tag])
     target = repository.target(ref.tag)
     if ref.digest is not None and str(ref.digest) != target.digest:
         raise VerificationError(
@@ -414,12 +476,13 @@ def cmd_verify(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _verified(ctx: Context, gun: str) -> TrustedRepository:
-    """Verify ``gun`` from its server, or from ``--bundle FILE`` with no network at all."""
+def _verified(ctx: Context, gun: str, tags: list[str] | None = None) -> TrustedRepository:
+    """Verify ``gun`` from its server, or from ``--bundle FILE`` with no network at all;
+    of its hash bins, only those of ``tags`` (all when None)."""
     bundle = getattr(ctx.args, "bundle", None)
     if bundle is None:
         with ctx.session() as (_, verifier):
-            repository = verifier.trusted_repository(gun)
+            repository = verifier.trusted_repository(gun, tags=tags)
     else:
         from dataclasses import replace
 
@@ -428,7 +491,7 @@ def _verified(ctx: Context, gun: str) -> TrustedRepository:
 
         files = read_bundle(Path(bundle), gun)
         settings = replace(ctx.settings, server_url=f"bundle:{Path(bundle).resolve()}")
-        repository = Verifier(settings, BundleFetcher(files)).trusted_repository(gun)
+        repository = Verifier(settings, BundleFetcher(files)).trusted_repository(gun, tags=tags)
     _note_first_use(ctx, repository)
     return repository
 
@@ -634,7 +697,7 @@ def cmd_verify_file(ctx: Context) -> int:
     gun = parse_gun(ctx.args.repository)
     name = validate_target_name(ctx.args.name)
     data = _read_file(ctx.args.file)
-    repository = _verified(ctx, gun)
+    repository = _verified(ctx, gun, [name])
     info = repository.target_file(name)
     try:
         info.verify_length_and_hashes(data)
@@ -654,11 +717,12 @@ def cmd_inspect(ctx: Context) -> int:
     from trustkit.names import parse_reference
 
     ref = parse_reference(ctx.args.reference)
-    repository = _verified(ctx, ref.gun)
+    repository = _verified(ctx, ref.gun, [ref.tag] if ref.tag else None)
     names = [ref.tag] if ref.tag else repository.signed_tags()
     if ref.tag:
         repository.target(ref.tag)  # raises if not signed
     tags = [describe_target(repository.target_file(name)) for name in names]
+    shown = _roles_shown(repository)
     roles = [
         {
             "role": r.role,
@@ -666,7 +730,7 @@ def cmd_inspect(ctx: Context) -> int:
             "expires": r.expires.isoformat(),
             "signed_by": r.keyids,
         }
-        for r in repository.roles
+        for r in shown
     ]
     lines = [
         f"{ref.gun}",
@@ -684,9 +748,9 @@ def cmd_inspect(ctx: Context) -> int:
     lines += [
         f"{r.role:<10} {r.version:>7}  {r.expires.isoformat():<26} "
         + ", ".join(k[:12] for k in r.keyids)
-        for r in repository.roles
+        for r in shown
     ]
-    data = {
+    data: dict[str, Any] = {
         "repository": ref.gun,
         "tags": [
             {
@@ -700,8 +764,33 @@ def cmd_inspect(ctx: Context) -> int:
         ],
         "roles": roles,
     }
+    bins = repository.bins
+    if bins is not None:
+        data["bins"] = {
+            "count": bins.number_of_bins,
+            "published": len(repository.roles) - len(shown) + 1,
+        }
+        lines.append(
+            f"tags are signed in {bins.number_of_bins} hash bins (bins-*: the first to expire)"
+        )
     ctx.out.result("\n".join(lines), data)
     return EXIT_OK
+
+
+def _roles_shown(repository: TrustedRepository) -> list[Any]:
+    """The roles as listings show them: hash bins folded into one line, the first of
+    them to expire."""
+    from dataclasses import replace
+
+    bins = repository.bins
+    if bins is None:
+        return list(repository.roles)
+    shown = [r for r in repository.roles if not bins.is_delegated_role(r.role)]
+    in_bins = [r for r in repository.roles if bins.is_delegated_role(r.role)]
+    if in_bins:
+        first = min(in_bins, key=lambda r: r.expires)
+        shown.append(replace(first, role="bins-*"))
+    return shown
 
 
 def cmd_trust_pin(ctx: Context) -> int:
@@ -1450,6 +1539,29 @@ def _parser() -> argparse.ArgumentParser:
     sub = add("init", cmd_init, "create a signed repository: root and targets keys, root v1")
     sub.add_argument("repository", help="e.g. registry.example.com/team/app")
     sub.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    sub.add_argument(
+        "--bins",
+        type=_bin_count,
+        metavar="N",
+        help="sign tags in N hash bins (a power of two, 2 to 16384) for a repository "
+        "expected to hold many thousands of tags; without it, a repository moves into "
+        "bins by itself once it holds more than 1024 tags",
+    )
+
+    sub = add(
+        "bins",
+        cmd_bins,
+        "move every tag of a repository into hash bins (or into a new number of them)",
+        epilog="Signing one tag then re-signs one bin, and a host verifying one tag "
+        "downloads one bin. Hosts need no change. Needs the targets key.",
+    )
+    sub.add_argument("repository")
+    sub.add_argument(
+        "--count",
+        type=_bin_count,
+        metavar="N",
+        help="number of bins, a power of two (default: chosen from the number of tags)",
+    )
 
     sub = add(
         "sign",

@@ -1,0 +1,85 @@
+"""The fixed cost of a ``trustkit`` process: what it imports, and how often it runs a key
+file's PBKDF2. Counts and module names only; the milliseconds are in bench/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.harness import DIGEST_A, Trustkit
+from trustkit.cli import COMMON_DEFAULTS, Context, Output
+
+HEAVY = ("httpx", "tuf", "securesystemslib", "cryptography", "keys.keystore", "client")
+
+
+def _modules_after(code: str) -> list[str]:
+    """Modules a fresh interpreter has loaded after running ``code``."""
+    loaded = "sorted(name for name, module in sys.modules.items() if module is not None)"
+    probe = f"{code}\nimport sys, json\nprint(json.dumps({loaded}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_version_imports_nothing_heavy():
+    loaded = _modules_after(
+        "from trustkit import cli\ntry:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass"
+    )
+
+    assert [m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY] == []
+
+
+def test_the_cli_does_not_load_the_command_line_of_httpx():
+    """httpx imports click, rich and pygments for its own CLI when they are installed;
+    trustkit never runs it, and httpx still works without it."""
+    loaded = _modules_after("import trustkit.cli\nimport httpx\nhttpx.Client(verify=False).close()")
+
+    assert "httpx" in loaded
+    assert [m for m in loaded if m.split(".")[0] in ("click", "rich", "pygments")] == []
+
+
+def test_a_command_has_one_keystore_and_one_passphrase_source():
+    args = argparse.Namespace(**COMMON_DEFAULTS)
+    ctx = Context(args, {"TRUSTKIT_HOME": "/nonexistent"}, Output(as_json=False))
+
+    assert ctx.keystore() is ctx.keystore()
+    assert ctx.passphrases() is ctx.passphrases()
+
+
+@pytest.fixture
+def key_file_opens(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every key file the keystore opens (each runs the file's 600,000 PBKDF2 rounds)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    opened: list[bytes] = []
+    real = pkcs12.load_key_and_certificates
+
+    def counting(data: bytes, password: bytes | None, *args: object) -> object:
+        opened.append(data)
+        return real(data, password, *args)
+
+    monkeypatch.setattr(pkcs12, "load_key_and_certificates", counting)
+    return opened
+
+
+def test_init_signs_with_the_keys_it_made_without_opening_their_files(
+    publisher: Trustkit, gun: str, key_file_opens: list[bytes]
+):
+    result = publisher("init", gun)
+
+    assert result.code == 0, result.err
+    assert key_file_opens == []
+
+
+def test_sign_and_publish_opens_the_signing_key_once(
+    publisher: Trustkit, gun: str, key_file_opens: list[bytes]
+):
+    assert publisher("init", gun).code == 0
+
+    signed = publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10")
+
+    assert signed.code == 0, signed.err
+    assert len(key_file_opens) == 1
