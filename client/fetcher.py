@@ -19,7 +19,9 @@ class HttpxFetcher(FetcherInterface):
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         try:
-            request = self._http.build_request("GET", url)
+            # gzip only (not whatever decoders happen to be installed): metadata is JSON
+            # and compresses well; python-tuf counts the decoded bytes against its limits.
+            request = self._http.build_request("GET", url, headers={"Accept-Encoding": "gzip"})
             response = self._http.send(request, stream=True)
         except httpx.TimeoutException as error:
             raise exceptions.SlowRetrievalError(f"timed out fetching {url}") from error
@@ -35,7 +37,7 @@ class HttpxFetcher(FetcherInterface):
     @staticmethod
     def _chunks(response: httpx.Response, url: str) -> Iterator[bytes]:
         try:
-            yield from response.iter_raw(CHUNK_BYTES)
+            yield from response.iter_bytes(CHUNK_BYTES)
         except httpx.TimeoutException as error:
             raise exceptions.SlowRetrievalError(f"timed out fetching {url}") from error
         except httpx.HTTPError as error:

@@ -16,15 +16,23 @@ Writes need a bearer token whose scope covers the repository (``push``; ``admin`
 rotate server keys or delete); reads need ``pull`` only when the server is told so.
 
 Every refusal is a JSON body ``{"error": CODE, "role": ROLE, "detail": TEXT}``.
+
+Metadata of 1 KiB or more goes gzip-compressed to a client that accepts gzip, when
+``TRUSTKIT_SERVER_GZIP=1`` (see ``_Compression``); smaller files (timestamp.json, the
+hot path) always go as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import logging
+import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +100,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     storage = open_storage(settings.database_url, settings.database_path)
     master_key = MasterKey.load_or_create(settings.master_key_file)
     service = MetadataService(storage, OnlineKeys(storage, master_key), settings)
+    compression = _Compression(enabled=os.environ.get(GZIP_ENV, GZIP_DEFAULT) == "1")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -228,7 +237,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if data is None:
             wanted = f"{version}.{role}" if version else role
             return _error(404, "not_found", f"{where.gun} has no {wanted}.json", role)
-        return _cacheable(data, request, immutable=version is not None, private=caller is not None)
+        return _cacheable(
+            data,
+            request,
+            compression,
+            immutable=version is not None,
+            private=caller is not None,
+        )
 
     @app.post("/v2/{path:path}")
     async def upload(path: str, request: Request) -> Response:
@@ -303,22 +318,112 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 LATEST_MAX_AGE = 5  # seconds a cache may serve a role's newest version without asking
+GZIP_MIN_BYTES = 1024  # smaller metadata (timestamp.json) is not worth compressing
+GZIP_ENV = "TRUSTKIT_SERVER_GZIP"  # "1" (default): compress; "0": never
+GZIP_DEFAULT = "1"
 
 
-def _cacheable(data: bytes, request: Request, *, immutable: bool, private: bool) -> Response:
+class _Compression:
+    """gzip bodies of metadata, kept in a small LRU by the sha256 of what they compress.
+
+    Keyed by content, an entry is never stale: ``N.role.json`` never changes, and a
+    role's newest version is served under its own digest until a publish replaces it.
+    So a file many hosts ask for is compressed once, not once per host.
+    """
+
+    def __init__(self, *, enabled: bool, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.enabled = enabled
+        self._max_bytes = max_bytes
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()  # routes run in a thread pool
+
+    def wanted(self, data: bytes, request: Request) -> bool:
+        return (
+            self.enabled
+            and len(data) >= GZIP_MIN_BYTES
+            and _accepts_gzip(request.headers.get("accept-encoding"))
+        )
+
+    def compressed(self, digest: str, data: bytes) -> bytes:
+        with self._lock:
+            body = self._bodies.get(digest)
+            if body is not None:
+                self._bodies.move_to_end(digest)
+                return body
+        # mtime=0: the same content always compresses to the same bytes.
+        body = gzip.compress(data, compresslevel=6, mtime=0)
+        if len(body) <= self._max_bytes // 8:  # one huge role must not flush the rest
+            with self._lock:
+                if digest not in self._bodies:
+                    self._bodies[digest] = body
+                    self._size += len(body)
+                    while self._size > self._max_bytes:
+                        _, dropped = self._bodies.popitem(last=False)
+                        self._size -= len(dropped)
+        return body
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip: listed (or ``*`` without gzip
+    listed) with a q-value above 0."""
+    gzip_q: float | None = None
+    any_q: float | None = None
+    for item in (accept_encoding or "").split(","):
+        coding, *parameters = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            gzip_q = max(q, gzip_q or 0.0)
+        elif coding == "*":
+            any_q = q
+    if gzip_q is not None:
+        return gzip_q > 0
+    return any_q is not None and any_q > 0
+
+
+def _none_match(etag: str, if_none_match: str) -> bool:
+    """If-None-Match's weak comparison: whether the header lists ``etag`` (W/ or not)
+    or is ``*``."""
+    opaque = etag.removeprefix("W/")
+    return any(
+        tag == "*" or tag.removeprefix("W/") == opaque
+        for tag in (tag.strip() for tag in if_none_match.split(","))
+    )
+
+
+def _cacheable(
+    data: bytes, request: Request, compression: _Compression, *, immutable: bool, private: bool
+) -> Response:
     """Metadata with an ETag: ``N.role.json`` never changes, so caches and CDNs keep it
     for a year; a role's newest version only briefly. Answers 304 to a matching
-    If-None-Match. Reads behind a token are cached by the client only."""
-    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    If-None-Match. Reads behind a token are cached by the client only.
+
+    The gzip representation has an ETag of its own, weak (``W/"<sha256>-gzip"``: the
+    same content, though not necessarily the same bytes from another server's zlib),
+    and every answer says ``Vary: Accept-Encoding``, so a cache keeps the two apart."""
+    digest = hashlib.sha256(data).hexdigest()
+    compressed = compression.wanted(data, request)
+    etag = f'W/"{digest}-gzip"' if compressed else f'"{digest}"'
     scope = "private" if private else "public"
     policy = (
         f"{scope}, max-age=31536000, immutable"
         if immutable
         else f"{scope}, max-age={LATEST_MAX_AGE}"
     )
-    headers = {"ETag": etag, "Cache-Control": policy}
-    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+    headers = {"ETag": etag, "Cache-Control": policy, "Vary": "Accept-Encoding"}
+    if _none_match(etag, request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)
+    if compressed:
+        headers["Content-Encoding"] = "gzip"
+        data = compression.compressed(digest, data)
     return Response(data, media_type="application/json", headers=headers)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from server.storage import (
     OnlineKeyRecord,
     SQLiteStorage,
     Storage,
+    StoredMetadata,
     VersionConflict,
 )
 from server.storage.postgres import PostgresStorage
@@ -36,7 +42,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
     cluster.drop_database(dsn)
 
 
-def test_a_committed_write_is_read_back(storage: Storage):
+def test_a_committed_write_is_read_back(storage: Storage) -> None:
     with storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"one")
         transaction.put("targets", 2, b"two")
@@ -49,7 +55,7 @@ def test_a_committed_write_is_read_back(storage: Storage):
     assert list(storage.repositories()) == [GUN]
 
 
-def test_a_failed_transaction_writes_nothing(storage: Storage):
+def test_a_failed_transaction_writes_nothing(storage: Storage) -> None:
     with pytest.raises(RuntimeError), storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"one")
         raise RuntimeError("validation failed half-way")
@@ -57,7 +63,7 @@ def test_a_failed_transaction_writes_nothing(storage: Storage):
     assert storage.latest(GUN, "targets") is None
 
 
-def test_a_version_is_written_once(storage: Storage):
+def test_a_version_is_written_once(storage: Storage) -> None:
     with storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"one")
 
@@ -70,28 +76,118 @@ def test_a_version_is_written_once(storage: Storage):
     assert storage.latest(GUN, "snapshot") is None  # the whole transaction rolled back
 
 
-def test_latest_of_every_role_inside_a_transaction(storage: Storage):
+def test_latest_of_every_role_inside_a_transaction(storage: Storage) -> None:
     with storage.write(GUN) as transaction:
         transaction.put("root", 1, b"r1")
         transaction.put("targets", 1, b"t1")
         transaction.put("targets", 2, b"t2")
     with storage.write(GUN) as transaction:
+        latest = {role: (m.version, m.data) for role, m in transaction.latest().items()}
+
+    assert latest == {"root": (1, b"r1"), "targets": (2, b"t2")}
+
+
+@contextmanager
+def statements_run(storage: Storage) -> Iterator[list[str]]:
+    """The SQL this thread's connection of STORAGE runs meanwhile, as the driver sends it:
+    SQLite's trace callback, or a psycopg cursor class that notes each query."""
+    seen: list[str] = []
+    connection = storage._connection()  # type: ignore[attr-defined]
+    if isinstance(connection, sqlite3.Connection):
+        connection.set_trace_callback(seen.append)
+        try:
+            yield seen
+        finally:
+            connection.set_trace_callback(None)
+        return
+
+    class Noting(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            seen.append(str(query))
+            return super().execute(query, params, **kwargs)
+
+    assert isinstance(connection, psycopg.Connection)
+    connection.cursor_factory = Noting
+    try:
+        yield seen
+    finally:
+        connection.cursor_factory = psycopg.Cursor
+
+
+def reads_of_bytes(statements: list[str]) -> int:
+    """How many of STATEMENTS select the ``data`` column of metadata."""
+    return sum(
+        1 for sql in statements if sql.lstrip().startswith("SELECT") and re.search(r"\bdata\b", sql)
+    )
+
+
+def test_latest_reads_a_role_s_bytes_only_when_it_is_asked_for(storage: Storage) -> None:
+    bins = {f"bins-{n:02x}": f"bin {n}".encode() for n in range(40)}
+    with storage.write(GUN) as transaction:
+        transaction.put("root", 1, b"r1")
+        for version in (1, 2, 3):
+            transaction.put("targets", version, f"t{version}".encode())
+        for role, data in bins.items():
+            transaction.put(role, 1, data)
+    with storage.write("registry.test/other") as transaction:
+        transaction.put("elsewhere", 7, b"not ours")
+
+    with storage.write(GUN) as transaction, statements_run(storage) as seen:
         latest = transaction.latest()
+        assert len(latest) == 42
+        assert "root" in latest and "bins-27" in latest
+        assert "elsewhere" not in latest and "snapshot" not in latest
+        assert sorted(latest) == sorted(["root", "targets", *bins])
+        assert latest.versions() == {"root": 1, "targets": 3, **dict.fromkeys(bins, 1)}
+        assert latest.get("snapshot") is None
+        with pytest.raises(KeyError):
+            latest["snapshot"]
+        assert reads_of_bytes(seen) == 0  # the roles and versions cost one small query
 
-    assert {role: (m.version, m.data) for role, m in latest.items()} == {
-        "root": (1, b"r1"),
-        "targets": (2, b"t2"),
-    }
+        assert latest["targets"] == StoredMetadata("targets", 3, b"t3")
+        assert latest.get("bins-05") == StoredMetadata("bins-05", 1, b"bin 5")
+        assert latest["targets"].version == 3 and latest["bins-05"].data == b"bin 5"
+        assert reads_of_bytes(seen) == 2  # each role read once, when first asked for
+
+        assert {role: m.data for role, m in latest.items()} == {
+            "root": b"r1",
+            "targets": b"t3",
+            **bins,
+        }
+        assert reads_of_bytes(seen) == 42
+
+    with storage.write(GUN) as again:
+        late = again.latest()
+    with pytest.raises(RuntimeError, match="after its transaction ended"):
+        late["root"]  # never read outside the transaction and its lock
+    assert latest["targets"].data == b"t3"  # what was read stays readable
 
 
-def test_repositories_do_not_see_each_other(storage: Storage):
+def test_latest_lists_the_puts_made_before_it_in_the_transaction(storage: Storage) -> None:
+    with storage.write(GUN) as transaction:
+        transaction.put("targets", 1, b"t1")
+
+    with storage.write(GUN) as transaction:
+        before = transaction.latest()
+        transaction.put("targets", 2, b"t2")
+        transaction.put("snapshot", 1, b"s1")
+        after = transaction.latest()
+
+        assert before.versions() == {"targets": 1}  # as of when it was asked for
+        assert "snapshot" not in before
+        assert before["targets"] == StoredMetadata("targets", 1, b"t1")  # read after the put
+        assert after.versions() == {"snapshot": 1, "targets": 2}
+        assert after["targets"].data == b"t2" and after["snapshot"].data == b"s1"
+
+
+def test_repositories_do_not_see_each_other(storage: Storage) -> None:
     with storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"mine")
 
     assert storage.latest("registry.test/other", "targets") is None
 
 
-def test_online_key_is_created_once(storage: Storage):
+def test_online_key_is_created_once(storage: Storage) -> None:
     first = OnlineKeyRecord("timestamp", "key-1", "{}", b"sealed-1")
     second = OnlineKeyRecord("timestamp", "key-2", "{}", b"sealed-2")
 
@@ -101,7 +197,7 @@ def test_online_key_is_created_once(storage: Storage):
     assert storage.online_key(GUN, "snapshot") is None
 
 
-def test_delete_removes_metadata_and_online_keys(storage: Storage):
+def test_delete_removes_metadata_and_online_keys(storage: Storage) -> None:
     with storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"one")
     storage.add_online_key(GUN, OnlineKeyRecord("timestamp", "k", "{}", b"s"))
@@ -114,7 +210,7 @@ def test_delete_removes_metadata_and_online_keys(storage: Storage):
     assert storage.delete_repository(GUN) is False
 
 
-def test_a_next_online_key_waits_until_a_transaction_promotes_it(storage: Storage):
+def test_a_next_online_key_waits_until_a_transaction_promotes_it(storage: Storage) -> None:
     current = OnlineKeyRecord("snapshot", "key-1", "{}", b"sealed-1")
     storage.add_online_key(GUN, current)
     storage.set_next_online_key(GUN, OnlineKeyRecord("snapshot", "key-2", "{}", b"sealed-2"))
@@ -131,7 +227,7 @@ def test_a_next_online_key_waits_until_a_transaction_promotes_it(storage: Storag
     assert storage.next_online_key(GUN, "snapshot") is None
 
 
-def test_a_promotion_in_a_failed_transaction_is_undone(storage: Storage):
+def test_a_promotion_in_a_failed_transaction_is_undone(storage: Storage) -> None:
     current = OnlineKeyRecord("timestamp", "key-1", "{}", b"sealed-1")
     upcoming = OnlineKeyRecord("timestamp", "key-2", "{}", b"sealed-2")
     storage.add_online_key(GUN, current)
@@ -145,7 +241,7 @@ def test_a_promotion_in_a_failed_transaction_is_undone(storage: Storage):
     assert storage.next_online_key(GUN, "timestamp") == upcoming
 
 
-def test_a_duplicate_version_in_one_transaction_is_a_version_conflict(storage: Storage):
+def test_a_duplicate_version_in_one_transaction_is_a_version_conflict(storage: Storage) -> None:
     with pytest.raises(VersionConflict), storage.write(GUN) as transaction:
         transaction.put("targets", 1, b"one")
         transaction.put("targets", 1, b"again")
@@ -153,7 +249,7 @@ def test_a_duplicate_version_in_one_transaction_is_a_version_conflict(storage: S
     assert storage.latest(GUN, "targets") is None
 
 
-def test_two_writes_on_one_repository_serialise(storage: Storage):
+def test_two_writes_on_one_repository_serialise(storage: Storage) -> None:
     """The second transaction waits for the first to commit, then sees its rows."""
     events: list[str] = []
     second_is_trying = threading.Event()

@@ -5,6 +5,7 @@
 
 from server.storage.base import (
     ChangeRecord,
+    LatestRoles,
     OnlineKeyRecord,
     PendingUpload,
     Storage,
@@ -17,6 +18,7 @@ from server.storage.sqlite import SQLiteStorage
 
 __all__ = [
     "ChangeRecord",
+    "LatestRoles",
     "OnlineKeyRecord",
     "PendingUpload",
     "SQLiteStorage",

@@ -9,13 +9,14 @@ two transactions on one repository never interleave.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 __all__ = [
     "ChangeRecord",
+    "LatestRoles",
     "OnlineKeyRecord",
     "PendingUpload",
     "Storage",
@@ -35,6 +36,50 @@ class StoredMetadata:
     role: str
     version: int
     data: bytes
+
+
+class LatestRoles(Mapping[str, StoredMetadata]):
+    """The newest stored version of every role of a repository, read inside a write
+    transaction.
+
+    Which roles exist and their versions come from one query; a role's bytes are read
+    only when its item is asked for (``latest[role]``, ``latest.get(role)``), once per
+    transaction. ``in``, ``len``, ``versions()`` and iterating over the roles read no
+    bytes, so a publish that touches a few roles of a repository of thousands reads only
+    those. Iterating over items or values reads every role's bytes.
+
+    The roles and versions are those of when ``latest()`` was called: a ``put`` later in
+    the transaction does not change them (call ``latest()`` again to see it).
+    """
+
+    def __init__(self, versions: Mapping[str, int], read: Callable[[str, int], bytes]) -> None:
+        self._versions = dict(versions)
+        self._read = read
+        self._read_already: dict[str, StoredMetadata] = {}
+
+    def versions(self) -> dict[str, int]:
+        """Role -> newest version, without reading any role's bytes."""
+        return dict(self._versions)
+
+    def __getitem__(self, role: str) -> StoredMetadata:
+        stored = self._read_already.get(role)
+        if stored is None:
+            version = self._versions[role]  # KeyError for a role never stored
+            stored = StoredMetadata(role, version, self._read(role, version))
+            self._read_already[role] = stored
+        return stored
+
+    def __contains__(self, role: object) -> bool:
+        return role in self._versions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._versions)
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def __repr__(self) -> str:
+        return f"LatestRoles({self._versions!r})"
 
 
 @dataclass(frozen=True)
@@ -86,8 +131,9 @@ class WriteTransaction(ABC):
     """Reads and writes of one repository inside one atomic transaction."""
 
     @abstractmethod
-    def latest(self) -> dict[str, StoredMetadata]:
-        """The newest stored version of every role of the repository."""
+    def latest(self) -> LatestRoles:
+        """The newest stored version of every role of the repository, each role's bytes
+        read from this transaction when first asked for (see ``LatestRoles``)."""
 
     @abstractmethod
     def put(self, role: str, version: int, data: bytes) -> None:
