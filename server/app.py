@@ -35,13 +35,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import Action, AuthFailure, Gatekeeper, install_token_file
 from server.master_key import MasterKey
@@ -130,16 +130,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        metrics.count(
-            "trustkit_http_requests_total",
-            method=request.method if request.method in _METHODS else "other",
-            status=str(response.status_code),
-        )
-        return response
-
     @app.get("/_trustkit/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
@@ -199,6 +189,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "next": entries[-1].seq if entries else seq,
             }
         )
+
+    if gate.reads_open:
+        app.add_middleware(_FreshTimestamp, service=service, compression=compression)
 
     @app.get("/v2/{path:path}")
     def get_metadata(path: str, request: Request) -> Response:
@@ -314,6 +307,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.info("deleted repository %s", where.gun)
         return JSONResponse({"deleted": where.gun})
 
+    app.add_middleware(_CountRequests, metrics=metrics)  # outermost: counts every answer
     return app
 
 
@@ -434,6 +428,62 @@ def _published(gun: str, result: PublishResult) -> JSONResponse:
         return JSONResponse({"gun": gun, "pending": change.to_dict()}, status_code=202)
     log.info("published %s: %s", gun, result.versions)
     return JSONResponse({"gun": gun, "versions": result.versions})
+
+
+_TIMESTAMP_PATH = "/_trust/tuf/timestamp.json"
+
+
+class _FreshTimestamp:
+    """The hot path: every host asks for a repository's newest timestamp.json first.
+
+    Where reads need no token, it is answered here, on the event loop, before routing:
+    one indexed read, no thread hop. A timestamp due for renewal (which means signing
+    and a lock) and everything else go on to the routes."""
+
+    def __init__(self, app: ASGIApp, service: MetadataService, compression: _Compression) -> None:
+        self._app = app
+        self._service = service
+        self._compression = compression
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope["type"] == "http" and scope["method"] == "GET" and path.endswith(_TIMESTAMP_PATH):
+            where = _split(path.removeprefix("/v2/"))
+            data = None
+            if path.startswith("/v2/") and not isinstance(where, JSONResponse):
+                data = self._service.fresh_timestamp(where.gun)
+            if data is not None:
+                request = Request(scope)
+                answer = _cacheable(
+                    data, request, self._compression, immutable=False, private=False
+                )
+                await answer(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+class _CountRequests:
+    """Counts every HTTP answer by method and status: a plain ASGI middleware, which
+    costs a hot GET far less than a request/response-wrapping one."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._metrics.count(
+                    "trustkit_http_requests_total", method=method, status=str(message["status"])
+                )
+            await send(message)
+
+        await self._app(scope, receive, counting_send)
 
 
 async def _read_parts(

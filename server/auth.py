@@ -150,6 +150,11 @@ class Gatekeeper:
         self._require_auth = require_auth
         self._open_reads = open_reads
 
+    @property
+    def reads_open(self) -> bool:
+        """Whether anyone may read, with or without a token."""
+        return not self._require_auth or self._open_reads
+
     def check(self, header: str | None, action: Action, gun: str) -> str | None:
         """The token's name if it may do ``action`` on ``gun`` (None when no token is
         needed); else ``AuthFailure``."""

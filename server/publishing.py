@@ -89,6 +89,16 @@ class MetadataService:
         latest = self.storage.latest(gun, role)
         return latest.data if latest else None
 
+    def fresh_timestamp(self, gun: str) -> bytes | None:
+        """The newest timestamp of ``gun`` when it needs no renewal (known from the
+        cached expiry times: no signing, no lock); None when it is due or unknown."""
+        with self._expiry_lock:
+            known = all((gun, role) in self._online_expiry for role in ONLINE_ROLES)
+        if not known or self._renewal_due(gun):
+            return None
+        latest = self.storage.latest(gun, "timestamp")
+        return latest.data if latest else None
+
     def publish(
         self, gun: str, parts: Mapping[str, bytes], actor: str | None = None
     ) -> PublishResult:
