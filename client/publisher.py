@@ -31,6 +31,7 @@ from trustkit.bins import (
     bin_count_for,
     bins_of,
     group_by_bin,
+    grown_bin_count,
     is_bin_name,
     lay_out_bins,
 )
@@ -256,7 +257,9 @@ class Publisher(KeyHolder):
         role: str | None = None
         signers: list[Signer] = []
         folded: list[Change] = []
-        paths = {change.path for change in [*(awaiting.changes if awaiting else []), *changes]}
+        paths: set[str] | None = {
+            c.path for c in [*(awaiting.changes if awaiting else []), *changes]
+        }
         for attempt in range(1, MAX_ATTEMPTS + 1):
             trusted = self._verifier.trusted_repository(gun, tags=paths)
             if role is None:
@@ -265,7 +268,12 @@ class Publisher(KeyHolder):
                 if not folded + changes:
                     raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
                 role, signers = self._signing_role(gun, trusted, folded + changes, signer)
-            changed = self._changed_roles(trusted, role, folded + changes)
+            try:
+                changed = self._changed_roles(trusted, role, folded + changes)
+            except _EveryBinNeeded:
+                paths = None
+                trusted = self._verifier.trusted_repository(gun)
+                changed = self._changed_roles(trusted, role, folded + changes)
             try:
                 upload = {name: self._signed_bytes(md, signers) for name, md in changed.items()}
                 pending = self._upload(gun, upload, trusted)
@@ -306,6 +314,13 @@ class Publisher(KeyHolder):
                 metadata = self._role_metadata(trusted, name)
                 apply_changes(metadata, own)
                 changed[name] = metadata
+            grown = grown_bin_count(bins, (len(m.targets) for m in changed.values()))
+            if grown is not None:
+                # Outgrown four times over: every tag moves into more bins, once.
+                if not trusted.complete:
+                    raise _EveryBinNeeded
+                trusted.delegated.update(changed)
+                return self.into_bins(trusted, grown)
         else:
             metadata = self._role_metadata(trusted, role)
             apply_changes(metadata, changes)
@@ -449,6 +464,10 @@ def _published(change: Change, trusted: TrustedRepository) -> bool:
     if change.action == "remove":
         return found is None
     return found is not None and found[0].to_dict() == change.target
+
+
+class _EveryBinNeeded(Exception):
+    """Moving tags into more bins needs every bin: verify them all first."""
 
 
 def _is_bin_role(trusted: TrustedRepository, role: str) -> bool:

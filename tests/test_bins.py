@@ -301,6 +301,26 @@ def test_a_repository_moves_into_bins_by_itself_once_it_grows_large(
         assert_verifies(host, gun, tag, DIGEST_A)
 
 
+def test_bins_outgrown_four_times_over_are_replaced_by_more_in_the_same_publish(
+    publisher: Trustkit, server: ServerProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gun = gun_for(request.node.name)
+    assert publisher("init", gun, "--bins", "2").code == 0
+    host = _host(tmp_path, server.url)
+    sign_many(publisher, gun, [f"r{n}" for n in range(40)])
+    grown = _bins_of(server, gun).number_of_bins
+    assert grown == bin_count_for(40) >= 8
+    for n in range(40):
+        assert_verifies(host, gun, f"r{n}", DIGEST_A)
+    before = _snapshot_roles(server, gun)
+    _sign(publisher, gun, "r40")  # one more tag: one bin, no new layout
+    after = _snapshot_roles(server, gun)
+    assert {role for role in after if after[role] != before.get(role)} == {
+        _bins_of(server, gun).get_role_for_target("r40")
+    }
+    assert _bins_of(server, gun).number_of_bins == grown
+
+
 def test_bad_bin_counts_are_refused_with_the_rule(
     publisher: Trustkit, request: pytest.FixtureRequest
 ) -> None:

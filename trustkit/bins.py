@@ -31,6 +31,9 @@ __all__ = [
     "bin_count_for",
     "bins_delegation",
     "bins_of",
+    "every_bin",
+    "grown_bin_count",
+    "group_by_bin",
     "is_bin_name",
     "lay_out_bins",
     "parse_bin_count",
@@ -40,6 +43,8 @@ BINS_ROLE = "bins"
 MAX_BINS = 2**14
 # A repository whose targets would sign more tags than this moves them into bins.
 AUTO_BINS_AT = 1024
+_BYTES_PER_TAG = 110  # a tag in a bin: name, sha256, length (compact JSON)
+_BYTES_PER_BIN = 30  # a bin in snapshot: name and version
 
 
 def parse_bin_count(count: int) -> int:
@@ -50,14 +55,25 @@ def parse_bin_count(count: int) -> int:
 
 
 def bin_count_for(tags: int) -> int:
-    """A good number of bins for a repository of ``tags`` tags, with room to grow four
-    times: a fresh host downloads snapshot (a few bytes per bin) and one bin (about
-    110 bytes per tag in it); about 2·sqrt(tags) bins keeps their sum smallest."""
-    ideal = 2 * math.sqrt(max(tags, 1) * 4)
-    count = 2
-    while count < ideal and count < MAX_BINS:
-        count *= 2
-    return count
+    """A good number of bins for a repository of ``tags`` tags, with room to grow twice.
+
+    A fresh host downloads snapshot (about 30 bytes per bin) and one bin (about 110
+    bytes per tag in it); their sum is smallest at about sqrt(tags · 110 / 30) bins.
+    The count is that, for twice the tags, to the nearest power of two."""
+    ideal = math.sqrt(2 * max(tags, 1) * _BYTES_PER_TAG / _BYTES_PER_BIN)
+    bits = min(max(round(math.log2(ideal)), 1), MAX_BINS.bit_length() - 1)
+    return int(2**bits)
+
+
+def grown_bin_count(bins: SuccinctRoles, tags_in: Iterable[int]) -> int | None:
+    """A new number of bins when the bins of ``tags_in`` (the sizes of some bins) say
+    the repository has outgrown its bins four times over; else None."""
+    sizes = list(tags_in)
+    if not sizes:
+        return None
+    estimate = round(sum(sizes) / len(sizes) * bins.number_of_bins)
+    wanted = bin_count_for(estimate)
+    return wanted if wanted >= 4 * bins.number_of_bins else None
 
 
 def is_bin_name(name: str) -> bool:
