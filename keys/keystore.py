@@ -2,19 +2,27 @@
 
 Layout under ``TRUSTKIT_HOME`` (default ``~/.trustkit``), directories 0700, files 0600::
 
-    private/<keyid>.p12    the private key: PKCS#12, PBES2 (PBKDF2-HMAC-SHA256,
-                           600,000 rounds) with AES-256-CBC, HMAC-SHA256 integrity
+    private/<keyid>.p12    the private key, encrypted under its passphrase; the format
+                           is told by content (the name is from when all were PKCS#12):
+                           keys sealed now: OpenSSH private key format, bcrypt KDF
+                           (16 rounds) with AES-256-CTR; keys sealed before: PKCS#12
+                           (PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC), still
+                           opened, re-sealed in the new format by ``key passwd``
     private/<keyid>.json   what the key is for: repository, role, public key, signer URI
+
+Why not PKCS#12 any more: its MAC is always written with 2,048 rounds, so a wrong
+passphrase is told from a right one in a tenth of a millisecond, whatever the rounds of
+the key bag. An OpenSSH key file has no such shortcut: a guess is checked only after the
+bcrypt KDF has run (~120 ms, the same for a right and a wrong passphrase).
 
 A key's signer URI is ``keystore:<keyid>`` for keys kept here; any other
 securesystemslib signer URI (``hsm:``, ``gcpkms:``, …) is loaded through
 securesystemslib, so a key in an HSM or a KMS is just another record.
 
-Opening a key file runs its 600,000 PBKDF2 rounds (~70 ms), so a ``Keystore`` keeps
-the keys it opened or sealed in memory, for its own lifetime only (one command of the
-CLI): a key is handed out again only for the same file bytes and the same passphrase,
-so a changed file or a wrong passphrase is still refused. Nothing of it is written or
-logged.
+Opening a key file runs its KDF (~120 ms), so a ``Keystore`` keeps the keys it opened or
+sealed in memory, for its own lifetime only (one command of the CLI): a key is handed
+out again only for the same file bytes and the same passphrase, so a changed file or a
+wrong passphrase is still refused. Nothing of it is written or logged.
 """
 
 from __future__ import annotations
@@ -30,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ec import (
     SECP256R1,
     EllipticCurvePrivateKey,
@@ -44,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
     load_pem_public_key,
+    load_ssh_private_key,
 )
 from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
@@ -60,10 +68,13 @@ __all__ = [
     "public_key_from_pem",
     "public_pem",
     "read_pem_private_key",
+    "unseal",
 ]
 
 KEYSTORE_SCHEME = "keystore"
-KDF_ROUNDS = 600_000
+# Rounds of the bcrypt KDF of a new key file: ssh-keygen's default, ~120 ms per try.
+BCRYPT_ROUNDS = 16
+OPENSSH_PEM_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 KEY_TYPES = ("ed25519", "ecdsa")
 
 
@@ -105,19 +116,42 @@ class KeyRecord:
 PrivateKey = Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey
 
 
-def _sealed(record: KeyRecord, private_key: PrivateKey, passphrase: str) -> bytes:
-    """PKCS#12 with PBES2 (PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC)."""
-    from cryptography.hazmat.primitives.serialization import pkcs12  # brings x509: ~10 ms
-
+def _sealed(private_key: PrivateKey, passphrase: str) -> bytes:
+    """A key file's bytes: the OpenSSH private key format (PEM), the key encrypted with
+    AES-256-CTR under a key the bcrypt KDF derives from the passphrase. Nothing in it
+    checks a passphrase before the KDF has run."""
     encryption = (
-        PrivateFormat.PKCS12.encryption_builder()
-        .kdf_rounds(KDF_ROUNDS)
-        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-        .hmac_hash(hashes.SHA256())
+        PrivateFormat.OpenSSH.encryption_builder()
+        .kdf_rounds(BCRYPT_ROUNDS)
         .build(passphrase.encode())
     )
-    name = f"{record.role} {record.gun}".encode()
-    return pkcs12.serialize_key_and_certificates(name, private_key, None, None, encryption)
+    try:
+        return private_key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, encryption)
+    except UnsupportedAlgorithm as error:  # cryptography finds no bcrypt to import
+        raise KeystoreError(
+            f"cannot encrypt a key file: {error}", hint="install bcrypt: pip install bcrypt"
+        ) from None
+
+
+def unseal(sealed: bytes, passphrase: str) -> PrivateKey:
+    """The private key in a key file's bytes, of either format trustkit wrote (told by
+    content): the OpenSSH format of keys sealed now, PKCS#12 of keys sealed before.
+    ``ValueError`` if the passphrase does not open it (or the file is damaged),
+    ``TypeError`` if it opens but holds a key type TUF metadata cannot use."""
+    password = passphrase.encode()
+    private_key: object
+    if sealed.lstrip().startswith(OPENSSH_PEM_BEGIN):
+        try:
+            private_key = load_ssh_private_key(sealed, password)
+        except TypeError as error:  # no passphrase, or a key file that is not encrypted
+            raise ValueError(str(error)) from None
+    else:
+        from cryptography.hazmat.primitives.serialization import pkcs12  # brings x509
+
+        private_key, _, _ = pkcs12.load_key_and_certificates(sealed, password)
+    if not isinstance(private_key, Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey):
+        raise TypeError("the key file holds no key TUF metadata can use")
+    return private_key
 
 
 def pem_is_encrypted(data: bytes) -> bool:
@@ -236,7 +270,7 @@ class Keystore:
             )
         private_key = self._load_private(record, passphrases)  # proves the old passphrase
         passphrase = new_passphrase()
-        sealed = _sealed(record, private_key, passphrase)
+        sealed = _sealed(private_key, passphrase)
         write_private_file(self._key_path(record.keyid), sealed)
         self._remember(record, sealed, passphrase, private_key)
 
@@ -251,7 +285,7 @@ class Keystore:
         public = CryptoSigner(private_key).public_key
         record = KeyRecord(public.keyid, gun, role, public, f"{KEYSTORE_SCHEME}:{public.keyid}")
         passphrase = passphrases.get(role, f"{adjective}{record.description}", new=True)
-        sealed = _sealed(record, private_key, passphrase)
+        sealed = _sealed(private_key, passphrase)
         try:
             ensure_private_dir(self.home)
             write_private_file(self._key_path(record.keyid), sealed)
@@ -342,17 +376,22 @@ class Keystore:
             known.opened_from, self._opened_from(sealed, passphrase)
         ):
             return known.private_key
-        from cryptography.hazmat.primitives.serialization import pkcs12
-
         try:
-            private_key, _, _ = pkcs12.load_key_and_certificates(sealed, passphrase.encode())
+            private_key = unseal(sealed, passphrase)
         except ValueError:
             raise PassphraseError(
                 f"wrong passphrase for the {record.description}",
                 hint=f"check the passphrase given by {passphrases.origin(record.role)}",
             ) from None
-        if not isinstance(private_key, Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey):
-            raise KeystoreError(f"the key file of the {record.description} holds no usable key")
+        except TypeError:
+            raise KeystoreError(
+                f"the key file of the {record.description} holds no usable key"
+            ) from None
+        except UnsupportedAlgorithm as error:  # e.g. bcrypt is not installed
+            raise KeystoreError(
+                f"cannot open the key file of the {record.description}: {error}",
+                hint="install bcrypt: pip install bcrypt",
+            ) from None
         self._remember(record, sealed, passphrase, private_key)
         return private_key
 

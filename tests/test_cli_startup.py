@@ -1,5 +1,5 @@
 """The fixed cost of a ``trustkit`` process: what it imports, and how often it runs a key
-file's PBKDF2. Counts and module names only; the milliseconds are in bench/."""
+file's KDF. Counts and module names only; the milliseconds are in bench/."""
 
 from __future__ import annotations
 
@@ -51,17 +51,17 @@ def test_a_command_has_one_keystore_and_one_passphrase_source():
 
 @pytest.fixture
 def key_file_opens(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every key file the keystore opens (each runs the file's 600,000 PBKDF2 rounds)."""
-    from cryptography.hazmat.primitives.serialization import pkcs12
+    """Every key file the keystore opens (each runs the file's KDF), of either format."""
+    import keys.keystore
 
     opened: list[bytes] = []
-    real = pkcs12.load_key_and_certificates
+    real = keys.keystore.unseal
 
-    def counting(data: bytes, password: bytes | None, *args: object) -> object:
-        opened.append(data)
-        return real(data, password, *args)
+    def counting(sealed: bytes, passphrase: str) -> object:
+        opened.append(sealed)
+        return real(sealed, passphrase)
 
-    monkeypatch.setattr(pkcs12, "load_key_and_certificates", counting)
+    monkeypatch.setattr(keys.keystore, "unseal", counting)
     return opened
 
 

@@ -9,9 +9,10 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
     BestAvailableEncryption,
     Encoding,
@@ -19,11 +20,10 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
     load_pem_public_key,
-    pkcs12,
 )
 from securesystemslib.signer import SSlibKey
 
-from keys.keystore import KeyRecord, Keystore, PrivateKey
+from keys.keystore import OPENSSH_PEM_BEGIN, KeyRecord, Keystore, PrivateKey, unseal
 from keys.passphrase import PassphraseSource
 from tests.harness import (
     DIGEST_A,
@@ -233,10 +233,11 @@ def test_imported_key_is_kept_encrypted_and_signs_but_a_key_root_does_not_list_i
     raw = outside.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     der = outside.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     assert raw not in sealed and der not in sealed
-    for wrong in (PEM_PASSPHRASE.encode(), b"", None):
+    assert sealed.startswith(OPENSSH_PEM_BEGIN)  # sealed in the current format
+    for wrong in (PEM_PASSPHRASE, ""):
         with pytest.raises(ValueError):
-            pkcs12.load_key_and_certificates(sealed, wrong)
-    opened, _, _ = pkcs12.load_key_and_certificates(sealed, TARGETS_PASSPHRASE.encode())
+            unseal(sealed, wrong)
+    opened = unseal(sealed, TARGETS_PASSPHRASE)
     assert isinstance(opened, ed25519.Ed25519PrivateKey)
     assert opened.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()) == raw
     assert json.loads(record_path.read_text())["role"] == "targets"
@@ -252,6 +253,57 @@ def test_imported_key_is_kept_encrypted_and_signs_but_a_key_root_does_not_list_i
     assert signed.code == 2, signed.err
     assert f"this keystore holds no key that may sign 1.0 in {gun}" in signed.err
     assert host("verify", f"{gun}:1.0", "--offline").code == 1  # nothing was published
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        ed25519.Ed25519PrivateKey.generate,
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        lambda: ec.generate_private_key(ec.SECP521R1()),
+        lambda: rsa.generate_private_key(65537, 3072),
+    ],
+    ids=["ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-3072"],
+)
+def test_every_key_type_import_takes_is_sealed_in_the_openssh_format_and_exports_as_given(
+    make: Any, publisher: Trustkit, gun: str, tmp_path: Path
+):
+    outside = make()
+    pem = _encrypted_pem(tmp_path / "outside.pem", outside)
+    keyid = SSlibKey.from_crypto(outside.public_key()).keyid
+
+    imported = publisher(
+        "key",
+        "import",
+        str(pem),
+        "--repository",
+        gun,
+        "--role",
+        "targets",
+        env={"TRUSTKIT_IMPORT_PASSPHRASE": PEM_PASSPHRASE},
+    )
+    exported = publisher("key", "export", keyid)
+
+    assert imported.code == 0, imported.err
+    sealed = (publisher.home / "private" / f"{keyid}.p12").read_bytes()
+    assert sealed.startswith(OPENSSH_PEM_BEGIN)
+    opened = unseal(sealed, TARGETS_PASSPHRASE)
+    as_der = (Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    assert opened.private_bytes(*as_der) == outside.private_bytes(*as_der)
+    assert exported.code == 0, exported.err
+    assert (
+        exported.out.strip()
+        == outside.public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+        .strip()
+    )
+    record = _record(publisher, keyid)
+    signer = Keystore(publisher.home).signer(
+        record, PassphraseSource({"TRUSTKIT_TARGETS_PASSPHRASE": TARGETS_PASSPHRASE})
+    )
+    record.public.verify_signature(signer.sign(b"payload"), b"payload")
 
 
 def test_original_targets_key_imported_into_another_keystore_signs_for_hosts(

@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
-    pkcs12,
 )
 from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
+from keys.keystore import unseal
 from tests.harness import (
     DIGEST_A,
     DIGEST_B,
@@ -90,8 +90,7 @@ def _trusting_root_v1(server: ServerProcess, gun: str, home: Path, url: str) -> 
 
 def _opened(p12: Path, passphrase: str) -> tuple[CryptoSigner, bytes]:
     """What a thief holding a key file and its passphrase has: the key, and its PEM."""
-    private_key, _, _ = pkcs12.load_key_and_certificates(p12.read_bytes(), passphrase.encode())
-    assert private_key is not None
+    private_key = unseal(p12.read_bytes(), passphrase)
     pem = private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     return CryptoSigner(private_key), pem
 

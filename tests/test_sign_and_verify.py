@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
 from tests.harness import DIGEST_A, DIGEST_B, Trustkit
 
 
@@ -172,7 +175,9 @@ def test_keystore_is_private_and_keys_are_encrypted(publisher: Trustkit, gun: st
     for key_file in key_files:
         assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
         data = key_file.read_bytes()
-        assert b"PRIVATE KEY" not in data  # PKCS#12, not a plain PEM
+        assert data.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+        with pytest.raises(TypeError, match="password-protected"):
+            load_ssh_private_key(data, None)  # encrypted, not a plain key
 
 
 def test_second_publisher_with_its_own_keystore_cannot_sign(

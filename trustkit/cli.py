@@ -181,7 +181,7 @@ class Context:
         )
 
     def keystore(self) -> Keystore:
-        """The command's one keystore: a key it opened (600,000 PBKDF2 rounds) is not
+        """The command's one keystore: a key it opened (a bcrypt KDF run) is not
         opened again by another part of the same command."""
         if self._keystore is None:
             from keys.keystore import Keystore
