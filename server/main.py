@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.settings import ServerSettings
 from server.validation import Limits
@@ -16,7 +18,14 @@ from trustkit import __version__
 from trustkit.errors import TrustkitError, UsageError
 from trustkit.expiry import ExpiryPolicy
 
-__all__ = ["main", "run"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["WORKER_ARGV_ENV", "create_app_from_env", "main", "run"]
+
+# How ``--workers N`` hands its command line to the worker processes uvicorn spawns:
+# each parses it again, exactly as the parent did.
+WORKER_ARGV_ENV = "TRUSTKIT_SERVER_WORKER_ARGV"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         ("--max-targets-per-role", limits.max_targets_per_role, "targets signed by one role"),
     ):
         parser.add_argument(flag, type=_positive, default=default, help=f"{text} ({default})")
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (1); they share the database (SQLite in "
+        "WAL mode, or --database), and each keeps its own /_trustkit/metrics counters",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
 
@@ -244,6 +261,27 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     )
 
 
+def create_app_from_env() -> FastAPI:
+    """The app of one worker process of ``--workers N`` (a uvicorn factory): the parent's
+    command line, from ``TRUSTKIT_SERVER_WORKER_ARGV``, parsed again here."""
+    from server.app import create_app
+
+    try:
+        argv = json.loads(os.environ[WORKER_ARGV_ENV])
+    except (KeyError, ValueError):
+        raise UsageError(
+            f"{WORKER_ARGV_ENV} holds no command line",
+            hint="start worker processes with: trustkit-server --workers N",
+        ) from None
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    return create_app(settings_from_args(args))
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(message)s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["token"], ["export"]):
@@ -254,13 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
             return error.exit_code
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    _configure_logging(args.log_level)
     try:
         import uvicorn
 
         from server.app import create_app
 
         settings = settings_from_args(args)
+        # With several workers this first app is never served: building it checks the
+        # settings (a clear error, before any worker starts) and creates, once, what the
+        # workers then share: the master key, the database schema and the admin token.
         app = create_app(settings)
     except TrustkitError as error:
         print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
@@ -268,19 +309,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"trustkit-server: {error}", file=sys.stderr)
         return 2
+    log = logging.getLogger("trustkit.server")
     if not settings.require_auth:
-        logging.getLogger("trustkit.server").warning(
+        log.warning(
             "--no-auth: anyone who can reach %s:%d can write to every repository",
             args.host,
             args.port,
         )
+    certfile = str(settings.tls_cert) if settings.tls_cert else None
+    keyfile = str(settings.tls_key) if settings.tls_key else None
+    if args.workers == 1:
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
+        return 0
+    app.state.service.storage.close()
+    os.environ[WORKER_ARGV_ENV] = json.dumps(argv)
+    log.info("starting %d worker processes", args.workers)
     uvicorn.run(
-        app,
+        f"{__name__}:create_app_from_env",
+        factory=True,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
     return 0
 
