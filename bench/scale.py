@@ -9,7 +9,7 @@ measurement would take longer than --measure-budget seconds):
 
 1. sign + publish one tag into a repository of N tags: ``trustkit sign`` against
    ``notary addhash -p``, per hash-bin layout (``--bins``: 0 is ``init`` without
-   ``--bins``, auto is the smallest power of two >= 2*sqrt(N), or a number);
+   ``--bins``, auto is the count trustkit chooses for N tags, or a number);
 2. ``trustkit verify --offline`` cold (a new host) and warm (again) against ``notary
    lookup``, and the bytes a new host downloads, counted by a proxy: response bodies as
    received on the wire (compressed, if the server compressed them) and decoded;
@@ -35,7 +35,6 @@ import copy
 import gzip
 import hashlib
 import json
-import math
 import os
 import platform
 import re
@@ -71,6 +70,7 @@ from keys.keystore import Keystore  # noqa: E402
 from keys.passphrase import PassphraseSource  # noqa: E402
 from tests.harness import ServerProcess, Trustkit, publisher_cli  # noqa: E402
 from tests.notary_server import ImageTarget, NotaryCLI, NotaryServer  # noqa: E402
+from trustkit.bins import bin_count_for  # noqa: E402
 from trustkit.metadata import image_target, sign_with  # noqa: E402
 from trustkit.names import parse_digest  # noqa: E402
 
@@ -374,11 +374,8 @@ def bin_layout(server_url: str, gun: str) -> int:
 
 
 def auto_bins(tags: int) -> int:
-    """The smallest power of two >= 2*sqrt(tags), from 2 to 16384."""
-    count = 2
-    while count < 2 * math.sqrt(tags) and count < 2**14:
-        count *= 2
-    return count
+    """The number of bins trustkit itself chooses for ``tags`` tags."""
+    return bin_count_for(tags)
 
 
 def has_bins_option() -> bool:
@@ -991,8 +988,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bins",
         default="0,auto",
-        help="bin layouts to measure: 0 (init without --bins), auto (smallest power of "
-        "two >= 2*sqrt(tags)) or a number (default 0,auto)",
+        help="bin layouts to measure: 0 (init without --bins), auto (the count trustkit "
+        "chooses for the number of tags) or a number (default 0,auto)",
     )
     parser.add_argument("--repeat", type=int, help="runs per measurement (default 5)")
     parser.add_argument(
