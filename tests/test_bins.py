@@ -259,6 +259,60 @@ def test_a_targets_threshold_of_two_holds_a_tag_until_approved(
     assert_verifies(host, gun, "v1", DIGEST_A)
 
 
+def test_status_and_refresh_cover_the_bins(
+    publisher: Trustkit, server: ServerProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gun = gun_for(request.node.name)
+    assert publisher("init", gun, "--bins", "4").code == 0
+    sign_many(publisher, gun, [f"s{n}" for n in range(8)])
+    host = _host(tmp_path, server.url)
+    assert_verifies(host, gun, "s1", DIGEST_A)
+    published = {r for r in _snapshot_roles(server, gun) if r.startswith("bins-")}
+
+    status = {r["role"]: r for r in _ok(publisher("status", gun, "--json"))["roles"]}
+    [folded] = [name for name in status if name.startswith("bins-*")]
+    assert f"({len(published)} published)" in folded
+    assert status[folded]["threshold"] == 1
+    assert "bins" in status
+
+    renewed = _ok(publisher("refresh", gun, "--within", "20y", "--json"))["renewed"]
+    assert published | {"bins", "targets", "root"} <= set(renewed)
+    after = _snapshot_roles(server, gun)
+    assert all(after[name] == renewed[name] for name in published | {"bins"})
+    for n in range(8):
+        assert_verifies(host, gun, f"s{n}", DIGEST_A)
+
+
+def test_an_offline_co_holder_signs_the_bins_of_a_targets_rotation_through_a_file(
+    publisher: Trustkit, server: ServerProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gun = gun_for(request.node.name)
+    assert publisher("init", gun, "--bins", "4").code == 0
+    sign_many(publisher, gun, [f"f{n}" for n in range(6)])
+    bob = _person(tmp_path, "http://127.0.0.1:9", "bob")  # never online
+    bob_key = _ok(bob("key", "generate", "bob", "--out", str(tmp_path / "bob.pub"), "--json"))[
+        "keyid"
+    ]
+    change = tmp_path / "targets-change.json"
+    args = ["--key", str(tmp_path / "bob.pub"), "--threshold", "2", "--out", str(change)]
+    _ok(publisher("key", "rotate", gun, "targets", *args, "--json"))
+    roles = set(json.loads(change.read_text())["roles"])
+    assert {"targets", "bins"} < roles and any(r.startswith("bins-") for r in roles)
+
+    assert (
+        bob_key in _ok(bob("approve", gun, "--file", str(change), "--yes", "--json"))["signed_with"]
+    )
+    signed = json.loads(change.read_text())["roles"]
+    for role in roles - {"root"}:
+        assert bob_key in {s["keyid"] for s in signed[role]["signatures"]}, role
+    _ok(publisher("submit", gun, str(change), "--json"))
+    assert _bins_of(server, gun).threshold == 2
+    assert bob_key in _bins_of(server, gun).keyids
+    host = _host(tmp_path, server.url)
+    for n in range(6):
+        assert_verifies(host, gun, f"f{n}", DIGEST_A)
+
+
 # --- moving into bins ----------------------------------------------------------------
 
 
