@@ -234,7 +234,12 @@ def describe_change(change: PendingChange, trusted: TrustedRepository | None) ->
     if change.expires:
         heading += f" (expires {change.expires.isoformat()})"
     lines = [f"{heading} to {change.gun}:"]
+    bins = {role: m.signed for role, m in change.roles.items() if is_bin_name(role)}
+    if bins:
+        lines += _describe_bins(bins, change, trusted)
     for role, metadata in change.roles.items():
+        if role in bins:
+            continue
         if role == "root":
             lines += _describe_root(metadata.signed, trusted.root if trusted else None)
             continue
@@ -243,6 +248,34 @@ def describe_change(change: PendingChange, trusted: TrustedRepository | None) ->
             old = trusted.targets if role == "targets" else trusted.delegated.get(role)
         lines += _describe_targets(role, metadata.signed, old)
     lines += [f"  {need.describe()}" for need in change.needs]
+    return lines
+
+
+def _describe_bins(
+    bins: dict[str, Targets], change: PendingChange, trusted: TrustedRepository | None
+) -> list[str]:
+    """Hash bins as one change to tags: there may be thousands of them, and a move into
+    a new number of bins changes no tag at all."""
+    after: dict[str, Any] = {}
+    for metadata in bins.values():
+        after.update(metadata.targets)
+    before: dict[str, Any] = {}
+    if trusted is not None:
+        moved = BINS_ROLE in change.roles  # a new layout: every bin of the old one counts
+        for name, metadata in trusted.delegated.items():
+            if is_bin_name(name) and (moved or name in bins):
+                before.update(metadata.targets)
+    expires = min(metadata.expires for metadata in bins.values())
+    lines = [f"hash bins: {len(bins)} signed (expire {expires.isoformat()} or later):"]
+    for path in sorted(set(before) | set(after)):
+        if path not in after:
+            lines.append(f"  {path}: {_digest(before[path])} -> (removed)")
+        elif path not in before:
+            lines.append(f"  {path}: (new) -> {_digest(after[path])}")
+        elif before[path] != after[path]:
+            lines.append(f"  {path}: {_digest(before[path])} -> {_digest(after[path])}")
+    if len(lines) == 1:
+        lines.append("  no tag changes (re-signed)")
     return lines
 
 

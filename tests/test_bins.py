@@ -247,7 +247,9 @@ def test_a_targets_threshold_of_two_holds_a_tag_until_approved(
     _ok(bob("key", "generate", "bob", "--out", str(tmp_path / "bob.pub"), "--json"))
     args = ["--key", str(tmp_path / "bob.pub"), "--threshold", "2", "--json"]
     assert _ok(publisher("key", "rotate", gun, "targets", *args))["published"] is False
-    _ok(bob("approve", gun, "--yes", "--json"))
+    rotation = bob("approve", gun, "--yes", "--json")
+    _ok(rotation)
+    assert "no tag changes (re-signed)" in rotation.err  # bins are shown as one change
     assert _bins_of(server, gun).threshold == 2
     host = _host(tmp_path, server.url)
     assert_verifies(host, gun, "1.0", DIGEST_A)
@@ -255,7 +257,10 @@ def test_a_targets_threshold_of_two_holds_a_tag_until_approved(
     assert _sign(publisher, gun, "v1")["published"] is False
     refused = host("verify", f"{gun}:v1", "--offline")
     assert refused.code != 0 and "no signed tag v1" in refused.err
-    _ok(bob("approve", gun, "--yes", "--json"))
+    release = bob("approve", gun, "--yes", "--json")
+    _ok(release)
+    assert "hash bins: 1 signed" in release.err
+    assert f"v1: (new) -> {DIGEST_A}" in release.err
     assert_verifies(host, gun, "v1", DIGEST_A)
 
 
