@@ -29,6 +29,7 @@ from trustkit.bins import (
     AUTO_BINS_AT,
     BINS_ROLE,
     bin_count_for,
+    bins_delegation,
     bins_of,
     group_by_bin,
     grown_bin_count,
@@ -143,6 +144,11 @@ class KeyHolder:
         if not trusted.complete:
             raise AssertionError("moving tags into bins needs every bin loaded")
         targets = targets if targets is not None else trusted.targets
+        if trusted.bins is None and bins_delegation(targets) is not None:
+            raise UsageError(
+                f"{trusted.gun} has a signer named {BINS_ROLE}, the name hash bins take",
+                hint=f"remove it first: trustkit signer remove {BINS_ROLE} {trusted.gun}",
+            )
         tags: dict[str, TargetFile] = {}
         for name, metadata in trusted.delegated.items():
             if _is_bin_role(trusted, name):

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from securesystemslib.signer import CryptoSigner, Signer
-from tuf.api.metadata import Delegations, Snapshot, SuccinctRoles, Targets
+from securesystemslib.signer import CryptoSigner, Signer, SSlibKey
+from tuf.api.metadata import DelegatedRole, Delegations, Snapshot, SuccinctRoles, Targets
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
@@ -73,6 +73,13 @@ def _ok(result: Any) -> dict[str, Any]:
     assert "Traceback" not in result.err
     data: dict[str, Any] = result.json
     return data
+
+
+def _targets_signer(publisher: Trustkit) -> Signer:
+    """The publisher's targets key, opened as trustkit opens it."""
+    keystore = Keystore(publisher.home)
+    [record] = [r for r in keystore.records() if r.role == "targets"]
+    return keystore.signer(record, PassphraseSource(publisher.env))
 
 
 def _signer_of(private: Ed25519PrivateKey) -> Signer:
@@ -380,6 +387,31 @@ def test_bins_outgrown_four_times_over_are_replaced_by_more_in_the_same_publish(
     assert _bins_of(server, gun).number_of_bins == grown
 
 
+def test_a_signer_already_named_bins_stops_the_move_and_changes_nothing(
+    publisher: Trustkit, server: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    """A repository from before bins may have a signer named ``bins``."""
+    gun = gun_for(request.node.name)
+    assert publisher("init", gun).code == 0
+    _sign(publisher, gun, "1.0")
+    targets: Targets = served_metadata(server, gun, "targets.json").signed
+    signer_key = SSlibKey.from_crypto(Ed25519PrivateKey.generate().public_key())
+    targets.delegations = Delegations(
+        keys={signer_key.keyid: signer_key},
+        roles={"bins": DelegatedRole("bins", [signer_key.keyid], 1, False, ["x*"])},
+    )
+    targets.version += 1
+    uploaded = post_upload(server, gun, targets=sign_with(targets, [_targets_signer(publisher)]))
+    assert uploaded.status_code == 200, uploaded.text
+    before = _snapshot_roles(server, gun)
+
+    refused = publisher("bins", gun)
+    assert refused.code == 2
+    assert f"{gun} has a signer named bins" in refused.err
+    assert "trustkit signer remove bins" in refused.err
+    assert _snapshot_roles(server, gun) == before
+
+
 def test_bad_bin_counts_are_refused_with_the_rule(
     publisher: Trustkit, request: pytest.FixtureRequest
 ) -> None:
@@ -403,8 +435,7 @@ def test_the_server_refuses_a_tag_in_the_wrong_bin_and_a_bin_that_delegates(
     bins = _bins_of(server, gun)
     home = bins.get_role_for_target("x")
     other = next(name for name in bins.get_roles() if name != home)
-    [record] = [r for r in Keystore(publisher.home).records() if r.role == "targets"]
-    targets_key = Keystore(publisher.home).signer(record, PassphraseSource(publisher.env))
+    targets_key = _targets_signer(publisher)
     wrong: Targets = served_metadata(server, gun, f"{home}.json").signed
     wrong.version = _snapshot_roles(server, gun).get(other, 0) + 1
     response = post_upload(server, gun, **{other: sign_with(wrong, [targets_key])})
