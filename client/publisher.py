@@ -321,7 +321,7 @@ class Publisher(KeyHolder):
                 apply_changes(metadata, own)
                 changed[name] = metadata
             grown = grown_bin_count(bins, (len(m.targets) for m in changed.values()))
-            if grown is not None:
+            if grown is not None and self._settings.auto_bins:
                 # Outgrown four times over: every tag moves into more bins, once.
                 if not trusted.complete:
                     raise _EveryBinNeeded
@@ -331,7 +331,11 @@ class Publisher(KeyHolder):
             metadata = self._role_metadata(trusted, role)
             apply_changes(metadata, changes)
             changed = {role: metadata}
-            if role == "targets" and len(metadata.targets) > AUTO_BINS_AT:
+            if (
+                role == "targets"
+                and self._settings.auto_bins
+                and len(metadata.targets) > AUTO_BINS_AT
+            ):
                 return self.into_bins(trusted, bin_count_for(len(metadata.targets)), metadata)
         for name, metadata in changed.items():
             metadata.version += 1

@@ -23,6 +23,7 @@ class ClientSettings:
     ca_file: Path | None = None  # CA certificates for the server's TLS
 
     mirror_url: str | None = None  # where hosts read metadata, if not the server
+    auto_bins: bool = True  # move a repository into hash bins once it grows large
 
     def metadata_url(self, gun: str) -> str:
         """Base URL of a repository's TUF metadata: ``{server}/v2/{gun}/_trust/tuf/``, or

@@ -367,6 +367,25 @@ def test_a_repository_moves_into_bins_by_itself_once_it_grows_large(
         assert_verifies(host, gun, tag, DIGEST_A)
 
 
+def test_trustkit_auto_bins_off_keeps_a_large_repository_flat(
+    publisher: Trustkit, server: ServerProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gun = gun_for(request.node.name)
+    flat = Trustkit(
+        publisher.home, publisher.server_url, {**publisher.env, "TRUSTKIT_AUTO_BINS": "off"}
+    )
+    assert flat("init", gun).code == 0
+    sign_many(flat, gun, [f"b{n}" for n in range(AUTO_BINS_AT + 1)])
+    targets: Targets = served_metadata(server, gun, "targets.json").signed
+    assert targets.delegations is None and len(targets.targets) == AUTO_BINS_AT + 1
+    assert_verifies(_host(tmp_path, server.url), gun, "b7", DIGEST_A)
+    wrong = Trustkit(
+        publisher.home, publisher.server_url, {**publisher.env, "TRUSTKIT_AUTO_BINS": "0"}
+    )
+    refused = wrong("sign", f"{gun}:b", "--digest", DIGEST_A, "--size", "100")
+    assert refused.code == 2 and "TRUSTKIT_AUTO_BINS is '0'; use on or off" in refused.err
+
+
 def test_bins_outgrown_four_times_over_are_replaced_by_more_in_the_same_publish(
     publisher: Trustkit, server: ServerProcess, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -127,6 +127,9 @@ class Context:
         mirror = self.args.mirror or self.env.get("TRUSTKIT_MIRROR") or None
         if mirror is not None and not mirror.startswith(("http://", "https://")):
             raise UsageError(f"--mirror '{mirror}' is not an http(s) URL")
+        auto_bins = self.env.get("TRUSTKIT_AUTO_BINS", "on")
+        if auto_bins not in ("on", "off"):
+            raise UsageError(f"TRUSTKIT_AUTO_BINS is '{auto_bins}'; use on or off")
         return ClientSettings(
             home=home,
             server_url=server,
@@ -134,6 +137,7 @@ class Context:
             token=self._token(),
             ca_file=Path(ca_file) if ca_file else None,
             mirror_url=mirror,
+            auto_bins=auto_bins == "on",
         )
 
     def _token(self) -> str | None:
