@@ -8,8 +8,9 @@ Every time is a whole process, as a user runs it (median of --repeat, fewer when
 measurement would take longer than --measure-budget seconds):
 
 1. sign + publish one tag into a repository of N tags: ``trustkit sign`` against
-   ``notary addhash -p``, per hash-bin layout (``--bins``: 0 is ``init`` without
-   ``--bins``, auto is the count trustkit chooses for N tags, or a number);
+   ``notary addhash -p``, per hash-bin layout (``--bins``: 0 is one flat targets file,
+   ``init`` without ``--bins`` and ``TRUSTKIT_AUTO_BINS=off``; auto is the count trustkit
+   chooses for N tags; or a number);
 2. ``trustkit verify --offline`` cold (a new host) and warm (again) against ``notary
    lookup``, and the bytes a new host downloads, counted by a proxy: response bodies as
    received on the wire (compressed, if the server compressed them) and decoded;
@@ -78,6 +79,8 @@ RESULTS = REPO / "bench" / "results" / "scale.json"
 DEFAULT_SIZES = "100,5000,10000,100000,1000000"
 QUICK_SIZES = "100,5000"
 MIB = 1024 * 1024
+FLAT_BYTES_PER_TAG = 112  # a tag in a targets file, compact JSON
+FLAT_LIMIT_BYTES = 20 * MIB  # the server's default --max-role-bytes
 # A repository of a million tags moved into bins is one upload of about 130 MB.
 SERVER_FLAGS = ("--log-level", "warning", "--max-upload-bytes", str(512 * MIB))
 COMMAND_TIMEOUT = 600  # seconds, for any one build step (publish of every tag)
@@ -471,8 +474,19 @@ class Scale:
         if skip:
             print(f"  trustkit {tags:,} ({_mode(bins)}): {skip}", flush=True)
             return {"note": skip}
+        if bins is None and tags * FLAT_BYTES_PER_TAG > FLAT_LIMIT_BYTES:
+            size = tags * FLAT_BYTES_PER_TAG // MIB
+            skip = (
+                f"not run: a flat targets file of {tags:,} tags (~{size} MiB) is over the "
+                "server's role limit (20 MiB) and what hosts download for targets (64 MiB): "
+                "that is what bins are for"
+            )
+            print(f"  trustkit {tags:,} ({_mode(bins)}): {skip}", flush=True)
+            return {"note": skip}
         gun = f"registry.bench/trustkit/app{tags}-bins{bins or 0}"
         tk = publisher_cli(self.base / f"tk-{tags}-{bins or 0}" / ".trustkit", self.server.url)
+        if bins is None:  # flat: measure one targets file, not the automatic move into bins
+            tk.env["TRUSTKIT_AUTO_BINS"] = "off"
 
         def publish(i: int) -> float:
             args = ("sign", f"{gun}:2.{i}", "--digest", f"sha256:{tag_digest(10**9 + i)}")
@@ -582,14 +596,12 @@ class Scale:
 
 
 def _mode(bins: int | None) -> str:
-    return f"--bins {bins}" if bins else "no --bins"
+    return f"--bins {bins}" if bins else "flat"
 
 
 def _layout_label(mode: str, bins: int | None, layout: int | None) -> str:
     if bins is None:
-        if layout:
-            return f"no --bins (moved into {layout} bins by itself)"
-        return "no --bins (flat)"
+        return "flat (no bins: TRUSTKIT_AUTO_BINS=off)"
     return f"--bins {bins}" + (" (auto)" if mode == "auto" else "")
 
 
@@ -942,10 +954,10 @@ def print_table(rows: Sequence[Row], machine: dict[str, Any]) -> None:
         print()
         for note, number in notes.items():
             print(f"[{number}] {note}")
-    if any("by itself" in row.measurement for row in rows):
+    if any("flat" in row.measurement for row in rows):
         print(
-            "no --bins: trustkit moves a repository of more than 1,024 tags into hash bins by "
-            "itself, so one flat targets file is measured only up to 1,024 tags"
+            "flat: one targets file, with trustkit's automatic move into bins (past 1,024 "
+            "tags) turned off by TRUSTKIT_AUTO_BINS=off"
         )
 
 
@@ -988,8 +1000,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bins",
         default="0,auto",
-        help="bin layouts to measure: 0 (init without --bins), auto (the count trustkit "
-        "chooses for the number of tags) or a number (default 0,auto)",
+        help="bin layouts to measure: 0 (flat: no --bins, TRUSTKIT_AUTO_BINS=off), auto "
+        "(the count trustkit chooses for the number of tags) or a number (default 0,auto)",
     )
     parser.add_argument("--repeat", type=int, help="runs per measurement (default 5)")
     parser.add_argument(
