@@ -31,7 +31,6 @@ the GET throughput rows (apt-get install wrk). Never run by the tests.
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
 import gzip
 import hashlib
@@ -46,7 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -313,28 +311,8 @@ def notary_build(cli: NotaryCLI, gun: str, tags: int) -> dict[str, float]:
     """init, then every tag as a change file in the CLI's changelist, then one publish
     (what ``notary addhash`` without -p leaves behind, written directly)."""
     cli.init(gun)
-    changes = cli.trust_dir / "tuf" / gun / "changelist"
-    changes.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    stamp = time.time_ns()
-    for n in range(tags):
-        meta = json.dumps(
-            {
-                "length": tag_size(n),
-                "hashes": {"sha256": base64.b64encode(bytes.fromhex(tag_digest(n))).decode()},
-            },
-            separators=(",", ":"),
-        )
-        change = {
-            "action": "create",
-            "role": "targets",
-            "type": "target",
-            "path": f"1.{n}",
-            "data": base64.b64encode(meta.encode()).decode(),
-        }
-        (changes / f"{stamp + n:020d}_{uuid.uuid4()}.change").write_text(
-            json.dumps(change, separators=(",", ":"))
-        )
+    cli.stage_many(gun, {f"1.{n}": ImageTarget(tag_digest(n), tag_size(n)) for n in range(tags)})
     staged = time.perf_counter()
     cli.publish(gun)
     return {"stage_s": staged - start, "publish_s": time.perf_counter() - staged}

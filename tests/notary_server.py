@@ -32,6 +32,7 @@ import ssl
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,6 +313,31 @@ class NotaryCLI:
         for tag, target in targets.items():
             self.add(gun, tag, target, role=role, publish=False)
         self.publish(gun)
+
+    def stage_many(self, gun: str, targets: Mapping[str, ImageTarget]) -> None:
+        """Stage tags for targets by writing the change files ``notary addhash`` (without
+        -p) leaves in the changelist, directly: thousands in a second, not minutes."""
+        changes = self.trust_dir / "tuf" / gun / "changelist"
+        changes.mkdir(parents=True, exist_ok=True)
+        stamp = time.time_ns()
+        for n, (tag, target) in enumerate(targets.items()):
+            meta = json.dumps(
+                {
+                    "length": target.size,
+                    "hashes": {"sha256": base64.b64encode(bytes.fromhex(target.digest)).decode()},
+                },
+                separators=(",", ":"),
+            )
+            change = {
+                "action": "create",
+                "role": "targets",
+                "type": "target",
+                "path": tag,
+                "data": base64.b64encode(meta.encode()).decode(),
+            }
+            (changes / f"{stamp + n:020d}_{uuid.uuid4()}.change").write_text(
+                json.dumps(change, separators=(",", ":"))
+            )
 
     def publish(self, gun: str) -> None:
         self("publish", gun)

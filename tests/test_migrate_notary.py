@@ -24,6 +24,7 @@ from tests.notary_server import (
     make_delegate_key,
     role_of,
 )
+from trustkit.bins import AUTO_BINS_AT
 
 GUN = "registry.test/team/app"
 OTHER = "registry.test/team/web"
@@ -177,3 +178,28 @@ def test_all_repositories_of_a_list(notary: Notary, server: ServerProcess, tmp_p
     host = _host(tmp_path, server)
     assert _verified(host, OTHER, "3.0")[0] == f"sha256:{image_target('web 3.0').digest}"
     assert "registry.test/team/missing not migrated" in result.err
+
+
+def test_a_repository_of_more_than_1024_tags_moves_into_hash_bins_and_reruns_see_them(
+    notary: Notary, server: ServerProcess, tmp_path: Path
+):
+    gun = "registry.test/team/big"
+    tags = {f"v{n}": image_target(f"big {n}") for n in range(AUTO_BINS_AT + 76)}
+    notary.owner.init(gun)
+    notary.owner.stage_many(gun, tags)
+    notary.owner.publish(gun)
+    owner = publisher_cli(tmp_path / "owner" / ".trustkit", server.url)
+
+    migrated = _migrate(owner, notary, gun)
+    assert migrated.code == 0, migrated.err
+    assert migrated.json["published_changes"] == len(tags)
+    host = _host(tmp_path, server)
+    for tag in ("v0", "v512", f"v{len(tags) - 1}"):
+        digest, signer = _verified(host, gun, tag)
+        assert digest == f"sha256:{tags[tag].digest}"
+        assert signer.startswith("bins-"), "the tags are signed in hash bins"
+
+    again = _migrate(owner, notary, gun)
+    assert again.code == 0, again.err
+    assert again.json["published_changes"] == 0
+    assert again.json["unchanged"] == len(tags)
