@@ -157,14 +157,7 @@ def _digest(target: Any) -> str:
 
 def _describe_targets(role: str, new: Targets, old: Targets | None) -> list[str]:
     lines = [f"{role} v{new.version} (expires {new.expires.isoformat()}):"]
-    before = old.targets if old else {}
-    for path in sorted(set(before) | set(new.targets)):
-        if path not in new.targets:
-            lines.append(f"  {path}: {_digest(before[path])} -> (removed)")
-        elif path not in before:
-            lines.append(f"  {path}: (new) -> {_digest(new.targets[path])}")
-        elif before[path] != new.targets[path]:
-            lines.append(f"  {path}: {_digest(before[path])} -> {_digest(new.targets[path])}")
+    lines += _tag_changes(old.targets if old else {}, new.targets)
     old_signers = _delegated(old)
     new_signers = _delegated(new)
     for name in sorted(set(old_signers) | set(new_signers)):
@@ -176,6 +169,19 @@ def _describe_targets(role: str, new: Targets, old: Targets | None) -> list[str]
             lines.append(f"  signer {name}: {old_signers[name]} -> {new_signers[name]}")
     if len(lines) == 1:
         lines.append("  no tag or signer changes (re-signed)")
+    return lines
+
+
+def _tag_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """One line per tag added, removed or moved to another digest."""
+    lines = []
+    for path in sorted(set(before) | set(after)):
+        if path not in after:
+            lines.append(f"  {path}: {_digest(before[path])} -> (removed)")
+        elif path not in before:
+            lines.append(f"  {path}: (new) -> {_digest(after[path])}")
+        elif before[path] != after[path]:
+            lines.append(f"  {path}: {_digest(before[path])} -> {_digest(after[path])}")
     return lines
 
 
@@ -267,13 +273,7 @@ def _describe_bins(
                 before.update(metadata.targets)
     expires = min(metadata.expires for metadata in bins.values())
     lines = [f"hash bins: {len(bins)} signed (expire {expires.isoformat()} or later):"]
-    for path in sorted(set(before) | set(after)):
-        if path not in after:
-            lines.append(f"  {path}: {_digest(before[path])} -> (removed)")
-        elif path not in before:
-            lines.append(f"  {path}: (new) -> {_digest(after[path])}")
-        elif before[path] != after[path]:
-            lines.append(f"  {path}: {_digest(before[path])} -> {_digest(after[path])}")
+    lines += _tag_changes(before, after)
     if len(lines) == 1:
         lines.append("  no tag changes (re-signed)")
     return lines

@@ -316,31 +316,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.host,
             args.port,
         )
-    certfile = str(settings.tls_cert) if settings.tls_cert else None
-    keyfile = str(settings.tls_key) if settings.tls_key else None
+    served = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+    }
     if args.workers == 1:
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-        )
+        uvicorn.run(app, **served)
         return 0
     app.state.service.storage.close()
     os.environ[WORKER_ARGV_ENV] = json.dumps(argv)
     log.info("starting %d worker processes", args.workers)
-    uvicorn.run(
-        f"{__name__}:create_app_from_env",
-        factory=True,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-    )
+    uvicorn.run(f"{__name__}:create_app_from_env", factory=True, workers=args.workers, **served)
     return 0
 
 
