@@ -353,7 +353,7 @@ class Publisher(KeyHolder):
         changed = self.into_bins(trusted, count)
         upload = {name: self._signed_bytes(metadata, signers) for name, metadata in changed.items()}
         pending = self._upload(gun, upload, trusted)
-        tags = sum(len(m.targets) for name, m in changed.items() if _is_bin_role_name(name))
+        tags = sum(len(m.targets) for name, m in changed.items() if is_bin_name(name))
         return PublishResult(
             gun, changed["targets"].version, 1, tags, "targets", pending, roles=tuple(changed)
         )
@@ -483,7 +483,3 @@ class _EveryBinNeeded(Exception):
 def _is_bin_role(trusted: TrustedRepository, role: str) -> bool:
     bins = trusted.bins
     return bins is not None and bins.is_delegated_role(role)
-
-
-def _is_bin_role_name(name: str) -> bool:
-    return name != BINS_ROLE and is_bin_name(name)

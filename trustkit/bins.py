@@ -16,7 +16,7 @@ after it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from securesystemslib.signer import Key
@@ -31,7 +31,6 @@ __all__ = [
     "bin_count_for",
     "bins_delegation",
     "bins_of",
-    "every_bin",
     "grown_bin_count",
     "group_by_bin",
     "is_bin_name",
@@ -135,7 +134,3 @@ def group_by_bin(succinct: SuccinctRoles, paths: Iterable[str]) -> dict[str, lis
     for path in paths:
         grouped.setdefault(succinct.get_role_for_target(path), []).append(path)
     return grouped
-
-
-def every_bin(succinct: SuccinctRoles) -> Iterator[str]:
-    return succinct.get_roles()
