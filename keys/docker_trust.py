@@ -129,8 +129,10 @@ def _pbes2_plaintext(key: DockerTrustKey, passphrase: str) -> bytes:
         inner = asn1_keys.PrivateKeyInfo.load(unpadder.update(padded) + unpadder.finalize())
         # Notary marks its PrivateKeyInfo version 1 without the public key that version
         # calls for; the same structure as version 0 is what every reader expects.
+        # Only the version is re-encoded: forcing every field again would shorten an
+        # EC private key whose first byte is zero (1 key in 256), which no loader takes.
         inner["version"] = 0
-        plaintext: bytes = inner.dump(force=True)
+        plaintext: bytes = inner.dump()
         load_der_private_key(plaintext, None)  # a wrong passphrase rarely gets this far
     except KeystoreError:
         raise

@@ -4,9 +4,19 @@ and all or nothing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
+from asn1crypto import core as asn1_core
+from asn1crypto import keys as asn1_keys
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from keys.docker_trust import DockerTrustKey, open_docker_trust_key
 from keys.keystore import Keystore, public_pem
 from tests.harness import Trustkit
 
@@ -131,3 +141,49 @@ def test_a_wrong_passphrase_or_an_unknown_repository_writes_nothing(tmp_path: Pa
     assert Keystore(wrong.home).records() == []
     missing = _trustkit(tmp_path)("key", "import", "--from-docker-trust", str(tmp_path / "no"))
     assert missing.code == 2 and "has no private/ folder" in missing.err
+
+
+def _notary_shaped(private: ec.EllipticCurvePrivateKey, passphrase: str) -> bytes:
+    """A key as Notary writes it: PKCS#8 marked version 1 (with no public key), in a
+    PBES2 envelope of PBKDF2-HMAC-SHA256 and AES-256-CBC."""
+    plain = private.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    info = asn1_keys.PrivateKeyInfo.load(plain)
+    info["version"] = 1
+    salt, iv = os.urandom(16), os.urandom(16)
+    key = PBKDF2HMAC(hashes.SHA256(), 32, salt, 10_000).derive(passphrase.encode())
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(info.dump()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return asn1_keys.EncryptedPrivateKeyInfo(
+        {
+            "encryption_algorithm": {
+                "algorithm": "pbes2",
+                "parameters": {
+                    "key_derivation_func": {
+                        "algorithm": "pbkdf2",
+                        "parameters": {
+                            "salt": asn1_core.OctetString(salt),
+                            "iteration_count": 10_000,
+                            "prf": {"algorithm": "sha256"},
+                        },
+                    },
+                    "encryption_scheme": {"algorithm": "aes256_cbc", "parameters": iv},
+                },
+            },
+            "encrypted_data": encryptor.update(padded) + encryptor.finalize(),
+        }
+    ).dump()
+
+
+def test_a_notary_ec_key_whose_scalar_starts_with_a_zero_byte_opens(tmp_path: Path) -> None:
+    """One EC key in 256 has a private scalar shorter than 32 bytes; its fixed-length
+    encoding starts with zero, which re-encoding the key would drop."""
+    private = next(
+        key
+        for key in (ec.generate_private_key(ec.SECP256R1()) for _ in range(20_000))
+        if key.private_numbers().private_value < 2**248
+    )
+    key = DockerTrustKey(tmp_path / "k.key", "root", None, _notary_shaped(private, "pw"))
+    opened = open_docker_trust_key(key, "pw")
+    assert isinstance(opened, ec.EllipticCurvePrivateKey)
+    assert opened.private_numbers() == private.private_numbers()
