@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from scripts.oci_layout import build_image
 from tests.harness import (
     ServerProcess,
     TamperingProxy,
@@ -32,7 +33,7 @@ from tests.harness import (
     publisher_cli,
     role_of,
 )
-from tests.registry import RegistryProcess, build_image, push, registry_digest
+from tests.registry import RegistryProcess, push, registry_digest
 
 RECORDER = """\
 #!{python}

@@ -11,12 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.oci_layout import OCI_INDEX, OCI_MANIFEST, build_image
 from tests.registry import (
-    OCI_INDEX,
-    OCI_MANIFEST,
     RegistryProcess,
     TokenService,
-    build_image,
     fetch_manifest,
     push,
     registry_digest,

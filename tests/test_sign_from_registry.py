@@ -21,14 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from scripts.oci_layout import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST, BuiltImage, build_image
 from tests.harness import Trustkit, free_port, gun_for
 from tests.registry import (
-    MANIFEST_ACCEPT,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    BuiltImage,
     RegistryProcess,
-    build_image,
     push,
     registry_digest,
 )
