@@ -88,11 +88,11 @@ class PassphraseSource:
             raise PassphraseError(
                 f"no {description}", hint=f"set {variable} (no terminal to prompt on)"
             )
-        first = self._prompt(f"{description[0].upper()}{description[1:]}: ")
+        first = self._read(f"{description[0].upper()}{description[1:]}: ")
         if new:
             if not first:
                 raise PassphraseError(f"the {description} is empty")
-            if self._prompt(f"Repeat the {description}: ") != first:
+            if self._read(f"Repeat the {description}: ") != first:
                 raise PassphraseError("the two passphrases differ; nothing was changed")
         return first
 
@@ -118,8 +118,19 @@ class PassphraseSource:
                 "(no terminal to prompt on)",
             )
         if not new:
-            return self._prompt(f"Passphrase for the {description}: ")
-        first = self._prompt(f"New passphrase for the {description}: ")
-        if self._prompt(f"Repeat the passphrase for the {description}: ") != first:
+            return self._read(f"Passphrase for the {description}: ")
+        first = self._read(f"New passphrase for the {description}: ")
+        if self._read(f"Repeat the passphrase for the {description}: ") != first:
             raise PassphraseError("the two passphrases differ; nothing was created")
         return first
+
+    def _read(self, question: str) -> str:
+        if self._prompt is None:
+            raise PassphraseError("no terminal to prompt on for a passphrase")
+        try:
+            return self._prompt(question)
+        except EOFError:  # Ctrl-D at the prompt: the person chose to give nothing
+            print(file=sys.stderr)
+            raise PassphraseError(
+                "no passphrase given (end of input at the prompt); nothing was changed"
+            ) from None

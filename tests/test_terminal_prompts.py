@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tests.harness import ServerProcess
 
+CTRL_D = "\x04"  # end of input, typed at the start of a line
+
 
 def _run_on_terminal(
     args: list[str], env: dict[str, str], answers: dict[str, str]
@@ -37,7 +39,7 @@ def _run_on_terminal(
         pending = screen.decode(errors="replace").split("\n")[-1]
         for prompt, answer in answers.items():
             if prompt in pending and pending.rstrip().endswith(":"):
-                os.write(fd, answer.encode() + b"\n")
+                os.write(fd, answer.encode() + (b"" if answer == CTRL_D else b"\n"))
                 answered += 1
                 screen += b"\n"
                 break
@@ -104,3 +106,18 @@ def test_sign_prompts_for_the_targets_passphrase(server: ServerProcess, gun: str
 
     assert code == 0, screen
     assert "published" in screen
+
+
+def test_ctrl_d_at_a_prompt_ends_cleanly_and_creates_nothing(
+    server: ServerProcess, gun: str, tmp_path: Path
+):
+    code, screen = _run_on_terminal(
+        ["init", gun],
+        _env(tmp_path, server),
+        {"New passphrase for the new root key": CTRL_D},
+    )
+
+    assert code == 2, screen
+    assert "Traceback" not in screen
+    assert "no passphrase given (end of input at the prompt); nothing was changed" in screen
+    assert not [path for path in (tmp_path / ".trustkit").rglob("*") if path.is_file()]
