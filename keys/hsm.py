@@ -2,8 +2,10 @@
 
 The keystore keeps only a record for such a key: its public half and the signer URI
 securesystemslib's ``HSMSigner`` reads, ``hsm:<CKA_ID as a number>?label=<token label>``.
-Signing opens the token with the PIN of the key's role (``TRUSTKIT_ROOT_PASSPHRASE``,
-``--passphrase-file`` or a prompt). ``PYKCS11LIB`` names the token's PKCS#11 module.
+Signing opens the token with its PIN: ``TRUSTKIT_HSM_PIN`` or the file
+``TRUSTKIT_HSM_PIN_FILE`` names, else the passphrase of the key's role
+(``TRUSTKIT_ROOT_PASSPHRASE``, ``--passphrase-file`` or a prompt). ``PYKCS11LIB`` names
+the token's PKCS#11 module.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def hsm_record(
     description = f"{role} key of {gun} in the PKCS#11 token (its PIN)"
 
     def pin(_name: str = "pin") -> str:
-        return passphrases.get(role, description)
+        return passphrases.pin(role, description)
 
     try:
         found = _find_token(pkcs11, token)
@@ -97,7 +99,8 @@ def _explained(
     name = type(error).__name__  # python-pkcs11 may be missing: match its errors by name
     if name in ("PinIncorrect", "PinInvalid", "PinLenRange"):
         return PassphraseError(
-            f"wrong PIN for {where}", hint=f"check the PIN given by {passphrases.origin(role)}"
+            f"wrong PIN for {where}",
+            hint=f"check the PIN given by {passphrases.pin_origin(role)}",
         )
     if name == "PinLocked":
         return PassphraseError(

@@ -351,7 +351,10 @@ class Keystore:
         from keys.hsm import external_key_error  # keys.hsm builds on this module
 
         def secret(name: str) -> str:
-            return passphrases.get(record.role, f"{record.description} ({name})")
+            description = f"{record.description} ({name})"
+            if name == "pin":
+                return passphrases.pin(record.role, description)
+            return passphrases.get(record.role, description)
 
         probe = b"trustkit: can this key sign?"
         try:

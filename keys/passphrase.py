@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trustkit.errors import PassphraseError
 
-__all__ = ["ENV_FOR_ROLE", "PassphraseSource", "role_kind"]
+__all__ = ["ENV_FOR_ROLE", "PIN_FILE_VARIABLE", "PIN_VARIABLE", "PassphraseSource", "role_kind"]
 
 ENV_FOR_ROLE = {
     "root": "TRUSTKIT_ROOT_PASSPHRASE",
@@ -22,6 +22,12 @@ ENV_FOR_ROLE = {
     "snapshot": "TRUSTKIT_SNAPSHOT_PASSPHRASE",
     "delegation": "TRUSTKIT_DELEGATION_PASSPHRASE",
 }
+
+# A key in a PKCS#11 token is opened with the token's PIN. It has its own variable (or
+# file) so that a rotation which signs with a key file and a token key at once can be
+# scripted; with neither set, the PIN comes from the role's passphrase source as before.
+PIN_VARIABLE = "TRUSTKIT_HSM_PIN"
+PIN_FILE_VARIABLE = "TRUSTKIT_HSM_PIN_FILE"
 
 Prompt = Callable[[str], str]
 
@@ -62,6 +68,29 @@ class PassphraseSource:
         if self._file is not None:
             return f"--passphrase-file {self._file}"
         return "the prompt"
+
+    def pin(self, role: str, description: str) -> str:
+        """The PIN of the token holding ``role``'s key: ``$TRUSTKIT_HSM_PIN``, the file
+        ``$TRUSTKIT_HSM_PIN_FILE`` names, else the role's passphrase source."""
+        if self._env.get(PIN_VARIABLE):
+            return self._env[PIN_VARIABLE]
+        pin_file = self._env.get(PIN_FILE_VARIABLE)
+        if pin_file:
+            try:
+                return Path(pin_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as error:
+                raise PassphraseError(
+                    f"cannot read the PIN file {pin_file} (${PIN_FILE_VARIABLE}): {error.strerror}"
+                ) from None
+        return self.get(role, description)
+
+    def pin_origin(self, role: str) -> str:
+        """Where the PIN for ``role``'s token key came from, for an error message."""
+        if self._env.get(PIN_VARIABLE):
+            return f"${PIN_VARIABLE}"
+        if self._env.get(PIN_FILE_VARIABLE):
+            return f"${PIN_FILE_VARIABLE} ({self._env[PIN_FILE_VARIABLE]})"
+        return self.origin(role)
 
     def get(self, role: str, description: str, *, new: bool = False) -> str:
         kind = role_kind(role)

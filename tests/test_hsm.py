@@ -6,9 +6,9 @@ The trustkit commands that open the token run as real processes: PKCS#11 modules
 their configuration (``SOFTHSM2_CONF``) and securesystemslib its module (``PYKCS11LIB``)
 from the process environment.
 
-The token's user PIN is the root passphrase of the tests: the rotation onto the token
-signs with the old root key (a keystore file) and the token key at once, and both take
-their secret from ``TRUSTKIT_ROOT_PASSPHRASE``.
+The token's user PIN differs from the root passphrase, as it would in life: the rotation
+onto the token signs with the old root key (a keystore file, ``TRUSTKIT_ROOT_PASSPHRASE``)
+and the token key (``TRUSTKIT_HSM_PIN``) at once.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ SOFTHSM_MODULES = [
 TOKEN_LABEL = "trustkit-test"
 KEY_LABEL = "root-2025"
 SO_PIN = "security officer pin"
-PIN = ROOT_PASSPHRASE
+PIN = "token user pin 2468"
+assert PIN != ROOT_PASSPHRASE
 
 # Runs in its own process with the token's environment: makes an ECDSA P-256 key pair
 # inside the token (the private half sensitive and not extractable) and prints its
@@ -117,7 +118,7 @@ def token(tmp_path: Path) -> Token:
     conf.write_text(
         f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
     )
-    env = {"SOFTHSM2_CONF": str(conf), "PYKCS11LIB": str(modules[0])}
+    env = {"SOFTHSM2_CONF": str(conf), "PYKCS11LIB": str(modules[0]), "TRUSTKIT_HSM_PIN": PIN}
     init = subprocess.run(
         [
             *("softhsm2-util", "--init-token", "--free", "--label", TOKEN_LABEL),
@@ -237,7 +238,7 @@ def test_a_root_key_in_the_token_signs_every_later_root(
     assert not (officer.home / "private" / f"{keys['root']}.p12").exists()  # retired
 
     # Rotating targets needs a root signature: made in the token, PIN from the env.
-    again = _rotate(officer, gun, "targets", env={"TRUSTKIT_ROOT_PASSPHRASE": PIN})
+    again = _rotate(officer, gun, "targets")
 
     assert again.code == 0, again.err
     root = _only_root_key(server, gun, keyid)
@@ -262,7 +263,7 @@ def test_a_wrong_pin_is_named_and_changes_nothing(
     targets_version = served_version(server, gun, "targets")
     before = _private_files(officer)
 
-    refused = _rotate(officer, gun, "targets", env={"TRUSTKIT_ROOT_PASSPHRASE": "not the pin"})
+    refused = _rotate(officer, gun, "targets", env={"TRUSTKIT_HSM_PIN": "not the pin"})
 
     assert refused.code == 2, refused.err
     assert "Traceback" not in refused.err
@@ -271,25 +272,35 @@ def test_a_wrong_pin_is_named_and_changes_nothing(
     assert error["message"] == (
         f"wrong PIN for the root key of {gun} ({keyid[:12]}) at hsm:1?label={TOKEN_LABEL}"
     )
-    assert "$TRUSTKIT_ROOT_PASSPHRASE" in error["hint"]
+    assert "$TRUSTKIT_HSM_PIN" in error["hint"]
     assert served_version(server, gun, "root") == root_version
     assert served_version(server, gun, "targets") == targets_version
     assert _private_files(officer) == before
 
-    # The right PIN from --passphrase-file (the variable empty) works.
+    # The right PIN from $TRUSTKIT_HSM_PIN_FILE works, and so does the role's own
+    # --passphrase-file when no PIN variable is set (the behaviour before the PIN had
+    # variables of its own).
     pin_file = tmp_path / "pin"
     pin_file.write_text(PIN + "\n")
     rotated = _rotate(
         officer,
         gun,
         "targets",
-        "--passphrase-file",
-        str(pin_file),
-        env={"TRUSTKIT_ROOT_PASSPHRASE": ""},
+        env={"TRUSTKIT_HSM_PIN": "", "TRUSTKIT_HSM_PIN_FILE": str(pin_file)},
     )
     assert rotated.code == 0, rotated.err
     assert served_version(server, gun, "root") == root_version + 1
     assert rotated.json["old_keys"] == [keys["targets"]]
+    again = _rotate(
+        officer,
+        gun,
+        "targets",
+        "--passphrase-file",
+        str(pin_file),
+        env={"TRUSTKIT_HSM_PIN": "", "TRUSTKIT_ROOT_PASSPHRASE": ""},
+    )
+    assert again.code == 0, again.err
+    assert served_version(server, gun, "root") == root_version + 2
 
 
 # --- import errors ------------------------------------------------------------------
@@ -347,7 +358,7 @@ def test_a_key_whose_public_half_needs_the_pin_is_found_with_it(
         "--role",
         "root",
         "--json",
-        env={"TRUSTKIT_ROOT_PASSPHRASE": ""},
+        env={"TRUSTKIT_ROOT_PASSPHRASE": "", "TRUSTKIT_HSM_PIN": ""},
     )
     assert without.code == 2, without.err
     assert without.json["message"] == f"no EC key 'hidden' in the PKCS#11 token '{TOKEN_LABEL}'"
