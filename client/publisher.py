@@ -49,9 +49,21 @@ from trustkit.metadata import ONLINE_ROLES, new_root, new_targets, sign_with
 if TYPE_CHECKING:
     from client.approval import PendingChange
 
-__all__ = ["InitResult", "KeyHolder", "PublishResult", "Publisher", "stage_or_publish"]
+__all__ = [
+    "InitResult",
+    "KeyHolder",
+    "NothingToPublishError",
+    "PublishResult",
+    "Publisher",
+    "stage_or_publish",
+]
 
 MAX_ATTEMPTS = 20
+
+
+class NothingToPublishError(UsageError):
+    """No staged change and no change of this machine's waiting for co-signers. Not a
+    failure for ``trustkit publish`` itself (as with Notary, it exits 0 saying so)."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,7 @@ class Publisher(KeyHolder):
         that are not published yet go first, and the new upload replaces it.
         """
         if not changes and awaiting is None:
-            raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
+            raise NothingToPublishError(f"nothing to publish for {gun}: the changelist is empty")
         role: str | None = None
         signers: list[Signer] = []
         folded: list[Change] = []
@@ -272,7 +284,9 @@ class Publisher(KeyHolder):
                 if awaiting is not None:
                     folded = [c for c in awaiting.changes if not _published(c, trusted)]
                 if not folded + changes:
-                    raise UsageError(f"nothing to publish for {gun}: the changelist is empty")
+                    raise NothingToPublishError(
+                        f"nothing to publish for {gun}: the changelist is empty"
+                    )
                 role, signers = self._signing_role(gun, trusted, folded + changes, signer)
             try:
                 changed = self._changed_roles(trusted, role, folded + changes)

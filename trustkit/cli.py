@@ -442,10 +442,20 @@ def cmd_revoke(ctx: Context) -> int:
 
 
 def cmd_publish(ctx: Context) -> int:
+    from client.publisher import NothingToPublishError
     from trustkit.names import parse_gun
 
+    gun = parse_gun(ctx.args.repository)
     ctx.args.no_publish = False
-    return _stage(ctx, parse_gun(ctx.args.repository), [], "published staged changes")
+    try:
+        return _stage(ctx, gun, [], "published staged changes")
+    except NothingToPublishError:
+        ctx.out.result(
+            f"nothing to publish for {gun}: no staged changes (stage some with sign or "
+            "revoke --no-publish)",
+            {"repository": gun, "published": False, "changes": 0},
+        )
+        return EXIT_OK
 
 
 def cmd_verify(ctx: Context) -> int:
