@@ -22,10 +22,12 @@ COPY trustkit ./trustkit
 COPY keys ./keys
 COPY client ./client
 COPY server ./server
+COPY migrate ./migrate
 
+# The server's stack is the wheel's "server" extra (app hosts install without it).
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/trustkit \
-    && /opt/trustkit/bin/python -m pip install /wheels/trustkit-*.whl \
+    && /opt/trustkit/bin/python -m pip install "$(ls /wheels/trustkit_tuf-*.whl)[server]" \
     && /opt/trustkit/bin/python -m pip uninstall --yes pip setuptools \
     && /opt/trustkit/bin/trustkit-server --version
 

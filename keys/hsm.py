@@ -29,7 +29,7 @@ LIBRARY_HINT = (
     f"set {LIBRARY_VARIABLE} to the token's PKCS#11 module, e.g. "
     "/usr/lib/softhsm/libsofthsm2.so for SoftHSM (Debian: softhsm2)"
 )
-INSTALL_HINT = "install the PKCS#11 support: pip install 'trustkit[hsm]' (python-pkcs11)"
+INSTALL_HINT = "install the PKCS#11 support: pip install 'trustkit-tuf[hsm]' (python-pkcs11)"
 
 
 def hsm_record(

@@ -7,51 +7,17 @@ nothing and must not lean on test-only packages or test code.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def fresh_copy(destination: Path) -> Path:
-    """The files a clone would hold (tracked and new, not ignored), nothing built."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
-
-
-def newcomer_path() -> str:
-    """PATH without this test run's virtual environment."""
-    venv_bin = str(Path(sys.executable).parent)
-    return os.pathsep.join(
-        entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != venv_bin
-    )
+from tests.fresh_clone import fresh_copy, newcomer_env
 
 
 def test_demo_on_a_fresh_clone_signs_pulls_and_refuses(tmp_path: Path):
     clone = fresh_copy(tmp_path / "trustkit")
     assert not (clone / ".venv").exists()
-    env = {
-        "PATH": newcomer_path(),
-        "HOME": str(tmp_path / "home"),
-        # the machine's package index settings and download cache, as a newcomer has them
-        "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")),
-        **{name: value for name, value in os.environ.items() if name.startswith("PIP_")},
-    }
+    env = newcomer_env(tmp_path / "home")
 
     result = subprocess.run(
         ["bash", "scripts/demo"],

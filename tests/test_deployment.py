@@ -262,7 +262,8 @@ def test_builder_stage_builds_a_wheel_into_a_venv(builder: Stage):
     run = " && ".join(each.args for each in builder.all("RUN"))
     assert "pip wheel --no-deps" in run
     assert "python -m venv /opt/trustkit" in run
-    assert re.search(r"/opt/trustkit/bin/python -m pip install /wheels/trustkit-\S*\.whl", run)
+    installs = r"/opt/trustkit/bin/python -m pip install "
+    assert re.search(installs + r"\"\$\(ls /wheels/trustkit_tuf-\S*\.whl\)\[server\]\"", run)
 
 
 def test_runtime_stage_copies_only_the_venv_from_the_builder(
@@ -555,14 +556,16 @@ def test_builder_sources_build_a_wheel_with_the_server_and_its_console_script(
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
 
-    (wheel,) = (tmp_path / "wheels").glob("trustkit-*.whl")
+    (wheel,) = (tmp_path / "wheels").glob("trustkit_tuf-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     for module in (
         "server/main.py",
+        "server/launcher.py",
         "server/app.py",
+        "migrate/notary.py",
         "server/auth.py",
         "keys/__init__.py",
         "trustkit/__init__.py",
@@ -570,7 +573,12 @@ def test_builder_sources_build_a_wheel_with_the_server_and_its_console_script(
     ):
         assert module in names
     assert not [name for name in names if name.startswith("tests/")]
-    assert "trustkit-server = server.main:run" in scripts
+    for script in (
+        "trustkit = trustkit.cli:run",
+        "trustkit-server = server.launcher:run",
+        "trustkit-conformance-client = client.conformance:run",
+    ):
+        assert script in scripts
 
 
 # --- docker-compose.yml -------------------------------------------------------------------
