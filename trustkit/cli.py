@@ -385,35 +385,39 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
 
 def cmd_sign(ctx: Context) -> int:
     from client.changelist import Change
-    from trustkit.metadata import image_target
-    from trustkit.names import ImageReference, parse_digest, parse_reference
+    from client.signing import load_tag_list, tags_from_references, targets_to_sign
+    from trustkit.names import parse_reference
 
-    ref = parse_reference(ctx.args.reference, require_tag=True)
-    assert ref.tag is not None
-    if ctx.args.size is not None and ctx.args.size <= 0:
-        raise UsageError(f"--size {ctx.args.size} must be a positive number of bytes")
-    digest = parse_digest(ctx.args.digest) if ctx.args.digest else ref.digest
-    if ctx.args.digest and ref.digest and digest != ref.digest:
-        raise UsageError(f"--digest {digest} differs from the digest in {ctx.args.reference}")
-    size, media_type = ctx.args.size, ctx.args.media_type
-    if digest is None and (size is not None or media_type is not None):
-        raise UsageError(
-            "--size and --media-type describe a --digest you give; without one, the "
-            "registry says what the tag names",
-            hint="give --digest too, or leave --size and --media-type out",
-        )
-    if digest is None or size is None:
-        # Ask the registry what the tag (or the given digest) names: sign exactly that.
-        with ctx.registry() as registry:
-            manifest = registry.resolve(
-                ImageReference(ref.gun, None if digest else ref.tag, digest), read_body=True
+    args = ctx.args
+    if args.tag_list is not None:
+        named = [parse_reference(text) for text in args.references]
+        if (
+            len(named) != 1
+            or named[0].tag
+            or named[0].digest
+            or args.digest
+            or args.size is not None
+            or args.media_type
+        ):
+            raise UsageError(
+                "with --from FILE, name only the repository (the file lists tags and digests)",
+                hint="e.g. trustkit sign registry.example.com/team/app --from tags.txt",
             )
-        digest, size = manifest.digest, manifest.size
-        media_type = media_type or manifest.media_type
-    target = image_target(ref.tag, digest, size, media_type)
-    what = f"signed {ref.gun}:{ref.tag} -> {digest} ({size} bytes"
-    what += f", {media_type})" if media_type else ")"
-    return _stage(ctx, ref.gun, [Change.add(target)], what)
+        gun = named[0].gun
+        tags = load_tag_list(args.tag_list, sys.stdin)
+    else:
+        gun, tags = tags_from_references(
+            args.references, digest=args.digest, size=args.size, media_type=args.media_type
+        )
+    targets = targets_to_sign(gun, tags, ctx.registry)
+    if len(targets) == 1:
+        [target] = targets
+        media_type = target.unrecognized_fields.get("custom", {}).get("media_type")
+        what = f"signed {gun}:{target.path} -> sha256:{target.hashes['sha256']} "
+        what += f"({target.length} bytes" + (f", {media_type})" if media_type else ")")
+    else:
+        what = f"signed {len(targets)} tags of {gun}"
+    return _stage(ctx, gun, [Change.add(target) for target in targets], what)
 
 
 def cmd_sign_file(ctx: Context) -> int:
@@ -1584,7 +1588,19 @@ def _parser() -> argparse.ArgumentParser:
         "--digest and --size are given)",
         [registry],
     )
-    sub.add_argument("reference", metavar="IMAGE:TAG[@DIGEST]")
+    sub.add_argument(
+        "references",
+        nargs="+",
+        metavar="IMAGE:TAG[@DIGEST]",
+        help="tags of one repository to sign in one publish (with --from: the repository)",
+    )
+    sub.add_argument(
+        "--from",
+        dest="tag_list",
+        metavar="FILE",
+        help="sign every tag FILE lists ('-': standard input): lines TAG DIGEST SIZE "
+        "[MEDIA_TYPE], or JSON [{tag, digest, size, media_type}]",
+    )
     sub.add_argument("--digest", help="manifest digest, sha256:… (default: ask the registry)")
     sub.add_argument("--size", type=int, help="manifest size in bytes (default: ask the registry)")
     sub.add_argument("--media-type", help="manifest media type")
