@@ -14,22 +14,27 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from tuf.api.metadata import TargetFile
 
+from client.changelist import Change
 from client.registry import Registry
+from client.verify import Verifier
+from trustkit.bins import is_bin_name
 from trustkit.errors import UsageError
 from trustkit.metadata import image_target
 from trustkit.names import Digest, ImageReference, parse_digest, parse_reference, validate_tag
 
 __all__ = [
+    "Revocation",
     "TagToSign",
     "load_tag_list",
     "read_tag_list",
     "tags_from_references",
+    "tags_to_revoke",
     "targets_to_sign",
 ]
 
@@ -161,6 +166,43 @@ def targets_to_sign(
             digest, size, media_type = tag.digest, tag.size, tag.media_type
         targets.append(image_target(tag.tag, digest, size, media_type))
     return targets
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """The tags one revoke removes, and the signed tags it leaves to other signers."""
+
+    tags: list[str]
+    left_to_signers: dict[str, list[str]] = field(default_factory=dict)
+
+
+def tags_to_revoke(
+    verifier: Verifier,
+    gun: str,
+    tag: str | None,
+    staged: Sequence[Change],
+    signer: str | None = None,
+) -> Revocation:
+    """The tags a revoke removes: ``tag`` (signed, or staged here to be signed), or with
+    no tag every tag signed by the role the revoke signs as (``signer``, else targets and
+    its hash bins), as ``docker trust revoke IMAGE`` removes the signatures one holds."""
+    if tag is not None:
+        if not any(change.path == tag for change in staged):
+            verifier.trusted_repository(gun, tags=[tag]).target(tag)  # raises if not signed
+        return Revocation([tag])
+    trusted = verifier.trusted_repository(gun)
+    mine: list[str] = []
+    others: dict[str, list[str]] = {}
+    for name in trusted.signed_tags():
+        role = trusted.signer(name)
+        if role == signer or (signer is None and (role == "targets" or is_bin_name(role))):
+            mine.append(name)
+        else:
+            others.setdefault(role, []).append(name)
+    if not mine:
+        held = f" signed by {signer}" if signer else ""
+        raise UsageError(f"{gun} has no signed tags{held} to revoke")
+    return Revocation(mine, others)
 
 
 def _one_repository(parsed: Sequence[ImageReference]) -> str:

@@ -171,3 +171,65 @@ def test_ambiguous_bulk_requests_are_usage_errors(
     refused = publisher("sign", *[arg.format(gun=gun) for arg in args])
 
     _refused_and_nothing_changed(refused, publisher, gun, *words)
+
+
+@pytest.mark.parametrize("bins", [None, "4"], ids=["flat", "bins"])
+def test_revoke_with_no_tag_revokes_every_tag(
+    publisher: Trustkit, host: Trustkit, tmp_path: Path, request: pytest.FixtureRequest, bins: str
+):
+    gun = gun_for(request.node.name)
+    assert publisher("init", gun, *(["--bins", bins] if bins else [])).code == 0
+    listing = tmp_path / "tags.txt"
+    listing.write_text("".join(f"1.{n} {_digest(n)} 10\n" for n in range(30)))
+    assert publisher("sign", gun, "--from", str(listing)).code == 0
+    assert host("verify", f"{gun}:1.7", "--offline").code == 0
+
+    revoked = publisher("revoke", gun, "--json")
+
+    assert revoked.code == 0, revoked.err
+    assert revoked.json["changes"] == 30
+    assert _signed(host, gun) == {}
+    refused = host("verify", f"{gun}:1.7", "--offline")
+    assert refused.code == 1
+    assert "no signed tag 1.7" in refused.err
+    again = publisher("revoke", gun)
+    assert again.code == 2
+    assert f"{gun} has no signed tags to revoke" in again.err
+
+
+def test_revoke_of_a_digest_is_a_usage_error(publisher: Trustkit, gun: str):
+    publisher("init", gun)
+    publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "1")
+
+    refused = publisher("revoke", f"{gun}@{DIGEST_A}")
+
+    assert refused.code == 2
+    assert "revoke takes REPO or REPO:TAG, not a digest" in refused.err
+    assert _signed(publisher, gun)["1.0"]["digest"] == DIGEST_A
+
+
+def test_revoke_with_no_tag_leaves_a_signers_tags_and_says_so(
+    publisher: Trustkit, host: Trustkit, gun: str, tmp_path: Path
+):
+    signer_env = {"TRUSTKIT_DELEGATION_PASSPHRASE": "signer passphrase"}
+    owner = Trustkit(publisher.home, publisher.server_url, {**publisher.env, **signer_env})
+    owner("init", gun)
+    made = owner("key", "generate", "alice", "--out", str(tmp_path / "alice.pub"))
+    assert made.code == 0, made.err
+    added = owner("signer", "add", "alice", gun, "--key", str(tmp_path / "alice.pub"))
+    assert added.code == 0, added.err
+    for tag, signer in (("1.0", "targets"), ("1.1", "targets"), ("release-1", "alice")):
+        signed = owner(
+            "sign", f"{gun}:{tag}", "--digest", DIGEST_A, "--size", "1", "--signer", signer
+        )
+        assert signed.code == 0, signed.err
+
+    revoked = owner("revoke", gun, "--json")
+
+    assert revoked.code == 0, revoked.err
+    assert revoked.json["changes"] == 2
+    assert "1 tag(s) signed by the signer alice stay signed" in revoked.err
+    assert sorted(_signed(host, gun)) == ["release-1"]
+    as_alice = owner("revoke", gun, "--signer", "alice", "--json")
+    assert as_alice.code == 0, as_alice.err
+    assert _signed(host, gun) == {}

@@ -433,16 +433,26 @@ def cmd_sign_file(ctx: Context) -> int:
 
 def cmd_revoke(ctx: Context) -> int:
     from client.changelist import Change, Changelist
+    from client.signing import tags_to_revoke
     from trustkit.names import parse_reference
 
-    ref = parse_reference(ctx.args.reference, require_tag=True)
-    assert ref.tag is not None
+    ref = parse_reference(ctx.args.reference)
+    if ref.digest is not None:
+        raise UsageError(
+            f"revoke takes REPO or REPO:TAG, not a digest ({ctx.args.reference})",
+            hint=f"revoke the tags signed as it: trustkit inspect {ref.gun} lists them",
+        )
     staged = Changelist(ctx.settings.changelist_path(ref.gun)).load()
-    if not any(change.path == ref.tag for change in staged):
-        with ctx.session() as (_, verifier):
-            trusted = verifier.trusted_repository(ref.gun, tags=[ref.tag])
-            trusted.target(ref.tag)  # raises if not signed
-    return _stage(ctx, ref.gun, [Change.remove(ref.tag)], f"revoked {ref.gun}:{ref.tag}")
+    with ctx.session() as (_, verifier):
+        revocation = tags_to_revoke(verifier, ref.gun, ref.tag, staged, ctx.args.signer)
+    tags = revocation.tags
+    what = f"revoked {ref.gun}:{ref.tag}" if ref.tag else f"revoked {len(tags)} tags of {ref.gun}"
+    for role, left in revocation.left_to_signers.items():
+        ctx.out.note(
+            f"trustkit: {len(left)} tag(s) signed by the signer {role} stay signed; revoke "
+            f"them with --signer {role}, or take the signer out (trustkit signer remove)"
+        )
+    return _stage(ctx, ref.gun, [Change.remove(tag) for tag in tags], what)
 
 
 def cmd_publish(ctx: Context) -> int:
@@ -1614,8 +1624,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
-    sub = add("revoke", cmd_revoke, "remove a signed tag")
-    sub.add_argument("reference", metavar="REPO:TAG")
+    sub = add("revoke", cmd_revoke, "remove a signed tag, or every tag of a repository")
+    sub.add_argument(
+        "reference",
+        metavar="REPO[:TAG]",
+        help="the tag to revoke; a repository alone revokes every signed tag in it",
+    )
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
