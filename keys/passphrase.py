@@ -14,13 +14,29 @@ from pathlib import Path
 
 from trustkit.errors import PassphraseError
 
-__all__ = ["ENV_FOR_ROLE", "PIN_FILE_VARIABLE", "PIN_VARIABLE", "PassphraseSource", "role_kind"]
+__all__ = [
+    "DOCKER_ENV_FOR_ROLE",
+    "ENV_FOR_ROLE",
+    "PIN_FILE_VARIABLE",
+    "PIN_VARIABLE",
+    "PassphraseSource",
+    "role_kind",
+]
 
 ENV_FOR_ROLE = {
     "root": "TRUSTKIT_ROOT_PASSPHRASE",
     "targets": "TRUSTKIT_TARGETS_PASSPHRASE",
     "snapshot": "TRUSTKIT_SNAPSHOT_PASSPHRASE",
     "delegation": "TRUSTKIT_DELEGATION_PASSPHRASE",
+}
+# Docker Content Trust's variables, read where trustkit's own are unset, so that CI
+# scripts written for `docker trust` carry over: its "repository" key is the targets key,
+# and it signs as a delegation with the same passphrase variable.
+DOCKER_ENV_FOR_ROLE = {
+    "root": "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
+    "targets": "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+    "snapshot": "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+    "delegation": "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
 }
 
 # A key in a PKCS#11 token is opened with the token's PIN. It has its own variable (or
@@ -62,9 +78,10 @@ class PassphraseSource:
 
     def origin(self, role: str) -> str:
         """Where the passphrase for ``role`` came from, for an error message."""
-        variable = ENV_FOR_ROLE[role_kind(role)]
-        if self._env.get(variable):
-            return f"${variable}"
+        kind = role_kind(role)
+        for variable in (ENV_FOR_ROLE[kind], DOCKER_ENV_FOR_ROLE[kind]):
+            if self._env.get(variable):
+                return f"${variable}"
         if self._file is not None:
             return f"--passphrase-file {self._file}"
         return "the prompt"
@@ -126,7 +143,7 @@ class PassphraseSource:
         return first
 
     def _from_env(self, kind: str) -> str | None:
-        return self._env.get(ENV_FOR_ROLE[kind]) or None
+        return self._env.get(ENV_FOR_ROLE[kind]) or self._env.get(DOCKER_ENV_FOR_ROLE[kind]) or None
 
     def _from_file(self) -> str | None:
         if self._file is None:

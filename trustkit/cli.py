@@ -115,7 +115,13 @@ class Context:
         from client.settings import DEFAULT_SERVER, ClientSettings
 
         home = Path(self.env.get("TRUSTKIT_HOME") or Path.home() / ".trustkit").expanduser()
-        server = self.args.server or self.env.get("TRUSTKIT_SERVER") or DEFAULT_SERVER
+        # Docker Content Trust's variable too, so pipelines written for it carry over.
+        server = (
+            self.args.server
+            or self.env.get("TRUSTKIT_SERVER")
+            or self.env.get("DOCKER_CONTENT_TRUST_SERVER")
+            or DEFAULT_SERVER
+        )
         if not server.startswith(("http://", "https://")):
             raise UsageError(
                 f"--server '{server}' is not an http(s) URL", hint="e.g. https://notary.example.com"
@@ -1454,7 +1460,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--server",
         default=argparse.SUPPRESS,
-        help="metadata server URL (env TRUSTKIT_SERVER, default http://127.0.0.1:4443)",
+        help="metadata server URL (env TRUSTKIT_SERVER or DOCKER_CONTENT_TRUST_SERVER, "
+        "default http://127.0.0.1:4443)",
     )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
