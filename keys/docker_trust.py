@@ -5,6 +5,12 @@ Each file is an encrypted PKCS#8 PEM block whose headers say what the key is for
 ``role: snapshot`` with ``gun: REPO``, or a delegation's role (``targets/releases``).
 They are opened with the passphrase Notary used for that role and re-encrypted in
 trustkit's keystore; nothing is written unless every key opened.
+
+Snapshot keys are left where they are: the trustkit server signs snapshot, so a
+migrated repository never uses them. A delegation key carries no repository (a signer's
+machine may hold only ``targets/releases``): it becomes that signer of the repository
+the import names. Notary names each key file by its key id, which differs from the TUF
+key id trustkit shows; the import reports both.
 """
 
 from __future__ import annotations
@@ -23,11 +29,20 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.serialization import load_der_private_key
+from securesystemslib.signer import CryptoSigner
 
-from keys.keystore import PrivateKey
-from trustkit.errors import KeystoreError, PassphraseError
+from keys.keystore import KeyRecord, Keystore, PrivateKey
+from keys.passphrase import PassphraseSource
+from trustkit.errors import KeystoreError, PassphraseError, UsageError
 
-__all__ = ["DockerTrustKey", "open_docker_trust_key", "read_docker_trust_keys"]
+__all__ = [
+    "DockerTrustImport",
+    "DockerTrustKey",
+    "ImportedKey",
+    "import_docker_trust",
+    "open_docker_trust_key",
+    "read_docker_trust_keys",
+]
 
 _BEGIN = "-----BEGIN ENCRYPTED PRIVATE KEY-----"
 _END = "-----END ENCRYPTED PRIVATE KEY-----"
@@ -44,6 +59,15 @@ class DockerTrustKey:
     role: str  # root, targets, snapshot, or a delegation such as targets/releases
     gun: str | None  # None for root keys, which serve every repository
     der: bytes  # encrypted PKCS#8
+
+    @property
+    def notary_keyid(self) -> str:
+        """The id ``notary key list`` shows: Notary names each key file by it."""
+        return self.path.stem
+
+    @property
+    def is_delegation(self) -> bool:
+        return _kind(self.role) == "delegation"
 
     @property
     def signer_name(self) -> str:
@@ -88,6 +112,67 @@ def read_docker_trust_keys(trust_dir: Path) -> list[DockerTrustKey]:
             hint="give the Docker trust directory (default ~/.docker/trust)",
         )
     return [_parse(path) for path in sorted(private.rglob("*.key"))]
+
+
+@dataclass(frozen=True)
+class ImportedKey:
+    record: KeyRecord
+    notary_keyid: str
+
+
+@dataclass(frozen=True)
+class DockerTrustImport:
+    """What an import did: keys now kept here, keys already here, keys left out."""
+
+    imported: list[ImportedKey]
+    already_here: int
+    skipped_snapshot: list[DockerTrustKey]
+
+
+NotaryPassphrase = Callable[[DockerTrustKey], str]
+
+
+def import_docker_trust(
+    keystore: Keystore,
+    passphrases: PassphraseSource,
+    notary_passphrase: NotaryPassphrase,
+    trust_dir: Path,
+    repository: str | None,
+) -> DockerTrustImport:
+    """Keep the keys of ``trust_dir`` (those of ``repository`` and the keys that serve
+    any repository: root and delegation keys) here under trustkit's passphrases.
+    Every key is opened before the first is written; a failure writes nothing."""
+    found = read_docker_trust_keys(trust_dir)
+    chosen = [key for key in found if repository is None or key.gun in (None, repository)]
+    if repository is not None and not any(
+        key.gun == repository or key.is_delegation for key in chosen
+    ):
+        known = sorted({key.gun for key in found if key.gun})
+        raise UsageError(
+            f"{trust_dir} holds no key of {repository}",
+            hint=f"its repositories: {', '.join(known) or 'none'}",
+        )
+    if not chosen:
+        raise UsageError(f"{trust_dir} holds no Notary private key")
+    snapshot = [key for key in chosen if key.role == "snapshot"]
+    chosen = [key for key in chosen if key.role != "snapshot"]
+    held = {record.keyid for record in keystore.records()}
+    opened = []
+    for key in chosen:
+        private = open_docker_trust_key(key, notary_passphrase(key))
+        if CryptoSigner(private).public_key.keyid not in held:
+            opened.append((key, private))
+    imported: list[ImportedKey] = []
+    try:
+        for key, private in opened:
+            gun = key.gun or repository or "*"
+            record = keystore.import_private(gun, key.signer_name, private, passphrases)
+            imported.append(ImportedKey(record, key.notary_keyid))
+    except BaseException:
+        for each in imported:
+            keystore.remove(each.record)
+        raise
+    return DockerTrustImport(imported, len(chosen) - len(opened), snapshot)
 
 
 def open_docker_trust_key(key: DockerTrustKey, passphrase: str) -> PrivateKey:

@@ -72,6 +72,19 @@ def _notary_public_keys(trust: Path) -> dict[tuple[str, str | None], bytes]:
     return keys
 
 
+def _notary_key_ids(trust: Path) -> set[str]:
+    """The key ids ``notary key list`` prints for the trust dir."""
+    listed = subprocess.run(
+        ["notary", "-d", str(trust), "key", "list"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(trust.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return {word for line in listed.splitlines() for word in line.split() if len(word) == 64}
+
+
 def _trustkit(tmp_path: Path, **extra: str) -> Trustkit:
     env = {**NOTARY_PASSPHRASES, **TRUSTKIT_PASSPHRASES, **extra}
     return Trustkit(tmp_path / "trustkit" / ".trustkit", "http://127.0.0.1:9", env)
@@ -85,13 +98,16 @@ def test_every_notary_key_is_imported_under_its_role_and_trustkit_s_passphrase(
     result = tk("key", "import", "--from-docker-trust", str(trust), "--json")
     assert result.code == 0, result.err
     imported = {(r["role"], r["repository"]) for r in result.json["imported"]}
-    assert imported == {
-        ("root", "*"),
-        ("targets", APP),
+    # Snapshot keys stay behind: the trustkit server signs snapshot.
+    assert imported == {("root", "*"), ("targets", APP), ("targets", WEB)}
+    assert {(r["role"], r["repository"]) for r in result.json["skipped"]} == {
         ("snapshot", APP),
-        ("targets", WEB),
         ("snapshot", WEB),
     }
+    # Each key's Notary id (what `notary key list` shows) beside trustkit's.
+    assert {r["notary_keyid"] for r in result.json["imported"] + result.json["skipped"]} == (
+        _notary_key_ids(trust)
+    )
     keystore = Keystore(tk.home)
     expected = _notary_public_keys(trust)
     for record in keystore.records():
@@ -108,7 +124,7 @@ def test_every_notary_key_is_imported_under_its_role_and_trustkit_s_passphrase(
 
     again = tk("key", "import", "--from-docker-trust", str(trust), "--json")
     assert again.code == 0, again.err
-    assert again.json["imported"] == [] and again.json["already_here"] == 5
+    assert again.json["imported"] == [] and again.json["already_here"] == 3
 
 
 def test_with_a_repository_only_its_keys_and_the_root_key_come(tmp_path: Path):
@@ -119,8 +135,51 @@ def test_with_a_repository_only_its_keys_and_the_root_key_come(tmp_path: Path):
     assert {(r["role"], r["repository"]) for r in result.json["imported"]} == {
         ("root", APP),
         ("targets", APP),
-        ("snapshot", APP),
     }
+
+
+def test_snapshot_keys_need_no_passphrase_of_trustkit_s(tmp_path: Path):
+    trust = _docker_trust_dir(tmp_path)
+    tk = _trustkit(tmp_path, TRUSTKIT_SNAPSHOT_PASSPHRASE="")
+
+    result = tk("key", "import", "--from-docker-trust", str(trust), "--repository", APP)
+
+    assert result.code == 0, result.err
+    assert "left out the snapshot key of registry.test/team/app" in result.out
+    assert {record.role for record in Keystore(tk.home).records()} == {"root", "targets"}
+
+
+def test_a_signer_s_trust_dir_with_only_a_delegation_key_imports_it_as_that_signer(
+    tmp_path: Path,
+):
+    """On a signer's machine Notary holds just the delegation key (no repository in its
+    file): it becomes signer ``releases`` of the repository the import names."""
+    trust = tmp_path / "signer-trust"
+    key = ec.generate_private_key(ec.SECP256R1())
+    notary = {"NOTARY_DELEGATION_PASSPHRASE": "signer notary passphrase"}
+    pem = tmp_path / "releases.pem"
+    pem.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    done = subprocess.run(
+        ["notary", "-d", str(trust), "key", "import", str(pem), "--role", "targets/releases"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **notary},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [key_file] = (trust / "private").glob("*.key")
+    assert "gun:" not in key_file.read_text()
+    tk = _trustkit(tmp_path, **notary, TRUSTKIT_DELEGATION_PASSPHRASE="trustkit signer")
+
+    result = tk("key", "import", "--from-docker-trust", str(trust), "--repository", APP, "--json")
+
+    assert result.code == 0, result.err
+    [imported] = result.json["imported"]
+    assert (imported["role"], imported["repository"]) == ("releases", APP)
+    assert imported["notary_keyid"] == key_file.stem
+    [record] = Keystore(tk.home).records()
+    assert (record.role, record.gun) == ("releases", APP)
 
 
 def test_a_wrong_passphrase_or_an_unknown_repository_writes_nothing(tmp_path: Path):

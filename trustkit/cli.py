@@ -1032,59 +1032,54 @@ def cmd_key_import(ctx: Context) -> int:
 
 
 def _import_docker_trust(ctx: Context) -> int:
-    """All of a Docker trust directory's keys, or none: each opened with Notary's
-    passphrase for its role, then kept here under trustkit's."""
-    from securesystemslib.signer import CryptoSigner
-
-    from keys.docker_trust import open_docker_trust_key, read_docker_trust_keys
+    from keys.docker_trust import DockerTrustKey, import_docker_trust
     from trustkit.names import parse_gun
 
     if ctx.args.role or ctx.args.hsm or ctx.args.token:
         raise UsageError("--from-docker-trust takes each key's role from the key file")
     trust_dir = Path(ctx.args.from_docker_trust).expanduser()
-    wanted = parse_gun(ctx.args.repository) if ctx.args.repository else None
-    found = read_docker_trust_keys(trust_dir)
-    chosen = [key for key in found if wanted is None or key.gun in (None, wanted)]
-    if wanted is not None and not any(key.gun == wanted for key in chosen):
-        known = sorted({key.gun for key in found if key.gun})
-        raise UsageError(
-            f"{trust_dir} holds no key of {wanted}",
-            hint=f"its repositories: {', '.join(known) or 'none'}",
-        )
-    if not chosen:
-        raise UsageError(f"{trust_dir} holds no Notary private key")
     passphrases = ctx.passphrases()
-    keystore = ctx.keystore()
-    held = {record.keyid for record in keystore.records()}
-    opened = []
-    for key in chosen:
-        kind = key.role if key.role in ("root", "targets", "snapshot") else "delegation"
-        secret = ctx.env.get(f"NOTARY_{kind.upper()}_PASSPHRASE") or passphrases.named(
+
+    def notary_passphrase(key: DockerTrustKey) -> str:
+        kind = "delegation" if key.is_delegation else key.role
+        return ctx.env.get(f"NOTARY_{kind.upper()}_PASSPHRASE") or passphrases.named(
             "TRUSTKIT_IMPORT_PASSPHRASE", f"Notary passphrase of the {key.role} key {key.path.name}"
         )
-        private = open_docker_trust_key(key, secret)
-        if CryptoSigner(private).public_key.keyid not in held:
-            opened.append((key, private))
-    imported = []
-    try:
-        for key, private in opened:
-            gun = key.gun or wanted or "*"
-            imported.append(keystore.import_private(gun, key.signer_name, private, passphrases))
-    except BaseException:
-        for record in imported:
-            keystore.remove(record)
-        raise
-    lines = [f"imported {len(imported)} key(s) from {trust_dir}"] + [
-        f"  {record.role:<12} {record.gun:<40} {record.keyid[:12]}" for record in imported
+
+    repository = parse_gun(ctx.args.repository) if ctx.args.repository else None
+    done = import_docker_trust(
+        ctx.keystore(), passphrases, notary_passphrase, trust_dir, repository
+    )
+    lines = [f"imported {len(done.imported)} key(s) from {trust_dir}"]
+    lines += [
+        f"  {each.record.role:<12} {each.record.gun:<40} {each.record.keyid[:12]}"
+        f"  (notary key id {each.notary_keyid[:12]})"
+        for each in done.imported
     ]
-    skipped = len(chosen) - len(opened)
-    if skipped:
-        lines.append(f"  ({skipped} already in this keystore)")
+    if done.already_here:
+        lines.append(f"  ({done.already_here} already in this keystore)")
+    for key in done.skipped_snapshot:
+        lines.append(
+            f"  left out the snapshot key of {key.gun} ({key.notary_keyid[:12]}): "
+            "the trustkit server signs snapshot"
+        )
     ctx.out.result(
         "\n".join(lines),
         {
-            "imported": [{"keyid": r.keyid, "repository": r.gun, "role": r.role} for r in imported],
-            "already_here": skipped,
+            "imported": [
+                {
+                    "keyid": each.record.keyid,
+                    "notary_keyid": each.notary_keyid,
+                    "repository": each.record.gun,
+                    "role": each.record.role,
+                }
+                for each in done.imported
+            ],
+            "already_here": done.already_here,
+            "skipped": [
+                {"notary_keyid": key.notary_keyid, "repository": key.gun, "role": key.role}
+                for key in done.skipped_snapshot
+            ],
         },
     )
     return EXIT_OK
