@@ -113,3 +113,18 @@ def test_a_repository_the_host_trusted_vanishing_is_not_blamed_on_publishers(
     assert gone.code == 1
     assert "this host verified it before" in gone.err
     assert "trustkit init" not in gone.err
+
+
+def test_first_use_says_which_root_keys_it_trusted_and_how_to_pin_instead(
+    publisher: Trustkit, host: Trustkit, gun: str
+):
+    root_key = publisher("init", gun, "--json").json["keys"]["root"][0]
+    publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10")
+
+    first = host("verify", f"{gun}:1.0", "--offline")
+    second = host("verify", f"{gun}:1.0", "--offline")
+
+    assert first.code == 0, first.err
+    assert f"trusting the root of {gun} on first use (root keys: {root_key[:12]})" in first.err
+    assert f"trustkit trust pin {gun} ROOT_JSON" in first.err
+    assert "first use" not in second.err  # said once, when it happened
