@@ -33,6 +33,7 @@ _NOT_COMPARED = ("_type", "spec_version", "version")
 _KEY_ID = re.compile(r"[0-9a-f]{64}")
 _SHOWN_KEY_ID = 12
 _BINS_NAMED = 3  # bins named per line of a change shared by many bins
+_KEY_SUBJECTS = ("key ", "delegated key ")
 
 
 class _Absent:
@@ -76,9 +77,12 @@ def describe_role(role: str, new: Signed, old: Signed | None) -> list[str]:
     lines = [f"{role} v{new.version} (expires {new.expires.isoformat()}):"]
     if isinstance(new, Targets):
         lines += tag_changes(old.targets if isinstance(old, Targets) else {}, new.targets)
-    lines += [f"  {line}" for line in _subject_lines(differences(old, new), old is None)]
+    found = differences(old, new)
+    if old is None:
+        found = [d for d in found if d.subject != "expires"]  # in the heading already
+    lines += [f"  {line}" for line in _subject_lines(found, old is None)]
     if len(lines) == 1:
-        lines.append("  no change but its version (re-signed)")
+        lines.append("  no change but its version (re-signed)" if old is not None else "  (empty)")
     return lines
 
 
@@ -208,6 +212,8 @@ def _subject(path: tuple[str, ...]) -> tuple[str, str]:
             return ("delegation to bins" if name == BINS_ROLE else f"signer {name}"), field
         case ("delegations", "succinct_roles", field):
             return "hash bins", field
+        case ("meta", filename, field):
+            return "meta", f"{filename} {field}"  # a snapshot's roles: one line, not thousands
         case (field,):
             return field, ""
         case _:
@@ -220,7 +226,9 @@ def _subject_lines(found: Iterable[Difference], whole: bool) -> list[str]:
     for difference in found:
         by_subject.setdefault(difference.subject, []).append(difference)
     lines = []
-    for subject, changes in by_subject.items():
+    # Roles and delegations first, then the keys they name.
+    ordered = sorted(by_subject.items(), key=lambda item: item[0].startswith(_KEY_SUBJECTS))
+    for subject, changes in ordered:
         if whole:
             parts = [_labelled(d.field, _value(d.after)) for d in changes]
             lines.append(f"{subject}: {'; '.join(parts)}")

@@ -746,3 +746,20 @@ def test_a_co_holder_is_shown_a_change_of_expiry(
     as_signed = "%Y-%m-%dT%H:%M:%SZ"
     shown = f"expires: {before.strftime(as_signed)} -> {after.strftime(as_signed)}"
     assert shown in review.err
+
+
+def test_review_of_a_move_into_more_bins_shows_the_new_count_and_no_tag_change():
+    trusted, owner = _trusted_with_bins()
+    expires = utc_now() + timedelta(days=365)
+    targets = Metadata(trusted.targets)
+    bins = lay_out_bins(targets.signed, [owner], 1, 8, expires, version=2)
+    roles: dict[str, Metadata[Any]] = {BINS_ROLE: Metadata(bins)}
+    for name in bins_of(bins).get_roles():  # type: ignore[union-attr]
+        roles[name] = Metadata(new_targets(expires))
+    moved_to = bins_of(bins).get_role_for_target("1.0")  # type: ignore[union-attr]
+    roles[moved_to].signed.targets["1.0"] = trusted.delegated["bins-0"].targets["1.0"]
+
+    review = _review(trusted, roles)
+    assert "hash bins: 8 signed" in review
+    assert "no tag changes (re-signed)" in review
+    assert "hash bins: bit_length 2 -> 3" in review
