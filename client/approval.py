@@ -12,7 +12,6 @@ A change can also travel as a file, for key holders who never go online: ``appro
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,15 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from securesystemslib.signer import Key, Signer
-from tuf.api.metadata import Metadata, Root, Targets
+from securesystemslib.signer import Signer
+from tuf.api.metadata import Metadata, Signed, Targets
 
 from client.publisher import KeyHolder
+from client.review import describe_bins, describe_role
 from client.verify import TrustedRepository
 from keys.files import write_private_file
 from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import KeystoreError, ServerRefusedError, UsageError
-from trustkit.metadata import TOP_LEVEL_ROLES
 
 __all__ = [
     "ApprovalResult",
@@ -151,132 +150,49 @@ def write_change_file(path: Path, change: PendingChange) -> None:
     write_private_file(path, json.dumps(change.to_dict(), indent=2, sort_keys=True).encode())
 
 
-def _digest(target: Any) -> str:
-    return f"sha256:{target.hashes.get('sha256', '?')}"
-
-
-def _describe_targets(role: str, new: Targets, old: Targets | None) -> list[str]:
-    lines = [f"{role} v{new.version} (expires {new.expires.isoformat()}):"]
-    lines += _tag_changes(old.targets if old else {}, new.targets)
-    old_signers = _delegated(old)
-    new_signers = _delegated(new)
-    for name in sorted(set(old_signers) | set(new_signers)):
-        if name not in new_signers:
-            lines.append(f"  signer {name}: removed")
-        elif name not in old_signers:
-            lines.append(f"  signer {name}: added ({new_signers[name]})")
-        elif old_signers[name] != new_signers[name]:
-            lines.append(f"  signer {name}: {old_signers[name]} -> {new_signers[name]}")
-    if len(lines) == 1:
-        lines.append("  no tag or signer changes (re-signed)")
-    return lines
-
-
-def _tag_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """One line per tag added, removed or moved to another digest."""
-    lines = []
-    for path in sorted(set(before) | set(after)):
-        if path not in after:
-            lines.append(f"  {path}: {_digest(before[path])} -> (removed)")
-        elif path not in before:
-            lines.append(f"  {path}: (new) -> {_digest(after[path])}")
-        elif before[path] != after[path]:
-            lines.append(f"  {path}: {_digest(before[path])} -> {_digest(after[path])}")
-    return lines
-
-
-def _delegated(targets: Targets | None) -> dict[str, str]:
-    if targets is None or targets.delegations is None or not targets.delegations.roles:
-        return {}
-    return {
-        name: f"#{position} in trust order, keys {', '.join(k[:12] for k in role.keyids)}, "
-        f"threshold {role.threshold}, paths {', '.join(role.paths or [])}"
-        + (
-            f", hash prefixes {', '.join(role.path_hash_prefixes)}"
-            if role.path_hash_prefixes
-            else ""
-        )
-        + (", terminating" if role.terminating else "")
-        + "".join(
-            f", key {keyid[:12]} = {_fingerprint(targets.delegations.keys[keyid])}"
-            for keyid in role.keyids
-            if keyid in targets.delegations.keys
-        )
-        for position, (name, role) in enumerate(targets.delegations.roles.items(), start=1)
-    }
-
-
-def _fingerprint(key: Key) -> str:
-    """The public key itself, shortened: a key swapped behind an unchanged id shows."""
-    public = str(key.keyval.get("public", ""))
-    return f"{key.keytype}:{hashlib.sha256(public.encode()).hexdigest()[:12]}"
-
-
-def _describe_root(new: Root, old: Root | None) -> list[str]:
-    lines = [f"root v{new.version} (expires {new.expires.isoformat()}):"]
-    for role in TOP_LEVEL_ROLES:
-        keys = new.roles[role].keyids
-        text = f"keys {', '.join(k[:12] for k in keys)}, threshold {new.roles[role].threshold}"
-        if old is None:
-            lines.append(f"  {role}: {text}")
-            continue
-        before = old.roles[role]
-        added = [k[:12] for k in keys if k not in before.keyids]
-        removed = [k[:12] for k in before.keyids if k not in keys]
-        changes = [f"+{k}" for k in added] + [f"-{k}" for k in removed]
-        if before.threshold != new.roles[role].threshold:
-            changes.append(f"threshold {before.threshold} -> {new.roles[role].threshold}")
-        for keyid in keys:
-            if keyid in old.keys and _fingerprint(old.keys[keyid]) != _fingerprint(new.keys[keyid]):
-                changes.append(f"key {keyid[:12]} CHANGED its public key")
-        if changes:
-            lines.append(f"  {role}: {' '.join(changes)} (now {text})")
-    return lines
-
-
 def describe_change(change: PendingChange, trusted: TrustedRepository | None) -> list[str]:
-    """What a pending change does, for the key holder asked to sign it."""
+    """What a pending change does, for the key holder asked to sign it: each role
+    compared with what hosts trust now (``trusted``), or shown whole without it."""
     heading = f"pending change {change.id}" if change.id else "change"
     if change.expires:
         heading += f" (expires {change.expires.isoformat()})"
     lines = [f"{heading} to {change.gun}:"]
     bins = {role: m.signed for role, m in change.roles.items() if is_bin_name(role)}
     if bins:
-        lines += _describe_bins(bins, change, trusted)
+        lines += describe_bins(bins, _trusted_bins(bins, change, trusted))
     for role, metadata in change.roles.items():
-        if role in bins:
-            continue
-        if role == "root":
-            lines += _describe_root(metadata.signed, trusted.root if trusted else None)
-            continue
-        old: Targets | None = None
-        if trusted is not None:
-            old = trusted.targets if role == "targets" else trusted.delegated.get(role)
-        lines += _describe_targets(role, metadata.signed, old)
+        if role not in bins:
+            lines += describe_role(role, metadata.signed, _trusted_role(role, trusted))
     lines += [f"  {need.describe()}" for need in change.needs]
     return lines
 
 
-def _describe_bins(
-    bins: dict[str, Targets], change: PendingChange, trusted: TrustedRepository | None
-) -> list[str]:
-    """Hash bins as one change to tags: there may be thousands of them, and a move into
-    a new number of bins changes no tag at all."""
-    after: dict[str, Any] = {}
-    for metadata in bins.values():
-        after.update(metadata.targets)
-    before: dict[str, Any] = {}
-    if trusted is not None:
-        moved = BINS_ROLE in change.roles  # a new layout: every bin of the old one counts
+def _trusted_role(role: str, trusted: TrustedRepository | None) -> Signed | None:
+    """``role`` as hosts trust it now; None if they know no such role."""
+    if trusted is None:
+        return None
+    if role == "root":
+        return trusted.root
+    if role == "targets":
+        return trusted.targets
+    if role == "snapshot":
+        return trusted.snapshot
+    return trusted.delegated.get(role)
+
+
+def _trusted_bins(
+    bins: Mapping[str, Targets], change: PendingChange, trusted: TrustedRepository | None
+) -> dict[str, Targets | None]:
+    """The bins hosts trust now, to compare ``bins`` with: each by its name, and every
+    other bin too when the change lays the bins out anew (their tags move)."""
+    if trusted is None:
+        return dict.fromkeys(bins)
+    old: dict[str, Targets | None] = {name: trusted.delegated.get(name) for name in bins}
+    if BINS_ROLE in change.roles:
         for name, metadata in trusted.delegated.items():
-            if is_bin_name(name) and (moved or name in bins):
-                before.update(metadata.targets)
-    expires = min(metadata.expires for metadata in bins.values())
-    lines = [f"hash bins: {len(bins)} signed (expire {expires.isoformat()} or later):"]
-    lines += _tag_changes(before, after)
-    if len(lines) == 1:
-        lines.append("  no tag changes (re-signed)")
-    return lines
+            if is_bin_name(name) and name not in old:
+                old[name] = metadata
+    return old
 
 
 class Approver(KeyHolder):

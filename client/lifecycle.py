@@ -89,6 +89,7 @@ def signers_of(repository: TrustedRepository) -> list[dict[str, Any]]:
             "keys": list(role.keyids),
             "threshold": role.threshold,
             "paths": list(role.paths or []),
+            "path_hash_prefixes": list(role.path_hash_prefixes or []),
             "terminating": role.terminating,
             "published": role.name in repository.delegated,
             "tags": sorted(

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from securesystemslib.signer import SSlibKey
-from tuf.api.metadata import Root
+from securesystemslib.signer import CryptoSigner, SSlibKey
+from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Root, Targets
 
+from client.approval import PendingChange, describe_change
+from client.verify import TrustedRepository
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
 from server.publishing import MAX_PENDING
@@ -32,8 +35,9 @@ from tests.harness import (
     publisher_cli,
 )
 from tests.server_side import post_upload, served_metadata, served_version
+from trustkit.bins import BINS_ROLE, bins_of, lay_out_bins
 from trustkit.expiry import utc_now
-from trustkit.metadata import image_target, new_targets, sign_with
+from trustkit.metadata import TOP_LEVEL_ROLES, image_target, new_root, new_targets, sign_with
 from trustkit.names import parse_digest
 
 PASSPHRASE = "co-holder passphrase for tests"
@@ -358,7 +362,7 @@ def test_a_root_ceremony_through_a_file_for_an_offline_holder(
     # Offline, bob sees the root he signs in full: its root keys and threshold, and
     # that it is not compared with anything (his machine never verified the repository).
     assert "never verified" in signing.err
-    assert f"root: keys {data['new_keys'][0][:12]}, {bob_key[:12]}, threshold 2" in signing.err
+    assert f"root: keys {data['new_keys'][0][:12]}, {bob_key[:12]}; threshold 2" in signing.err
     assert change.read_bytes() != before
 
     _ok(publisher("submit", gun, str(change), "--json"))
@@ -534,3 +538,228 @@ def test_approval_mistakes_are_usage_errors_that_change_nothing(
     assert wrong_key.code == 2 and "--use takes a key kept for the root" in wrong_key.err
     assert served_version(server, gun, "root") == 1
     assert sorted(_pending_ids(host, gun)) == pending
+
+
+# --- what a review shows: every change of trust, anywhere in the delegation tree -----
+
+
+def _key() -> SSlibKey:
+    public = CryptoSigner.generate_ed25519().public_key
+    assert isinstance(public, SSlibKey)
+    return public
+
+
+def _trusted_with_bins() -> tuple[TrustedRepository, SSlibKey]:
+    """A repository as a host trusts it: targets (key OWNER) signs a signer, release,
+    and delegates everything else to four hash bins, signed by OWNER too."""
+    owner, release_key = _key(), _key()
+    expires = utc_now() + timedelta(days=365)
+    root = new_root({role: [_key()] for role in TOP_LEVEL_ROLES}, expires)
+    targets = new_targets(expires)
+    targets.delegations = Delegations(
+        keys={release_key.keyid: release_key},
+        roles={"release": DelegatedRole("release", [release_key.keyid], 1, False, ["release-*"])},
+    )
+    bins = lay_out_bins(targets, [owner], 1, 4, expires)
+    delegated: dict[str, Targets] = {BINS_ROLE: bins}
+    for name in bins_of(bins).get_roles():  # type: ignore[union-attr]
+        delegated[name] = new_targets(expires)
+    delegated["bins-0"].targets["1.0"] = image_target("1.0", parse_digest(DIGEST_A), 100, None)
+    trusted = TrustedRepository("registry.test/app", root, targets, [], False, delegated)
+    return trusted, owner
+
+
+def _edited(signed: Any, edit: Any) -> Metadata[Any]:
+    """SIGNED one version up, with EDIT applied to its dict form (as an author who
+    writes metadata by hand can)."""
+    data = signed.to_dict()
+    data["version"] += 1
+    edit(data)
+    return Metadata.from_dict({"signed": data, "signatures": []})
+
+
+def _review(trusted: TrustedRepository, roles: dict[str, Metadata[Any]]) -> str:
+    change = PendingChange(trusted.gun, roles, "change-1")
+    return "\n".join(describe_change(change, trusted))
+
+
+ATTACKER = "a" * 64
+
+
+def _a_delegation() -> dict[str, Any]:
+    """Delegations a bin should never hold: its tags handed on to the attacker."""
+    role = DelegatedRole("elsewhere", [ATTACKER], 1, True, ["*"])
+    return {"keys": {}, "roles": [role.to_dict()]}
+
+
+def _bins_to(key: str, threshold: int = 1) -> Any:
+    def edit(data: dict[str, Any]) -> None:
+        succinct = data["delegations"]["succinct_roles"]
+        succinct["keyids"], succinct["threshold"] = [key], threshold
+        data["delegations"]["keys"][key] = {
+            "keytype": "ed25519",
+            "scheme": "ed25519",
+            "keyval": {"public": "b" * 64},
+        }
+
+    return edit
+
+
+def test_review_shows_bins_handed_to_another_key_not_a_re_signing():
+    """The upload of ``bins`` that lists the proposer's key alone for every bin: once
+    approved, the proposer alone signs any tag. It must read as what it is."""
+    trusted, owner = _trusted_with_bins()
+    shown = _review(trusted, {"bins": _edited(trusted.delegated[BINS_ROLE], _bins_to(ATTACKER))})
+    assert f"hash bins: keys +{ATTACKER[:12]} -{owner.keyid[:12]} (now {ATTACKER[:12]})" in shown
+    assert f"delegated key {ATTACKER[:12]}: added" in shown
+    assert "re-signed" not in shown
+
+
+@pytest.mark.parametrize(
+    ("role", "edit", "shown"),
+    [
+        (
+            "bins",
+            lambda d: d["delegations"]["succinct_roles"].update(threshold=2),
+            "threshold 1 -> 2",
+        ),
+        (
+            "bins",
+            lambda d: d["delegations"]["succinct_roles"].update(bit_length=4),
+            "bit_length 2 -> 4",
+        ),
+        (
+            "bins",
+            lambda d: d["delegations"]["succinct_roles"].update(name_prefix="evil"),
+            "hash bins: name_prefix bins -> evil",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["roles"][-1].update(keyids=[ATTACKER]),
+            f"delegation to bins: keys +{ATTACKER[:12]}",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["roles"][-1].update(threshold=2),
+            "delegation to bins: threshold 1 -> 2",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["roles"][0].update(paths=["*"]),
+            "signer release: paths +* -release-* (now *)",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["roles"][0].update(paths=None, path_hash_prefixes=["0"]),
+            "signer release: path_hash_prefixes (none) -> 0; paths release-* -> (none)",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["roles"][0].update(terminating=True),
+            "signer release: terminating false -> true",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["roles"].reverse(),
+            "signer release: trust order 1 -> 2",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"]["keys"][next(iter(d["delegations"]["keys"]))].update(
+                keyval={"public": "c" * 64}
+            ),
+            " -> ed25519:",
+        ),
+        (
+            "targets",
+            lambda d: d["delegations"].update(x_unknown="y"),
+            "delegations: added (x_unknown y)",
+        ),
+        ("targets", lambda d: d.update(x_unknown={"a": 1}), "x_unknown: added (a 1)"),
+        ("targets", lambda d: d.update(expires="2099-01-01T00:00:00Z"), "expires "),
+        (
+            "root",
+            lambda d: d.update(consistent_snapshot=False),
+            "consistent_snapshot: true -> false",
+        ),
+        ("root", lambda d: d["roles"]["targets"].update(threshold=2), "targets: threshold 1 -> 2"),
+        ("bins-0", lambda d: d.update(delegations=_a_delegation()), "signer elsewhere: added"),
+    ],
+)
+def test_review_shows_every_change_of_trust(role: str, edit: Any, shown: str):
+    trusted, _ = _trusted_with_bins()
+    old = {"root": trusted.root, "targets": trusted.targets}.get(role) or trusted.delegated[role]
+    review = _review(trusted, {role: _edited(old, edit)})
+    assert shown in review, review
+    assert "re-signed" not in review, review
+
+
+def test_review_of_a_bare_re_signing_says_so():
+    trusted, _ = _trusted_with_bins()
+    review = _review(
+        trusted,
+        {
+            "targets": _edited(trusted.targets, lambda d: None),
+            "bins-0": _edited(trusted.delegated["bins-0"], lambda d: None),
+        },
+    )
+    assert "targets v2" in review and "no change but its version (re-signed)" in review
+    assert "hash bins: 1 signed" in review and "no tag changes (re-signed)" in review
+
+
+def test_a_co_holder_is_shown_the_new_keys_and_threshold_of_the_hash_bins(
+    publisher: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    """Sharing targets in a repository with bins hands every bin to the new keys: the
+    co-holder must see that of ``bins`` too, not "re-signed"."""
+    _ok(publisher("init", gun, "--bins", "4", "--json"))
+    _sign(publisher, gun, "1.0", DIGEST_A)
+    [owner_keyid] = served_metadata(
+        server, gun, "bins.json"
+    ).signed.delegations.succinct_roles.keyids
+    bob = _person(tmp_path, server.url, "bob")
+    bob_key = _generate(bob, "bob", tmp_path / "bob.pub")
+    _share(publisher, gun, "targets", tmp_path / "bob.pub", threshold=2)
+
+    review = bob("approve", gun, "--yes", "--json")
+    _ok(review)
+    [bins_line] = [line for line in review.err.splitlines() if line.startswith("  hash bins:")]
+    assert f"+{bob_key[:12]}" in bins_line and "threshold 1 -> 2" in bins_line
+    assert f"-{owner_keyid[:12]}" in bins_line
+    [delegation] = [line for line in review.err.splitlines() if "delegation to bins" in line]
+    assert f"+{bob_key[:12]}" in delegation and "threshold 1 -> 2" in delegation
+
+
+def test_a_co_holder_is_shown_a_change_of_expiry(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    bob = _targets_two_of_two(publisher, host, server, gun, tmp_path)
+    before = served_metadata(server, gun, "targets.json").signed.expires
+    refreshed = _ok(
+        publisher("refresh", gun, "--within", "20y", "--expiry", "targets=1y", "--json")
+    )
+    assert refreshed["published"] is False
+    review = bob("approve", gun, "--yes", "--json")
+    _ok(review)
+    after = served_metadata(server, gun, "targets.json").signed.expires
+    assert after != before
+    as_signed = "%Y-%m-%dT%H:%M:%SZ"
+    shown = f"expires: {before.strftime(as_signed)} -> {after.strftime(as_signed)}"
+    assert shown in review.err
+
+
+def test_review_of_a_move_into_more_bins_shows_the_new_count_and_no_tag_change():
+    trusted, owner = _trusted_with_bins()
+    expires = utc_now() + timedelta(days=365)
+    targets = Metadata(trusted.targets)
+    bins = lay_out_bins(targets.signed, [owner], 1, 8, expires, version=2)
+    roles: dict[str, Metadata[Any]] = {BINS_ROLE: Metadata(bins)}
+    for name in bins_of(bins).get_roles():  # type: ignore[union-attr]
+        roles[name] = Metadata(new_targets(expires))
+    moved_to = bins_of(bins).get_role_for_target("1.0")  # type: ignore[union-attr]
+    roles[moved_to].signed.targets["1.0"] = trusted.delegated["bins-0"].targets["1.0"]
+
+    review = _review(trusted, roles)
+    assert "hash bins: 8 signed" in review
+    assert "no tag changes (re-signed)" in review
+    assert "hash bins: bit_length 2 -> 3" in review

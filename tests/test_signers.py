@@ -47,7 +47,16 @@ from trustkit.names import parse_digest
 DIGEST_C = "sha256:" + "c" * 64
 FORGED = "sha256:" + "f" * 64
 SIGNER_PASSPHRASE = "signer passphrase for tests"
-SIGNER_FIELDS = {"name", "keys", "threshold", "paths", "terminating", "published", "tags"}
+SIGNER_FIELDS = {
+    "name",
+    "keys",
+    "threshold",
+    "paths",
+    "path_hash_prefixes",
+    "terminating",
+    "published",
+    "tags",
+}
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -204,6 +213,7 @@ def test_a_signer_signs_tags_within_its_paths_and_hosts_verify_them(
         "keys": [keyid],
         "threshold": 1,
         "paths": ["release-*"],
+        "path_hash_prefixes": [],
         "terminating": False,
         "published": True,
         "tags": ["release-1"],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trustkit import __version__
+from trustkit.display import printable, printable_lines
 from trustkit.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, TrustkitError, UsageError
 
 if TYPE_CHECKING:
@@ -74,18 +75,30 @@ SIGNER_HELP = (
 
 @dataclass
 class Output:
-    """Where results go: a line of text for people, or one JSON document for scripts."""
+    """Where results go: text for people, or one JSON document for scripts.
+
+    Text is made safe for a terminal here, once, whatever it quotes (names from
+    metadata, a server's words): see ``for_terminal``. JSON escapes by itself."""
 
     as_json: bool
 
-    def result(self, text: str, data: dict[str, Any]) -> None:
+    def result(self, text: str | Sequence[str], data: dict[str, Any]) -> None:
         if self.as_json:
             print(json.dumps(data, indent=2, sort_keys=True))
         else:
-            print(text)
+            print(for_terminal(text))
 
-    def note(self, text: str) -> None:
-        print(text, file=sys.stderr)
+    def note(self, text: str | Sequence[str]) -> None:
+        print(for_terminal(text), file=sys.stderr)
+
+
+def for_terminal(text: str | Sequence[str]) -> str:
+    """``text`` escaped for a terminal. A sequence is lines, each escaped whole (a line
+    break inside one too, so a name cannot start a line of its own); a str keeps its
+    line breaks."""
+    if isinstance(text, str):
+        return printable_lines(text)
+    return "\n".join(printable(line) for line in text)
 
 
 def _tls_context(ca_file: Path) -> ssl.SSLContext:
@@ -328,12 +341,14 @@ def _result_or_pending(
     if pending.id is None:
         ctx.out.result(done, {**data, "published": False})
         return
-    needs = "\n".join(f"  {need.describe()}" for need in pending.needs)
     expires = pending.expires.isoformat() if pending.expires else "?"
     ctx.out.result(
-        f"signed, but not yet published: the server keeps pending change {pending.id} "
-        f"until co-signers approve it (expires {expires}):\n{needs}\n"
-        f"co-signers run: trustkit approve {pending.gun}",
+        [
+            f"signed, but not yet published: the server keeps pending change {pending.id} "
+            f"until co-signers approve it (expires {expires}):",
+            *(f"  {need.describe()}" for need in pending.needs),
+            f"co-signers run: trustkit approve {pending.gun}",
+        ],
         {
             **data,
             "published": False,
@@ -807,7 +822,7 @@ def cmd_inspect(ctx: Context) -> int:
         lines.append(
             f"tags are signed in {bins.number_of_bins} hash bins (bins-*: the first to expire)"
         )
-    ctx.out.result("\n".join(lines), data)
+    ctx.out.result(lines, data)
     return EXIT_OK
 
 
@@ -883,7 +898,7 @@ def cmd_key_list(ctx: Context) -> int:
     ]
     if not keys:
         lines = [f"no keys in {ctx.settings.home}"]
-    ctx.out.result("\n".join(lines), {"keys": keys})
+    ctx.out.result(lines, {"keys": keys})
     return EXIT_OK
 
 
@@ -964,15 +979,23 @@ def cmd_signer_list(ctx: Context) -> int:
     signers = signers_of(repository)
     lines = [f"{'SIGNER':<20} {'THRESHOLD':>9}  {'PATHS':<30} {'TAGS':>5}  KEYS"]
     lines += [
-        f"{s['name']:<20} {s['threshold']:>9}  {', '.join(s['paths']):<30} {len(s['tags']):>5}  "
+        f"{s['name']:<20} {s['threshold']:>9}  {_signer_paths(s):<30} {len(s['tags']):>5}  "
         + ", ".join(k[:12] for k in s["keys"])
+        + (", terminating" if s["terminating"] else "")
         + ("" if s["published"] else "  (not published yet)")
         for s in signers
     ]
     if not signers:
         lines = [f"{gun} has no signers: only the targets key signs"]
-    ctx.out.result("\n".join(lines), {"repository": gun, "signers": signers})
+    ctx.out.result(lines, {"repository": gun, "signers": signers})
     return EXIT_OK
+
+
+def _signer_paths(signer: dict[str, Any]) -> str:
+    """What a signer may sign: its path patterns, or the hash prefixes of its paths."""
+    if signer["path_hash_prefixes"]:
+        return "hash prefixes " + ", ".join(signer["path_hash_prefixes"])
+    return ", ".join(signer["paths"])
 
 
 def cmd_key_export(ctx: Context) -> int:
@@ -1175,7 +1198,7 @@ def _confirm(ctx: Context, question: str) -> bool:
         raise UsageError(
             f"{question} needs a confirmation", hint="review it above, then run again with --yes"
         )
-    answer = input(f"{question} [y/N] ")
+    answer = input(printable(f"{question} [y/N] "))
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -1206,7 +1229,7 @@ def cmd_approve(ctx: Context) -> int:
                     f"trustkit: compared with what this machine verified last of {gun} "
                     f"(root v{cached.root.version}, targets v{cached.targets.version})"
                 )
-            ctx.out.note("\n".join(describe_change(change, cached)))
+            ctx.out.note(describe_change(change, cached))
             if not _confirm(ctx, f"sign this change to {gun}?"):
                 ctx.out.result("not signed", {"repository": gun, "signed_with": []})
                 return EXIT_OK
@@ -1237,7 +1260,7 @@ def cmd_approve(ctx: Context) -> int:
             )
         trusted = verifier.trusted_repository(gun)
         for change in changes:
-            ctx.out.note("\n".join(describe_change(change, trusted)))
+            ctx.out.note(describe_change(change, trusted))
             if ctx.args.export:
                 write_change_file(Path(ctx.args.export), change)
                 lines.append(f"wrote pending change {change.id} to {ctx.args.export}")
@@ -1279,7 +1302,7 @@ def cmd_approve(ctx: Context) -> int:
                     "versions": outcome.versions,
                 }
             )
-    ctx.out.result("\n".join(lines), {"repository": gun, "results": results})
+    ctx.out.result(lines, {"repository": gun, "results": results})
     return EXIT_OK
 
 
@@ -1327,7 +1350,7 @@ def cmd_status(ctx: Context) -> int:
             f"{role.days_left:>7.1f}  {keys} (threshold {role.threshold}){flag}"
         )
     if waiting:
-        lines.append(f"\n{waiting} change(s) waiting for co-signers: trustkit approve {gun}")
+        lines += ["", f"{waiting} change(s) waiting for co-signers: trustkit approve {gun}"]
     warnings = [role.role for role in report if role.warning]
     data = {
         "repository": gun,
@@ -1346,7 +1369,7 @@ def cmd_status(ctx: Context) -> int:
         ],
         "warnings": warnings,
     }
-    ctx.out.result("\n".join(lines), data)
+    ctx.out.result(lines, data)
     if warnings and ctx.args.check:
         ctx.out.note(
             f"trustkit: {', '.join(warnings)} of {gun} expire(s) soon; see the table above",

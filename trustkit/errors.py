@@ -5,6 +5,8 @@ The library raises these; only the CLI prints them and turns them into exit code
 
 from __future__ import annotations
 
+from trustkit.display import printable
+
 __all__ = [
     "EXIT_OK",
     "EXIT_REFUSED",
@@ -39,10 +41,16 @@ class TrustkitError(Exception):
         self.hint = hint
 
     def diagnostics(self) -> str:
-        """The message and, when there is one, what to do about it."""
+        """The message and, when there is one, what to do about it, for a terminal.
+
+        Both may quote names from metadata or a server's own words, so each is shown
+        with its control and invisible characters escaped (``trustkit.display``), a
+        line break too: the message stays one line. ``message`` keeps the text as is,
+        for JSON."""
+        message = printable(self.message)
         if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
-        return self.message
+            return f"{message}\n  hint: {printable(self.hint)}"
+        return message
 
 
 class UsageError(TrustkitError):
