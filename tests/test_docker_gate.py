@@ -1032,6 +1032,74 @@ def test_policy_signers_refuse_a_tag_signed_by_another_role(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [("resolve",), ("verify", "--offline"), ("pull",), ("run",), ("docker", "create")],
+    ids=["resolve", "verify", "pull", "run", "docker-create"],
+)
+def test_every_command_refuses_a_tag_the_policy_signers_rule_refuses(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path, command: tuple[str, ...]
+):
+    """verify and resolve decide through the gate's one function: a resolved
+    IMAGE@sha256:… written into a compose file obeys the same policy as trustkit pull."""
+    releases = write_policy(
+        tmp_path / "releases.toml",
+        f"""\
+        [[rule]]
+        repositories = ["{signed.app}"]
+        signers = ["targets/releases"]
+        """,
+    )
+
+    refused = host.process(
+        *command, f"{signed.app}:1.0", env=recorder.env(TRUSTKIT_POLICY=str(releases))
+    )
+
+    assert refused.code == 1, refused.err
+    assert f"{signed.app}:1.0 is signed by 'targets'" in refused.err
+    assert "accepts only targets/releases" in refused.err
+    assert refused.out == ""
+    assert_not_invoked(recorder)
+
+
+def test_resolve_and_verify_follow_the_policy_given_on_the_command_line(
+    host: Trustkit, signed: Signed, tmp_path: Path
+):
+    releases = write_policy(
+        tmp_path / "releases.toml",
+        f'[[rule]]\nrepositories = ["{signed.app}"]\nsigners = ["targets/releases"]\n',
+    )
+    targets = write_policy(
+        tmp_path / "targets.toml",
+        f'[[rule]]\nrepositories = ["{signed.app}"]\nsigners = ["targets"]\n',
+    )
+
+    refused = host.process("resolve", "--policy", str(releases), f"{signed.app}:1.0")
+    resolved = host.process("resolve", "--policy", str(targets), f"{signed.app}:1.0")
+    verified = host.process("verify", "--offline", "--policy", str(targets), f"{signed.app}:1.0")
+
+    assert refused.code == 1
+    assert (resolved.code, verified.code) == (0, 0), resolved.err + verified.err
+    assert resolved.out.strip() == f"{signed.app}@{signed.one}"
+    assert verified.out.strip() == signed.one
+
+
+def test_verify_refuses_an_unsigned_repository_the_policy_lets_run(
+    host: Trustkit, registry: RegistryProcess, recorder: Recorder, unsigned_ok: Path
+):
+    """resolve answers as pull would (the unpinned name); verify says it is not signed."""
+    image = f"{registry.host}/docker-gate/not-signed:1.0"
+
+    resolved = host.process("resolve", "--policy", str(unsigned_ok), image)
+    verified = host.process("verify", "--offline", "--policy", str(unsigned_ok), image)
+
+    assert resolved.code == 0, resolved.err
+    assert resolved.out.strip() == image
+    assert "runs unverified" in resolved.err
+    assert verified.code == 1
+    assert "is not signed, so it cannot be verified" in verified.err
+
+
+@pytest.mark.parametrize(
     ("text", "reason"),
     [
         ('defualt = "unsigned-ok"\n', "unknown key(s) defualt"),
