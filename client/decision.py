@@ -27,7 +27,12 @@ from dataclasses import dataclass
 
 from client.policy import UNSIGNED_OK, HostPolicy, Rule
 from client.verify import TrustedRepository
-from trustkit.errors import NotFoundError, ServerUnreachableError, VerificationError
+from trustkit.errors import (
+    NotFoundError,
+    ServerUnreachableError,
+    TrustkitError,
+    VerificationError,
+)
 from trustkit.metadata import ImageTarget
 from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
 
@@ -49,6 +54,8 @@ class Decision:
     signer: str | None = None  # the role that signed it, when signed
     repository: TrustedRepository | None = None
     notes: tuple[str, ...] = ()
+    # Why it was not verified, when the policy let it through unsigned.
+    unverified: TrustkitError | None = None
 
     @property
     def local_tag(self) -> str | None:
@@ -75,7 +82,7 @@ def verify_reference(
         # or missing server must not switch verification off for it.
         if rule.trust != UNSIGNED_OK or has_anchor(reference.gun):
             raise
-        return _unsigned(text, reference, policy, error.message)
+        return _unsigned(text, reference, policy, error)
     target = _signed_target(repository, reference)
     signer = repository.signer(target.name)
     _check_signer(rule, policy, reference, target, signer)
@@ -98,11 +105,13 @@ def verify_reference(
     )
 
 
-def _unsigned(text: str, reference: ImageReference, policy: HostPolicy, why: str) -> Decision:
+def _unsigned(
+    text: str, reference: ImageReference, policy: HostPolicy, why: TrustkitError
+) -> Decision:
     image = str(reference)
     shown = text if image == text else f"{text} ({image})"
-    note = f"{shown} runs unverified ({why}): {policy.source} allows it"
-    return Decision(text, reference, image, None, notes=(note,))
+    note = f"{shown} runs unverified ({why.message}): {policy.source} allows it"
+    return Decision(text, reference, image, None, notes=(note,), unverified=why)
 
 
 def _signed_target(repository: TrustedRepository, reference: ImageReference) -> ImageTarget:

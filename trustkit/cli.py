@@ -451,7 +451,6 @@ def cmd_publish(ctx: Context) -> int:
 
 def cmd_verify(ctx: Context) -> int:
     """verify and resolve: the host policy's decision on one reference (the gate's)."""
-    from trustkit.errors import NotFoundError
     from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
 
     gun = parse_reference(ctx.args.reference, default_tag=DEFAULT_TAG).gun  # the bundle's
@@ -460,17 +459,13 @@ def cmd_verify(ctx: Context) -> int:
     _note_first_use(ctx, decision.repository)
     target = decision.target
     if target is None:
-        if ctx.args.command == "verify":
-            raise NotFoundError(
-                f"{decision.reference} is not signed, so it cannot be verified; "
-                + decision.notes[0],
-                hint="trustkit verify checks signed tags only",
-            )
+        if ctx.args.command == "verify" and decision.unverified is not None:
+            raise decision.unverified  # verify checks signatures, whatever the policy allows
         _report(ctx, [decision])
         ctx.out.result(
             decision.image,
             {"repository": decision.reference.gun, "tag": decision.reference.tag,
-             "digest": None, "reference": decision.image, "signed": False},
+             "digest": None, "reference": decision.image},
         )  # fmt: skip
         return EXIT_OK
     ref = ImageReference(decision.reference.gun, target.name, None)
@@ -480,14 +475,11 @@ def cmd_verify(ctx: Context) -> int:
         "digest": target.digest,
         "size": target.size,
         "media_type": target.media_type,
-        "signer": decision.signer,
         "reference": decision.image,
     }
     if ctx.args.command == "verify":
         offline = ctx.args.offline or ctx.args.bundle
         data["registry_digest"] = None if offline else _registry_digest(ctx, ref, target)
-    else:
-        data["signed"] = True
     text = decision.image if ctx.args.command == "resolve" else target.digest
     ctx.out.result(text, data)
     return EXIT_OK
@@ -1393,9 +1385,16 @@ def cmd_run(ctx: Context) -> int:
 
 
 def cmd_docker(ctx: Context) -> int:
-    """``docker ARGS…`` with pull, run, create and build gated, everything else as is."""
+    """``docker ARGS…`` with pull, run, create, build and buildx create gated, the
+    commands that start no image as they are, and every other command refused."""
     from client.docker_cli import parse_docker_command
-    from client.gate import build_command, execute, pull_commands, run_command
+    from client.gate import (
+        build_command,
+        builder_create_command,
+        execute,
+        pull_commands,
+        run_command,
+    )
 
     tool = ctx.tool()
     if tool.kind == "skopeo":
@@ -1412,6 +1411,10 @@ def cmd_docker(ctx: Context) -> int:
             pinned, run = run_command(gate, tool, command.args, head=command.head)
             _report(ctx, [pinned])
             commands = [run]
+        elif command.action == "builder-create":
+            decisions, create = builder_create_command(gate, tool, command.args, head=command.head)
+            _report(ctx, decisions)
+            commands = [create]
         else:
             build = build_command(gate, tool, command.args, head=command.head, env=ctx.env)
             _report(ctx, build.pinned)
@@ -1919,7 +1922,10 @@ def _parser() -> argparse.ArgumentParser:
         "docker with pull, run, create and build gated (alias docker='trustkit docker')",
         [registry, gate],
         "usage: trustkit docker [--via docker|podman] DOCKER-ARGS…\n\nBase images in FROM "
-        "lines are pinned for build; every other docker command passes through.",
+        "lines, --build-context images and a buildx builder's BuildKit image are pinned; "
+        "commands that start no image pass through; commands that pull images trustkit "
+        "cannot verify (compose up, bake, service create, …) and unknown commands are "
+        "refused.",
     )
     return parser
 
