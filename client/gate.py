@@ -20,10 +20,12 @@ from pathlib import Path
 
 from client.decision import Decision, RepositorySource, verify_reference
 from client.docker_cli import (
+    BUILDKIT_DRIVERS,
     FALSE_VALUES,
     BuildArgs,
     find_image,
     parse_build,
+    parse_builder_create,
     parse_pull,
     pull_options,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "Gate",
     "Tool",
     "build_command",
+    "builder_create_command",
     "execute",
     "pull_commands",
     "run_command",
@@ -201,7 +204,9 @@ def build_command(
         pinned.append(gate.pin(image))
         return pinned[-1].image
 
-    rewritten, _ = pin_base_images(text, build_args, pin)
+    contexts = frozenset(name.lower() for name in build.named_contexts)
+    rewritten, _ = pin_base_images(text, build_args, pin, contexts)
+    other_args = build.with_context_images([pin(image) for _, _, image in build.image_contexts])
     workdir = Path(tempfile.mkdtemp(prefix="trustkit-build-"))
     try:
         written = workdir / source.name
@@ -217,8 +222,34 @@ def build_command(
                 f"cannot write the checked Dockerfile to {workdir}: {error.strerror}"
             ) from None
         raise
-    command = [tool.binary, *head, "--file", str(written), *build.other_args]
+    command = [tool.binary, *head, "--file", str(written), *other_args]
     return PreparedBuild(command, pinned, workdir)
+
+
+def builder_create_command(
+    gate: Gate, tool: Tool, args: Sequence[str], *, head: Sequence[str]
+) -> tuple[list[Decision], list[str]]:
+    """``buildx create``: the BuildKit image the builder starts, verified and pinned.
+
+    A builder that starts no image (``--driver remote``, ``--leave``) needs no decision;
+    one that would start buildx's default image must name it, so it can be verified."""
+    create = parse_builder_create(args)
+    if create.leave or create.driver == "remote":
+        return [], [tool.binary, *head, *create.args]
+    if create.driver not in BUILDKIT_DRIVERS:
+        raise UsageError(
+            f"trustkit does not know the buildx driver '{create.driver}', so it cannot tell "
+            "which image it starts",
+            hint=f"use --driver {', '.join(BUILDKIT_DRIVERS)} or remote",
+        )
+    if create.image is None:
+        raise UsageError(
+            f"a {create.driver} builder starts a BuildKit image, and none is named, so "
+            "buildx would start its default one unverified",
+            hint="name a signed BuildKit image: --driver-opt image=moby/buildkit:TAG",
+        )
+    decision = gate.pin(create.image)
+    return [decision], [tool.binary, *head, *create.with_image(decision.image)]
 
 
 def _dockerfile_path(build: BuildArgs) -> Path:
