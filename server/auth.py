@@ -27,7 +27,7 @@ from typing import Literal
 
 from server.storage import Storage, TokenRecord
 from trustkit.errors import UsageError
-from trustkit.names import name_matches
+from trustkit.names import canonical_pattern, name_matches
 
 __all__ = [
     "ACTIONS",
@@ -73,6 +73,11 @@ def parse_scope(text: str) -> Scope:
             hint="use ACTION:PATTERN with ACTION pull, push or admin, e.g. "
             "push:registry.example.com/team/*",
         )
+    try:
+        # Repositories are stored under their canonical names; so is the pattern's host.
+        pattern = canonical_pattern(pattern)
+    except UsageError as error:
+        raise UsageError(f"'{text}' is not a scope: {error.message}", hint=error.hint) from None
     if "/" not in pattern and "**" not in pattern:
         raise UsageError(
             f"the scope '{text}' covers no repository: a repository name is a registry "

@@ -36,3 +36,15 @@ def test_a_double_star_scope_reaches_across_components(
 
     assert every_level("init", f"{team}/app/sub").code == 0
     assert every_level("init", f"{team}-other/app").code == 1
+
+
+def test_a_scope_is_read_under_the_canonical_repository_name(
+    server: ServerProcess, tmp_path: Path, gun: str
+):
+    """Repositories are stored under canonical names: a scope written with another
+    spelling of the host covers them, rather than silently nothing."""
+    slug = gun.rsplit("/", 1)[1][-40:]
+    token = _token(server, f"spelt-{slug[-30:]}", f"push:Registry.Test:443/{slug}/*")
+    ci = _as(tmp_path, server, "ci", token)
+
+    assert ci("init", f"registry.test/{slug}/app").code == 0
