@@ -207,8 +207,20 @@ def test_pull_of_a_tag_with_another_digest_is_refused(
     assert_not_invoked(recorder)
 
 
-def test_pull_all_tags_is_refused(host: Trustkit, signed: Signed, recorder: Recorder):
-    result = host.process("pull", "-qa", signed.app, env=recorder.env())
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("pull", "-qa"),
+        ("docker", "pull", "--all-tags"),
+        ("docker", "image", "pull", "-a"),
+        ("docker", "image", "pull", "--all-tags=true"),
+    ],
+    ids=["pull", "docker-pull", "docker-image-pull", "docker-image-pull-true"],
+)
+def test_pull_all_tags_is_refused(
+    host: Trustkit, signed: Signed, recorder: Recorder, command: tuple[str, ...]
+):
+    result = host.process(*command, signed.app, env=recorder.env())
 
     assert result.code == 2
     assert "pulling all tags cannot be verified" in result.err
