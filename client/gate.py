@@ -1,10 +1,11 @@
 """The Docker gate: verify an image before Docker (Podman, skopeo) ever sees it.
 
-``pin`` turns what a user typed (``app:1.4``) into the digest-pinned reference
-(``registry.example.com/app@sha256:…``) after full TUF verification, as the host's
-policy asks. The ``*_commands`` functions build the exact argument vectors handed to
-the tool, with the image replaced and every other argument untouched; ``execute`` runs
-them. When verification fails, no command is built, so the tool is never invoked.
+``Gate.pin`` turns what a user typed (``app:1.4``) into the digest-pinned reference
+(``registry.example.com/app@sha256:…``) through ``client.decision.verify_reference``,
+the one decision every command makes. The ``*_command(s)`` functions build the exact
+argument vectors handed to the tool, with each image replaced and every other argument
+untouched; ``execute`` runs them. When a decision is a refusal, no command is built, so
+the tool is never invoked.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """Parsing and normalising the names trustkit works with: GUNs, tags, digests, references.
 
 A GUN (globally unique name) is a registry host plus a repository path, as Docker
-normalises it: ``nginx`` is ``docker.io/library/nginx``. Parsers raise ``UsageError``
-with the rule that was broken; they never guess.
+normalises it: ``nginx`` is ``docker.io/library/nginx``. It is canonical: every spelling
+of one registry (host case, ``:443``, Docker Hub's aliases, IPv6 forms) gives one GUN,
+used for policy rules, trust lookup and the pinned name handed to Docker alike; a name
+with no one spelling is refused. ``name_matches`` is the one glob of name patterns (host
+policies and server token scopes). Parsers raise ``UsageError`` with the rule that was
+broken; they never guess.
 """
 
 from __future__ import annotations
