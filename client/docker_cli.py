@@ -4,7 +4,10 @@ To gate ``docker run`` the gate must find the one argument that is the image, an
 must never guess: if ``--some-flag evil:latest`` were misread, an unverified image could
 slip through. So every option of ``run``/``create``/``pull``/``build`` is known here as
 taking a value or not; an option that is not known is refused (``--flag=value`` is
-always unambiguous and accepted). Nothing here runs anything.
+always unambiguous and accepted). Likewise every docker command (Docker 28/29 and its
+common plugins) is classified as gated, passed through (it starts and pulls no image)
+or refused (it pulls or starts images trustkit cannot verify); a command that is not
+known is refused. Nothing here runs anything.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from dataclasses import dataclass
 from trustkit.errors import UsageError
 
 __all__ = [
+    "BUILDKIT_DRIVERS",
     "FALSE_VALUES",
     "BuildArgs",
+    "BuilderCreate",
     "DockerCommand",
     "find_image",
     "parse_build",
+    "parse_builder_create",
     "parse_docker_command",
     "parse_pull",
     "pull_options",
@@ -129,23 +135,7 @@ _STACK: _Options = (
     frozenset("h"),
 )
 
-# Commands that pull images the gate cannot verify: refused, not passed through.
-_UNVERIFIABLE = {
-    ("service", "create"): "service",
-    ("service", "update"): "service",
-    ("stack", "deploy"): "stack",
-    ("stack", "up"): "stack",
-    ("compose", "up"): "compose",
-    ("compose", "pull"): "compose",
-    ("compose", "run"): "compose",
-    ("compose", "create"): "compose",
-    ("compose", "build"): "compose",
-    ("compose", "watch"): "compose",
-    ("compose", "scale"): "compose",
-    ("buildx", "bake"): "bake",
-    ("plugin", "install"): "plugin",
-    ("plugin", "upgrade"): "plugin",
-}
+# How to go on when the wrapper refuses a command, by the kind of command.
 _HOW_TO_PIN = {
     "service": "pin the image with 'trustkit resolve IMAGE:TAG' and give the pinned "
     "IMAGE@sha256:… to the docker binary directly",
@@ -158,6 +148,111 @@ _HOW_TO_PIN = {
     "'trustkit resolve IMAGE:TAG' in the Dockerfiles and run the docker binary directly",
     "plugin": "pin the plugin with 'trustkit resolve IMAGE:TAG' and give the pinned "
     "IMAGE@sha256:… to the docker binary directly",
+    "debug": "start the container with 'trustkit run' and debug it with the docker binary directly",
+    "model": "trustkit verifies container images, not models; run the docker binary "
+    "directly if you trust the model",
+    "opaque": "trustkit cannot tell which images it starts; pin them with 'trustkit resolve "
+    "IMAGE:TAG' and run the docker binary directly",
+}
+
+# Every docker command, as the wrapper treats it: "pass" (starts and pulls no image, or
+# only images an earlier gated command pinned), a gated action ("pull", "run",
+# "create", "build", "builder-create"), or ("refuse", KIND) for commands that pull or
+# start images trustkit cannot verify. A management command maps to the table of its
+# sub-commands; a name in no table is refused (Docker 28/29, with its plugins).
+_Entry = str | tuple[str, str]
+_THROUGH = "pass-through"
+_SHOW = ("inspect", "ls", "list", "rm", "remove", "prune")  # every family has some of these
+
+
+def _passing(*names: str) -> dict[str, _Entry]:
+    return dict.fromkeys(names, _THROUGH)
+
+
+def _refusing(kind: str, *names: str) -> dict[str, _Entry]:
+    return dict.fromkeys(names, ("refuse", kind))
+
+
+_BUILDX_COMMANDS: dict[str, _Entry] = {
+    **_passing(*_SHOW, "du", "history", "imagetools", "install", "stop", "uninstall", "use"),
+    **_passing("version", "dial-stdio"),
+    "build": "build",
+    "b": "build",
+    "create": "builder-create",
+    **_refusing("bake", "bake", "f"),
+    **_refusing("opaque", "debug", "dap"),
+}
+_FAMILIES: dict[str, dict[str, _Entry]] = {
+    "container": {
+        **_passing(*_SHOW, "ps", "attach", "commit", "cp", "diff", "exec", "export", "kill"),
+        **_passing("logs", "pause", "port", "rename", "restart", "start", "stats", "stop"),
+        **_passing("top", "unpause", "update", "wait"),
+        "run": "run",
+        "create": "create",
+    },
+    "image": {
+        **_passing(*_SHOW, "history", "import", "load", "push", "save", "tag"),
+        "pull": "pull",
+        "build": "build",
+    },
+    "buildx": _BUILDX_COMMANDS,
+    "builder": _BUILDX_COMMANDS,  # docker builder is buildx's alias since Docker 23
+    "compose": {
+        **_passing(*_SHOW, "attach", "commit", "config", "convert", "cp", "down", "events"),
+        **_passing("exec", "export", "images", "kill", "logs", "pause", "port", "ps"),
+        **_passing("publish", "push", "restart", "start", "stats", "stop", "top"),
+        **_passing("unpause", "version", "volumes", "wait"),
+        **_refusing("compose", "up", "pull", "run", "create", "build", "watch", "scale"),
+        **_refusing("compose", "alpha", "bridge"),
+    },
+    "context": _passing(*_SHOW, "create", "export", "import", "show", "update", "use"),
+    "manifest": _passing(*_SHOW, "annotate", "create", "push"),
+    "network": _passing(*_SHOW, "connect", "create", "disconnect"),
+    "volume": _passing(*_SHOW, "create", "update"),
+    "system": _passing("df", "events", "info", "prune", "dial-stdio"),
+    "trust": _passing("inspect", "key", "revoke", "sign", "signer"),
+    "plugin": {
+        **_passing(*_SHOW, "create", "disable", "enable", "push", "set"),
+        **_refusing("plugin", "install", "upgrade"),
+    },
+    "swarm": _passing(
+        "ca", "init", "join", "join-token", "leave", "unlock", "unlock-key", "update"
+    ),
+    "service": {
+        **_passing(*_SHOW, "logs", "ps", "scale"),
+        **_refusing("service", "create", "update", "rollback"),
+    },
+    "stack": {
+        **_passing(*_SHOW, "config", "down", "ps", "services"),
+        **_refusing("stack", "deploy", "up"),
+    },
+    "secret": _passing(*_SHOW, "create"),
+    "config": _passing(*_SHOW, "create"),
+    "node": _passing(*_SHOW, "demote", "promote", "ps", "update"),
+    "checkpoint": _passing(*_SHOW, "create"),
+    "model": {
+        **_passing(*_SHOW, "df", "logs", "package", "ps", "push", "requests", "status"),
+        **_passing("stop-runner", "tag", "uninstall-runner", "unload", "version"),
+        **_refusing("model", "pull", "run", "install-runner", "reinstall-runner"),
+        **_refusing("model", "start-runner", "compose", "configure"),
+    },
+}
+_TOP_LEVEL: dict[str, _Entry] = {
+    **_passing("attach", "commit", "cp", "diff", "events", "exec", "export", "history"),
+    **_passing("images", "import", "info", "inspect", "kill", "load", "login", "logout"),
+    **_passing("logs", "pause", "port", "ps", "push", "rename", "restart", "rm", "rmi"),
+    **_passing("save", "search", "start", "stats", "stop", "tag", "top", "unpause"),
+    **_passing("update", "version", "wait", "help"),
+    # CLI plugins that analyse images or manage Docker Desktop, and start none.
+    **_passing("scout", "sbom", "init", "desktop", "feedback"),
+    "pull": "pull",
+    "run": "run",
+    "create": "create",
+    "build": "build",
+    **_refusing("bake", "bake"),
+    **_refusing("debug", "debug"),
+    # Plugins that start images of their own choosing.
+    **_refusing("opaque", "ai", "extension", "mcp", "offload", "cloud", "dev"),
 }
 
 
@@ -181,8 +276,10 @@ _BUILD = _Grammar(_BUILD_VALUE_OPTIONS, _BUILD_FLAG_OPTIONS, _BUILD_SHORT_VALUE,
 _GLOBAL = _Grammar(
     _GLOBAL_VALUE_OPTIONS, _GLOBAL_FLAG_OPTIONS, _GLOBAL_SHORT_VALUE, _GLOBAL_SHORT_FLAG
 )
+_HELP_ONLY = _Grammar(frozenset(), frozenset({"help"}), frozenset(), frozenset("h"))
 _SUB_GRAMMARS = {
     "buildx": _Grammar(*_BUILDX),
+    "builder": _Grammar(*_BUILDX),
     "compose": _Grammar(*_COMPOSE),
     "stack": _Grammar(*_STACK),
     "service": _Grammar(*_STACK),
@@ -308,12 +405,27 @@ def pull_options(options: Sequence[str]) -> list[tuple[str, str | None]]:
 
 @dataclass(frozen=True)
 class BuildArgs:
-    """What the gate needs of ``docker build``: the Dockerfile, the context, build args."""
+    """What the gate needs of ``docker build``: the Dockerfile, the context, build args,
+    and the images named in options (``--build-context NAME=docker-image://IMAGE``)."""
 
     dockerfile: str | None  # the last -f/--file given, the one the builder would read
     other_args: tuple[str, ...]  # every argument but the -f/--file options, in order
     context: str
     build_args: tuple[str, ...]
+    # (index in other_args, NAME, IMAGE) of each --build-context NAME=docker-image://IMAGE,
+    # written there as one --build-context=NAME=docker-image://IMAGE argument.
+    image_contexts: tuple[tuple[int, str, str], ...] = ()
+    named_contexts: tuple[str, ...] = ()  # the NAME of every --build-context
+
+    def with_context_images(self, pinned: Sequence[str]) -> tuple[str, ...]:
+        """``other_args`` with each context image replaced by its pinned reference."""
+        args = list(self.other_args)
+        for (index, name, _), image in zip(self.image_contexts, pinned, strict=True):
+            args[index] = f"--build-context={name}={DOCKER_IMAGE_SCHEME}{image}"
+        return tuple(args)
+
+
+DOCKER_IMAGE_SCHEME = "docker-image://"
 
 
 def parse_build(args: Sequence[str]) -> BuildArgs:
@@ -321,12 +433,16 @@ def parse_build(args: Sequence[str]) -> BuildArgs:
 
     Every ``-f``/``--file`` is left out of ``other_args`` (the gate passes its own
     rewritten Dockerfile instead); an earlier one left in would win over the gate's.
-    The other letters of a cluster such as ``-qf FILE`` are kept as ``-q``.
+    The other letters of a cluster such as ``-qf FILE`` are kept as ``-q``. Options
+    that bring in images the gate cannot pin (a registry build cache, an SBOM scanner,
+    a frontend named in a build argument) are refused.
     """
     dockerfile: str | None = None
     other_args: list[str] = []
     context: str | None = None
     build_args: list[str] = []
+    image_contexts: list[tuple[int, str, str]] = []
+    named_contexts: list[str] = []
     index = 0
     options_end = False
     while index < len(args):
@@ -342,7 +458,17 @@ def parse_build(args: Sequence[str]) -> BuildArgs:
                 dockerfile = option.value
                 if len(option.names) > 1:  # -qf FILE: keep -q
                     other_args.append("-" + "".join(option.names[:-1]))
+            elif option.name == "build-context" and option.value is not None:
+                name, _, source = option.value.partition("=")
+                named_contexts.append(name)
+                if source.startswith(DOCKER_IMAGE_SCHEME):
+                    image = source.removeprefix(DOCKER_IMAGE_SCHEME)
+                    image_contexts.append((len(other_args), name, image))
+                    other_args.append(f"--build-context={option.value}")
+                else:
+                    other_args.extend(args[index : option.end])
             else:
+                _refuse_unpinnable_build_option(option)
                 if option.name == "build-arg" and option.value is not None:
                     build_args.append(option.value)
                 other_args.extend(args[index : option.end])
@@ -355,14 +481,49 @@ def parse_build(args: Sequence[str]) -> BuildArgs:
         index += 1
     if context is None:
         raise UsageError("'docker build' names no build context", hint="e.g. docker build .")
-    return BuildArgs(dockerfile, tuple(other_args), context, tuple(build_args))
+    return BuildArgs(
+        dockerfile,
+        tuple(other_args),
+        context,
+        tuple(build_args),
+        tuple(image_contexts),
+        tuple(named_contexts),
+    )
+
+
+def _refuse_unpinnable_build_option(option: _Option) -> None:
+    """Refuse the build options that make the builder pull an image by a name the gate
+    cannot pin: cache layers from a registry stand in for build steps, an SBOM scanner
+    runs inside the build, and BUILDKIT_SYNTAX swaps the Dockerfile frontend."""
+    value = option.value or ""
+    fields = value.split(",")
+    if option.name == "cache-from" and "type=local" not in fields:
+        raise UsageError(
+            f"--cache-from {value} imports build cache from a registry, which trustkit "
+            "cannot verify: its layers could stand in for any step of the build",
+            hint="build without --cache-from, or use a local cache (type=local,src=DIR)",
+        )
+    sbom = option.name == "sbom" and value not in FALSE_VALUES
+    if sbom or (option.name == "attest" and "type=sbom" in fields):
+        raise UsageError(
+            "an SBOM attestation runs a scanner image trustkit cannot verify",
+            hint="build without --sbom / --attest type=sbom, and scan the pinned image after",
+        )
+    if option.name == "build-arg" and value.partition("=")[0] == "BUILDKIT_SYNTAX":
+        raise UsageError(
+            "--build-arg BUILDKIT_SYNTAX names a Dockerfile frontend image trustkit does not "
+            "pin there",
+            hint="name the frontend in the Dockerfile's '# syntax=IMAGE' line, which the "
+            "gate verifies and pins",
+        )
 
 
 @dataclass(frozen=True)
 class DockerCommand:
     """``docker [global options] COMMAND [args]``: what the wrapper must gate, if anything.
 
-    ``action`` is ``pull``, ``run``, ``create``, ``build`` or ``None`` (pass through,
+    ``action`` is ``pull``, ``run``, ``create``, ``build``, ``builder-create`` or
+    ``None`` (pass through,
     also for a gated command that asks for ``--help``, so nothing is run); ``head`` is
     everything up to and including the sub-command words (every argument when passed
     through), ``args`` the rest.
@@ -373,21 +534,87 @@ class DockerCommand:
     args: list[str]
 
 
-_GATED = {
-    ("pull",): "pull",
-    ("image", "pull"): "pull",
-    ("run",): "run",
-    ("container", "run"): "run",
-    ("create",): "create",
-    ("container", "create"): "create",
-    ("build",): "build",
-    ("image", "build"): "build",
-    ("buildx", "build"): "build",
-    ("builder", "build"): "build",
+_BUILDER_CREATE = _Grammar(
+    frozenset(
+        """
+        buildkitd-config buildkitd-flags config driver driver-opt name node platform timeout
+        """.split()
+    ),
+    frozenset({"append", "bootstrap", "leave", "use", "help"}),
+    frozenset(),
+    frozenset("h"),
+)
+_GRAMMARS = {
+    "pull": _PULL,
+    "run": _RUN,
+    "create": _RUN,
+    "build": _BUILD,
+    "builder-create": _BUILDER_CREATE,
 }
+BUILDKIT_DRIVERS = ("docker-container", "kubernetes")  # drivers that start an image
 
 
-_GRAMMARS = {"pull": _PULL, "run": _RUN, "create": _RUN, "build": _BUILD}
+@dataclass(frozen=True)
+class BuilderCreate:
+    """``docker buildx create``: the driver and the BuildKit image it would start."""
+
+    args: tuple[str, ...]  # the arguments, each --driver-opt as one --driver-opt=VALUE
+    driver: str
+    leave: bool
+    image: str | None  # from --driver-opt image=IMAGE
+    image_at: tuple[int, tuple[str, ...], int] | None  # (arg index, fields, field index)
+
+    def with_image(self, pinned: str) -> list[str]:
+        """The arguments with the BuildKit image replaced by ``pinned``."""
+        args = list(self.args)
+        if self.image_at is not None:
+            index, fields, field = self.image_at
+            written = list(fields)
+            written[field] = f"image={pinned}"
+            args[index] = "--driver-opt=" + ",".join(written)
+        return args
+
+
+def parse_builder_create(args: Sequence[str]) -> BuilderCreate:
+    """Read ``docker buildx create`` arguments: which driver, and which image."""
+    out: list[str] = []
+    driver = "docker-container"  # what buildx creates when no --driver is given
+    leave = False
+    image: str | None = None
+    image_at: tuple[int, tuple[str, ...], int] | None = None
+    endpoint: str | None = None
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("-") or arg == "-":
+            if endpoint is not None:
+                raise UsageError(f"'docker buildx create' takes one endpoint, not two ({arg})")
+            endpoint = arg
+            out.append(arg)
+            index += 1
+            continue
+        option = _read_option(args, index, _BUILDER_CREATE, "docker buildx create")
+        if option.name == "driver" and option.value is not None:
+            driver = option.value
+        leave = leave or (option.name == "leave" and option.value not in FALSE_VALUES)
+        if option.name == "driver-opt" and option.value is not None:
+            if '"' in option.value:
+                raise UsageError(
+                    f"--driver-opt {option.value} is quoted; trustkit reads driver options "
+                    "only as plain KEY=VALUE,KEY=VALUE",
+                )
+            fields = tuple(option.value.split(","))
+            for number, field in enumerate(fields):
+                if field.partition("=")[0] == "image":
+                    if image is not None:
+                        raise UsageError("--driver-opt names the BuildKit image twice")
+                    image = field.partition("=")[2]
+                    image_at = (len(out), fields, number)
+            out.append(f"--driver-opt={option.value}")
+        else:
+            out.extend(args[index : option.end])
+        index = option.end
+    return BuilderCreate(tuple(out), driver, leave, image, image_at)
 
 
 def _asks_for_help(action: str, args: Sequence[str]) -> bool:
@@ -423,29 +650,40 @@ def _skip_options(args: Sequence[str], index: int, grammar: _Grammar, what: str)
 
 
 def parse_docker_command(args: Sequence[str]) -> DockerCommand:
-    """Split ``docker`` arguments; a request for help is passed through, like any
-    command that is not gated. Commands that pull images the gate cannot verify
-    (compose, stack, service, bake, plugins) are refused."""
+    """Split ``docker`` arguments by what the wrapper must do with them: gate (pull,
+    run, create, build, buildx create), pass through (commands that start or pull no
+    image, and requests for help), or refuse (commands that pull or start images the
+    gate cannot verify, and every command trustkit does not know)."""
     index = _skip_options(args, 0, _GLOBAL, "docker")
-    command = args[index] if index < len(args) else None
-    words: tuple[str, ...] = ()
-    if command in _SUB_GRAMMARS:
-        # docker buildx --builder B build, docker compose -f FILE up: options between.
-        sub = _skip_options(args, index + 1, _SUB_GRAMMARS[command], f"docker {command}")
-        words = (command, args[sub]) if sub < len(args) else (command,)
-        end = sub + 1
-        if words in _UNVERIFIABLE:
-            raise UsageError(
-                f"trustkit cannot verify the images 'docker {' '.join(words)}' pulls, so it "
-                "does not run it",
-                hint=_HOW_TO_PIN[_UNVERIFIABLE[words]],
-            )
-        if command == "buildx" and words[1:] in (("build",), ("b",)):
-            return _gated("build", args, end)
-    for gated, action in _GATED.items():
-        if tuple(args[index : index + len(gated)]) == gated:
-            return _gated(action, args, index + len(gated))
-    return DockerCommand(None, list(args), [])
+    if index >= len(args):
+        return DockerCommand(None, list(args), [])  # docker alone prints its help
+    command = args[index]
+    entry = _TOP_LEVEL.get(command)
+    words: tuple[str, ...] = (command,)
+    end = index + 1
+    if command in _FAMILIES:
+        grammar = _SUB_GRAMMARS.get(command, _HELP_ONLY)
+        sub = _skip_options(args, end, grammar, f"docker {command}")
+        if sub >= len(args):
+            return DockerCommand(None, list(args), [])  # docker image: its help
+        words, end = (command, args[sub]), sub + 1
+        entry = _FAMILIES[command].get(args[sub])
+    what = " ".join(words)
+    if entry is None:
+        raise UsageError(
+            f"trustkit does not know the docker command '{what}', so it cannot tell "
+            "whether it pulls or starts an image",
+            hint="if it starts no image, run the docker binary directly; pull and run "
+            "images with trustkit pull / trustkit run",
+        )
+    if isinstance(entry, tuple):
+        raise UsageError(
+            f"trustkit cannot verify the images 'docker {what}' pulls, so it does not run it",
+            hint=_HOW_TO_PIN[entry[1]],
+        )
+    if entry == _THROUGH:
+        return DockerCommand(None, list(args), [])
+    return _gated(entry, args, end)
 
 
 def _gated(action: str, args: Sequence[str], end: int) -> DockerCommand:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trustkit.errors import UsageError
-from trustkit.names import DOCKER_HUB_ALIASES
+from trustkit.names import DOCKER_HUB_ALIASES, canonical_registry
 
 __all__ = ["Credentials", "DockerConfig", "registry_aliases"]
 
@@ -40,9 +40,14 @@ def registry_aliases(host: str) -> tuple[str, ...]:
 
 
 def _host_of(key: str) -> str:
-    """``https://index.docker.io/v1/`` → ``index.docker.io``; ``reg:5000`` stays."""
+    """The registry an ``auths`` key names, spelled as trustkit spells registries:
+    ``https://index.docker.io/v1/`` → ``docker.io``, ``Reg:443`` → ``reg``."""
     without_scheme = key.split("://", 1)[-1]
-    return without_scheme.split("/", 1)[0].lower()
+    host = without_scheme.split("/", 1)[0]
+    try:
+        return canonical_registry(host)
+    except UsageError:
+        return host.lower()  # a key Docker wrote that trustkit cannot read names no GUN
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class DockerConfig:
 
     def credentials(self, host: str) -> Credentials | None:
         """Credentials for ``host``: a credential helper if one is named, else ``auths``."""
-        aliases = registry_aliases(host.lower())
+        aliases = registry_aliases(_host_of(host))
         helpers = self.document.get("credHelpers")
         if isinstance(helpers, dict):
             for key, helper in helpers.items():

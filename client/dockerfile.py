@@ -16,6 +16,7 @@ line that starts with ``FROM`` must be one trustkit handled.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -292,8 +293,12 @@ def _arg_default(default: str, escape: str) -> str | None:
     return default
 
 
-def _read(text: str, build_args: Mapping[str, str]) -> tuple[list[BaseImage], set[int]]:
-    """Every base image, and the lines of every FROM instruction (images or not)."""
+def _read(
+    text: str, build_args: Mapping[str, str], contexts: frozenset[str] = frozenset()
+) -> tuple[list[BaseImage], set[int]]:
+    """Every base image, and the lines of every FROM instruction (images or not).
+    ``contexts`` names the build contexts given on the command line (``--from=NAME``
+    may take files from them; the gate verifies those that are images)."""
     _refuse_odd_characters(text)
     lines = _lines(text)
     escape = _escape_character(lines)
@@ -303,6 +308,7 @@ def _read(text: str, build_args: Mapping[str, str]) -> tuple[list[BaseImage], se
     images: list[BaseImage] = []
     handled: set[int] = set()
     seen_from = False
+    stage_count = 0
     for instruction in _instructions(lines):
         if instruction.keyword == "ARG" and not seen_from:
             for argument in instruction.words:
@@ -324,12 +330,47 @@ def _read(text: str, build_args: Mapping[str, str]) -> tuple[list[BaseImage], se
                     unclear.add(name)  # declared again without a value: unset or not?
                     del variables[name]
             continue
+        if instruction.keyword in ("COPY", "RUN", "ONBUILD"):
+            _refuse_images_outside_from(instruction, stages | contexts, stage_count)
         if instruction.keyword != "FROM":
             continue
         seen_from = True
+        stage_count += 1
         images.extend(_from(instruction, variables, unclear, stages, escape))
         handled.add(instruction.first_line)
     return images, handled
+
+
+def _refuse_images_outside_from(
+    instruction: _Instruction, stages: set[str], stage_count: int
+) -> None:
+    """``COPY --from=IMAGE`` and ``RUN --mount=from=IMAGE`` pull an image the gate does
+    not pin there: only earlier stages (by name or number) and named build contexts
+    (in ``stages``) are accepted."""
+    words = instruction.words
+    keyword = instruction.keyword
+    if keyword == "ONBUILD" and words and words[0].text.isascii():
+        keyword, words = words[0].text.upper(), words[1:]
+    for word in words:
+        if not word.text.startswith("--"):
+            break
+        sources: list[str] = []
+        if keyword == "COPY" and word.text.startswith("--from="):
+            sources.append(word.text.removeprefix("--from="))
+        elif keyword == "RUN" and word.text.startswith("--mount="):
+            fields = word.text.removeprefix("--mount=").split(",")
+            sources += [f.partition("=")[2] for f in fields if f.partition("=")[0] == "from"]
+        for source in sources:
+            earlier_stage = source.lower() in stages or (
+                source.isascii() and source.isdigit() and int(source) < stage_count
+            )
+            if not earlier_stage:
+                raise UsageError(
+                    f"line {instruction.first_line + 1} takes files from '{source}', which is "
+                    "not an earlier build stage: an image named there is not verified",
+                    hint=f"add a stage 'FROM {source} AS NAME' above it (trustkit pins FROM "
+                    "lines) and use --from=NAME",
+                )
 
 
 def _from(
@@ -416,17 +457,89 @@ def _refuse_unhandled_from_lines(text: str, handled: set[int], escape: str) -> N
             )
 
 
+# BuildKit's directive grammar (Go's \s is these five characters).
+_GO_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
+
+
+def _frontend(lines: list[str]) -> tuple[int, int, str] | None:
+    """(line, column, image) of the frontend the builder pulls and runs to read the rest
+    of the file, as BuildKit's DetectSyntax finds it: a ``#syntax=IMAGE [ARGS]``
+    directive at the top (after a ``#!`` line); failing that, BuildKit also reads
+    ``//syntax=`` lines and a JSON ``{"syntax": …}`` document, which are refused."""
+    start = 1 if lines and lines[0].startswith("#!") else 0
+    found = _syntax_directive(lines, start, "#")
+    if found is None and (
+        _syntax_directive(lines, start, "//") is not None or _json_syntax(lines[start:])
+    ):
+        raise UsageError(
+            "the Dockerfile names its frontend in a // or JSON directive, which trustkit "
+            "does not pin",
+            hint="name it as '# syntax=IMAGE' on the first line",
+        )
+    return found
+
+
+def _syntax_directive(lines: list[str], start: int, comment: str) -> tuple[int, int, str] | None:
+    """The syntax directive among the directive lines at the top, read as BuildKit's
+    DirectiveParser reads them: the first line that is not a known directive, or a
+    directive given twice, ends them."""
+    seen: set[str] = set()
+    for number in range(start, len(lines)):
+        line = lines[number].removesuffix("\r")
+        if not line.startswith(comment):
+            break
+        body = line[len(comment) :].lstrip()
+        match = _GO_DIRECTIVE.match(body)
+        if match is None or match.group(1).lower() not in _KNOWN_DIRECTIVES:
+            break
+        key = match.group(1).lower()
+        if key in seen:
+            break
+        seen.add(key)
+        if key == "syntax":
+            column = len(line) - len(body) + match.start(2)
+            return number, column, match.group(2).split(" ", 1)[0]
+    return None
+
+
+def _json_syntax(lines: list[str]) -> bool:
+    try:
+        document = json.loads("\n".join(lines))
+    except ValueError:
+        return False
+    return isinstance(document, dict) and "syntax" in document
+
+
+def _pin_frontend(lines: list[str], pin: Callable[[str], str]) -> None:
+    frontend = _frontend(lines)
+    if frontend is None:
+        return
+    number, column, image = frontend
+    if not _IMAGE_WORD.fullmatch(image):
+        raise UsageError(f"the syntax directive on line {number + 1} is not a plain image name")
+    reference = pin(image)
+    if not _IMAGE_WORD.fullmatch(reference) or not reference.isascii():
+        raise UsageError(f"cannot write '{reference}' into the syntax directive")
+    line = lines[number]
+    lines[number] = line[:column] + reference + line[column + len(image) :]
+
+
 def pin_base_images(
-    text: str, build_args: Mapping[str, str], pin: Callable[[str], str]
+    text: str,
+    build_args: Mapping[str, str],
+    pin: Callable[[str], str],
+    contexts: frozenset[str] = frozenset(),
 ) -> tuple[str, list[tuple[str, str]]]:
     """Rewrite every base image to what ``pin`` returns; returns the new text and pairs.
 
+    The frontend of a ``# syntax=IMAGE`` directive is pinned first, the same way.
     Only the image word itself is replaced, where it stands; everything else in the
     file (flags, stage names, comments, other instructions) is kept byte for byte.
     """
     bom = _BOM if text.startswith(_BOM) else ""
-    images, handled = _read(text, build_args)
+    images, handled = _read(text, build_args, contexts)
     lines = _lines(text)
+    _pin_frontend(lines, pin)
     pinned: list[tuple[str, str]] = []
     for base in images:
         reference = pin(base.image)
@@ -444,7 +557,7 @@ def pin_base_images(
         pinned.append((base.image, reference))
     rewritten = bom + "\n".join(lines)
     _refuse_unhandled_from_lines(rewritten, handled, _escape_character(lines))
-    again, _ = _read(rewritten, build_args)
+    again, _ = _read(rewritten, build_args, contexts)
     if [base.image for base in again] != [reference for _, reference in pinned]:
         raise UsageError(
             "cannot tell which images the rewritten Dockerfile pulls; write its FROM lines "

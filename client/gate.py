@@ -1,10 +1,11 @@
 """The Docker gate: verify an image before Docker (Podman, skopeo) ever sees it.
 
-``pin`` turns what a user typed (``app:1.4``) into the digest-pinned reference
-(``registry.example.com/app@sha256:…``) after full TUF verification, as the host's
-policy asks. The ``*_commands`` functions build the exact argument vectors handed to
-the tool, with the image replaced and every other argument untouched; ``execute`` runs
-them. When verification fails, no command is built, so the tool is never invoked.
+``Gate.pin`` turns what a user typed (``app:1.4``) into the digest-pinned reference
+(``registry.example.com/app@sha256:…``) through ``client.decision.verify_reference``,
+the one decision every command makes. The ``*_command(s)`` functions build the exact
+argument vectors handed to the tool, with each image replaced and every other argument
+untouched; ``execute`` runs them. When a decision is a refusal, no command is built, so
+the tool is never invoked.
 """
 
 from __future__ import annotations
@@ -18,26 +19,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from client.decision import Decision, RepositorySource, verify_reference
 from client.docker_cli import (
+    BUILDKIT_DRIVERS,
     FALSE_VALUES,
     BuildArgs,
     find_image,
     parse_build,
+    parse_builder_create,
     parse_pull,
     pull_options,
 )
 from client.dockerfile import pin_base_images
-from client.policy import UNSIGNED_OK, HostPolicy
+from client.policy import HostPolicy
 from client.verify import TrustedRepository
-from trustkit.errors import NotFoundError, ServerUnreachableError, UsageError, VerificationError
-from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
+from trustkit.errors import UsageError
+from trustkit.names import DEFAULT_TAG, parse_reference
 
 __all__ = [
     "TOOLS",
     "Gate",
-    "Pinned",
     "Tool",
     "build_command",
+    "builder_create_command",
     "execute",
     "pull_commands",
     "run_command",
@@ -65,112 +69,29 @@ class Tool:
         return cls(kind, binary or kind, plain_http)
 
 
-@dataclass(frozen=True)
-class Pinned:
-    """An image the gate let through: pinned to its signed digest, or allowed unsigned."""
-
-    requested: str
-    reference: ImageReference
-    image: str  # what the tool is given
-    digest: str | None  # the signed digest, None when policy let it through unsigned
-    notes: tuple[str, ...] = ()
-
-    @property
-    def local_tag(self) -> str | None:
-        """``GUN:TAG`` to point at the pinned image after a pull, when a tag was asked for."""
-        if self.digest is None or self.reference.tag is None:
-            return None
-        return f"{self.reference.gun}:{self.reference.tag}"
-
-
 @dataclass
 class Gate:
-    """Verifies images for one command, as the host policy asks."""
+    """Decides on the images of one command, as the host policy asks, through
+    ``verify_reference``; each repository is verified once per command."""
 
-    verify: Callable[[str, list[str] | None], TrustedRepository]  # gun, tags (bins)
+    verify: RepositorySource
     policy: HostPolicy
     # Whether this host already trusts a root for the repository: then it is known to
     # be signed, and an unreachable or missing server must not switch verification off.
     has_anchor: Callable[[str], bool] = lambda gun: False
     _verified: dict[tuple[str, str | None], TrustedRepository] = field(default_factory=dict)
 
-    def pin(self, text: str) -> Pinned:
-        """Verify ``text`` and pin it. ``unsigned-ok`` lets an image through unverified
-        only when its repository has no trust data at all, or when the server cannot be
-        reached for a repository this host holds no root for; a repository that is
-        signed must sign the tag asked for, whatever the policy."""
-        reference = parse_reference(text, default_tag=DEFAULT_TAG)
-        unsigned_ok = self.policy.rule_for(reference.gun).trust == UNSIGNED_OK
-        known_signed = unsigned_ok and self.has_anchor(reference.gun)
-        try:
-            repository = self._repository(reference.gun, reference.tag)
-        except (NotFoundError, ServerUnreachableError) as error:
-            if not unsigned_ok or known_signed:
-                raise
-            return self._unverified(text, reference, error.message)
-        digest, tag = self._signed_digest(repository, reference)
-        return self._pinned(text, reference, repository, digest, tag)
+    def pin(self, text: str) -> Decision:
+        """The decision on ``text``: pinned to its signed digest, or refused."""
+        return verify_reference(text, self.policy, self._repository, self.has_anchor)
 
-    def _unverified(self, text: str, reference: ImageReference, why: str) -> Pinned:
-        note = f"{text} runs unverified ({why}): {self.policy.source} allows it"
-        return Pinned(text, reference, text, None, (note,))
-
-    def _pinned(
-        self,
-        text: str,
-        reference: ImageReference,
-        repository: TrustedRepository,
-        digest: str,
-        tag: str,
-    ) -> Pinned:
-        rule = self.policy.rule_for(reference.gun)
-        signer = repository.signer(tag)
-        if rule.signers is not None and signer not in rule.signers:
-            raise VerificationError(
-                f"{reference.gun}:{tag} is signed by '{signer}', but {self.policy.source} "
-                f"accepts only {', '.join(rule.signers)} for {reference.gun}",
-                hint="ask one of those signers to sign the tag, or change the policy",
-            )
-        notes = []
-        if repository.trusted_on_first_use:
-            notes.append(
-                f"trusting the root of {reference.gun} on first use; pin it ahead of time "
-                "with: trustkit trust pin"
-            )
-        notes.append(_signed_as(text, digest))
-        return Pinned(text, reference, reference.pinned(digest), digest, tuple(notes))
-
-    def _repository(self, gun: str, tag: str | None) -> TrustedRepository:
-        """``gun`` verified, with the hash bin of ``tag`` (every bin when None: a
+    def _repository(self, gun: str, tags: list[str] | None) -> TrustedRepository:
+        """``gun`` verified, with the hash bins of ``tags`` (every bin when None: a
         reference by digest alone is looked up in all tags)."""
-        key = (gun, tag)
+        key = (gun, None if tags is None else ",".join(tags))
         if key not in self._verified:
-            self._verified[key] = self.verify(gun, None if tag is None else [tag])
+            self._verified[key] = self.verify(gun, tags)
         return self._verified[key]
-
-    @staticmethod
-    def _signed_digest(repository: TrustedRepository, reference: ImageReference) -> tuple[str, str]:
-        """The signed digest and the tag it is signed under."""
-        if reference.tag is not None:
-            target = repository.target(reference.tag)
-            if reference.digest is not None and str(reference.digest) != target.digest:
-                raise VerificationError(
-                    f"{_signed_as(f'{reference.gun}:{reference.tag}', target.digest)}, "
-                    f"not {reference.digest}"
-                )
-            return target.digest, reference.tag
-        assert reference.digest is not None
-        tags = repository.tags_with_digest(str(reference.digest))
-        if not tags:
-            raise NotFoundError(
-                f"{reference.digest} is not signed under any tag of {reference.gun}",
-                hint="use a signed tag (trustkit inspect lists them), or have it signed",
-            )
-        return str(reference.digest), tags[0]
-
-
-def _signed_as(name: str, digest: str) -> str:
-    return f"{name} is signed as {digest}"
 
 
 # --- argument vectors ------------------------------------------------------------------
@@ -183,7 +104,7 @@ def pull_commands(
     *,
     head: Sequence[str] = ("pull",),
     dest: str | None = None,
-) -> tuple[Pinned, list[list[str]]]:
+) -> tuple[Decision, list[list[str]]]:
     """``pull [options] IMAGE``: pull by digest, then tag it locally as asked."""
     options, image = parse_pull(args)
     # Usage errors first: they need no server and must not wait for one.
@@ -236,7 +157,7 @@ def _skopeo_options(options: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def run_command(
     gate: Gate, tool: Tool, args: Sequence[str], *, head: Sequence[str]
-) -> tuple[Pinned, list[str]]:
+) -> tuple[Decision, list[str]]:
     """``run|create [options] IMAGE [command…]`` with the image pinned."""
     if tool.kind == "skopeo":
         raise UsageError(
@@ -250,7 +171,7 @@ def run_command(
 @dataclass(frozen=True)
 class PreparedBuild:
     command: list[str]
-    pinned: list[Pinned]
+    pinned: list[Decision]
     workdir: Path  # holds the rewritten Dockerfile; remove after the build
 
 
@@ -278,13 +199,15 @@ def build_command(
             build_args[name] = value
         elif name in env:
             build_args[name] = env[name]
-    pinned: list[Pinned] = []
+    pinned: list[Decision] = []
 
     def pin(image: str) -> str:
         pinned.append(gate.pin(image))
         return pinned[-1].image
 
-    rewritten, _ = pin_base_images(text, build_args, pin)
+    contexts = frozenset(name.lower() for name in build.named_contexts)
+    rewritten, _ = pin_base_images(text, build_args, pin, contexts)
+    other_args = build.with_context_images([pin(image) for _, _, image in build.image_contexts])
     workdir = Path(tempfile.mkdtemp(prefix="trustkit-build-"))
     try:
         written = workdir / source.name
@@ -300,8 +223,34 @@ def build_command(
                 f"cannot write the checked Dockerfile to {workdir}: {error.strerror}"
             ) from None
         raise
-    command = [tool.binary, *head, "--file", str(written), *build.other_args]
+    command = [tool.binary, *head, "--file", str(written), *other_args]
     return PreparedBuild(command, pinned, workdir)
+
+
+def builder_create_command(
+    gate: Gate, tool: Tool, args: Sequence[str], *, head: Sequence[str]
+) -> tuple[list[Decision], list[str]]:
+    """``buildx create``: the BuildKit image the builder starts, verified and pinned.
+
+    A builder that starts no image (``--driver remote``, ``--leave``) needs no decision;
+    one that would start buildx's default image must name it, so it can be verified."""
+    create = parse_builder_create(args)
+    if create.leave or create.driver == "remote":
+        return [], [tool.binary, *head, *create.args]
+    if create.driver not in BUILDKIT_DRIVERS:
+        raise UsageError(
+            f"trustkit does not know the buildx driver '{create.driver}', so it cannot tell "
+            "which image it starts",
+            hint=f"use --driver {', '.join(BUILDKIT_DRIVERS)} or remote",
+        )
+    if create.image is None:
+        raise UsageError(
+            f"a {create.driver} builder starts a BuildKit image, and none is named, so "
+            "buildx would start its default one unverified",
+            hint="name a signed BuildKit image: --driver-opt image=moby/buildkit:TAG",
+        )
+    decision = gate.pin(create.image)
+    return [decision], [tool.binary, *head, *create.with_image(decision.image)]
 
 
 def _dockerfile_path(build: BuildArgs) -> Path:

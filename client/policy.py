@@ -14,21 +14,23 @@ The policy is a TOML file (``--policy``, ``TRUSTKIT_POLICY`` or
     repositories = ["registry.example.com/team/**"]
     signers = ["targets"]                 # tags must be signed by one of these roles
 
-Patterns are full repository names; ``*`` matches within one path segment, ``**``
-across segments. The first rule that matches a repository applies. A typo in a policy
-must never weaken it, so unknown keys and values are refused.
+Patterns are full repository names; ``*`` matches within one path component, ``**``
+across components (the one meaning ``trustkit.names.name_matches`` gives, as in server
+token scopes). Registry hosts in patterns and names are compared in their one
+canonical spelling (``trustkit.names.parse_gun``). The first rule that matches a
+repository applies. A typo in a policy must never weaken it, so unknown keys and values
+are refused.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trustkit.errors import UsageError
+from trustkit.names import canonical_pattern, name_matches, parse_gun
 
 __all__ = ["SIGNED", "UNSIGNED_OK", "HostPolicy", "Rule"]
 
@@ -48,23 +50,8 @@ class Rule:
     signers: tuple[str, ...] | None = None
 
     def matches(self, gun: str) -> bool:
-        name = _canonical(gun)
-        return any(_pattern_regex(_canonical(p)).fullmatch(name) for p in self.patterns)
-
-
-def _canonical(name: str) -> str:
-    """``Registry.Example.com:443/app`` and ``registry.example.com/app`` are one place."""
-    host, sep, path = name.partition("/")
-    return host.lower().removesuffix(":443") + sep + path
-
-
-@functools.cache
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    parts = re.split(r"(\*\*|\*)", pattern)
-    translated = "".join(
-        "[^/]*" if part == "*" else ".*" if part == "**" else re.escape(part) for part in parts
-    )
-    return re.compile(translated)
+        """``gun`` is canonical (``parse_gun``); so are the patterns (``canonical_pattern``)."""
+        return any(name_matches(pattern, gun) for pattern in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -74,8 +61,10 @@ class HostPolicy:
     source: str = "the built-in policy (every image must be signed)"
 
     def rule_for(self, gun: str) -> Rule:
+        """The rule for a repository, by its one canonical name whatever the spelling."""
+        canonical = parse_gun(gun)
         for rule in self.rules:
-            if rule.matches(gun):
+            if rule.matches(canonical):
                 return rule
         return self.default
 
@@ -118,6 +107,7 @@ def _rule(raw: Any, source: str, number: int) -> Rule:
         or not all(isinstance(p, str) and p for p in patterns)
     ):
         raise _invalid(source, f"{where} needs 'repositories', a list of name patterns")
+    canonical = []
     for pattern in patterns:
         host = pattern.split("/", 1)[0]
         has_host = "." in host or ":" in host or host == "localhost" or "*" in host
@@ -127,13 +117,17 @@ def _rule(raw: Any, source: str, number: int) -> Rule:
                 f"{where}: '{pattern}' is not a full repository name",
                 hint="write names as Docker normalises them, e.g. docker.io/library/nginx",
             )
+        try:
+            canonical.append(canonical_pattern(pattern))
+        except UsageError as error:
+            raise _invalid(source, f"{where}: {error.message}", hint=error.hint) from None
     signers = raw.get("signers")
     if signers is not None and (
         not isinstance(signers, list) or not signers or not all(isinstance(s, str) for s in signers)
     ):
         raise _invalid(source, f"{where}: 'signers' must be a list of role names")
     return Rule(
-        tuple(patterns),
+        tuple(canonical),
         _trust(raw.get("trust", SIGNED), source, where),
         tuple(signers) if signers is not None else None,
     )

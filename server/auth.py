@@ -6,13 +6,15 @@ the first 16 hex digits of that hash, then compares the whole hash in constant t
 
 A scope is ``ACTION:PATTERN``: ``pull`` (read), ``push`` (upload, approve, withdraw)
 or ``admin`` (rotate server keys, delete, read the changefeed), for repositories
-matching a shell-style pattern (``registry.example.com/team/*``, ``*``). ``admin``
+matching a name pattern, read as host policies read them (``trustkit.names.name_matches``):
+``*`` matches within one path component, ``**`` across components, so
+``registry.example.com/team/*`` covers ``registry.example.com/team/app`` but not
+``registry.example.com/team/app/sub``, and ``**`` covers every repository. ``admin``
 includes ``push``, which includes ``pull``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import hmac
 import re
@@ -25,6 +27,7 @@ from typing import Literal
 
 from server.storage import Storage, TokenRecord
 from trustkit.errors import UsageError
+from trustkit.names import canonical_pattern, name_matches
 
 __all__ = [
     "ACTIONS",
@@ -56,7 +59,7 @@ class Scope:
     pattern: str
 
     def allows(self, action: Action, gun: str) -> bool:
-        return _RANK[self.action] >= _RANK[action] and fnmatch.fnmatchcase(gun, self.pattern)
+        return _RANK[self.action] >= _RANK[action] and name_matches(self.pattern, gun)
 
     def __str__(self) -> str:
         return f"{self.action}:{self.pattern}"
@@ -70,7 +73,31 @@ def parse_scope(text: str) -> Scope:
             hint="use ACTION:PATTERN with ACTION pull, push or admin, e.g. "
             "push:registry.example.com/team/*",
         )
+    try:
+        # Repositories are stored under their canonical names; so is the pattern's host.
+        pattern = canonical_pattern(pattern)
+    except UsageError as error:
+        raise UsageError(f"'{text}' is not a scope: {error.message}", hint=error.hint) from None
+    if "/" not in pattern and "**" not in pattern:
+        raise UsageError(
+            f"the scope '{text}' covers no repository: a repository name is a registry "
+            "host and a path, and '*' matches within one path component",
+            hint=f"use {action}:** for every repository, or e.g. "
+            f"{action}:registry.example.com/team/* for one level under team",
+        )
     return Scope(action, pattern)
+
+
+def _stored_scope(text: str) -> Scope:
+    """A scope as the store holds it. A lone ``*`` was every repository when ``*``
+    matched ``/`` too (the bootstrap token's ``admin:*``), and is read as ``**``: it
+    covered every repository, and no longer matches anything else. Any other pattern
+    means what it means now; a malformed scope covers nothing."""
+    action, _, pattern = text.partition(":")
+    for known in ACTIONS:
+        if action == known:
+            return Scope(known, "**" if pattern == "*" else pattern)
+    return Scope("pull", "")  # an empty pattern matches no repository
 
 
 def validate_token_name(name: str) -> str:
@@ -132,12 +159,13 @@ def authorize(
         or record.revoked is not None
     ):
         raise AuthFailure(401, "unauthorized", "the bearer token is not valid (unknown or revoked)")
-    if not any(parse_scope(scope).allows(action, gun) for scope in record.scopes):
+    if not any(_stored_scope(scope).allows(action, gun) for scope in record.scopes):
         scopes = ", ".join(record.scopes)
         raise AuthFailure(
             403,
             "forbidden",
-            f"the token '{record.name}' may not {what} (its scopes: {scopes})",
+            f"the token '{record.name}' may not {what} (its scopes: {scopes}; '*' matches "
+            "within one path component, '**' across components)",
         )
     return record
 
@@ -173,7 +201,7 @@ class Gatekeeper:
         if token is None or record is None or record.revoked is not None:
             authorize(record, token, "admin", "the changefeed")
         assert record is not None  # authorize raised otherwise
-        admin = [parse_scope(s) for s in record.scopes if s.startswith("admin:")]
+        admin = [_stored_scope(s) for s in record.scopes if s.startswith("admin:")]
         if not admin:
             raise AuthFailure(
                 403,
@@ -187,7 +215,7 @@ class Gatekeeper:
 
 
 def install_token_file(storage: Storage, path: Path) -> None:
-    """Make the token in ``path`` (e.g. a Docker secret) an ``admin:*`` token named
+    """Make the token in ``path`` (e.g. a Docker secret) an ``admin:**`` token named
     after the file, replacing the one an earlier file held."""
     try:
         token = path.read_text().strip()
@@ -206,5 +234,5 @@ def install_token_file(storage: Storage, path: Path) -> None:
         return
     storage.revoke_token(name)
     storage.add_token(
-        TokenRecord(lookup, token_digest(token), name, ("admin:*",), datetime.now(UTC))
+        TokenRecord(lookup, token_digest(token), name, ("admin:**",), datetime.now(UTC))
     )

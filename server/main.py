@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "--admin-token-file",
         type=Path,
         help="a file holding an admin token (e.g. /run/secrets/trustkit_admin_token); it "
-        "gets scope admin:*",
+        "gets scope admin:**",
     )
     parser.add_argument(
         "--no-auth",
@@ -134,7 +134,8 @@ def _token_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="ACTION:PATTERN",
         help="pull, push or admin on repositories matching PATTERN, e.g. "
-        "push:registry.example.com/team/* (repeatable)",
+        "push:registry.example.com/team/* (* within one path component, ** across; "
+        "repeatable)",
     )
     _data_dir_option(create)
     listing = commands.add_parser("list", help="the tokens: name, scopes, created, revoked")

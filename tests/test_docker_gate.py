@@ -208,8 +208,20 @@ def test_pull_of_a_tag_with_another_digest_is_refused(
     assert_not_invoked(recorder)
 
 
-def test_pull_all_tags_is_refused(host: Trustkit, signed: Signed, recorder: Recorder):
-    result = host.process("pull", "-qa", signed.app, env=recorder.env())
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("pull", "-qa"),
+        ("docker", "pull", "--all-tags"),
+        ("docker", "image", "pull", "-a"),
+        ("docker", "image", "pull", "--all-tags=true"),
+    ],
+    ids=["pull", "docker-pull", "docker-image-pull", "docker-image-pull-true"],
+)
+def test_pull_all_tags_is_refused(
+    host: Trustkit, signed: Signed, recorder: Recorder, command: tuple[str, ...]
+):
+    result = host.process(*command, signed.app, env=recorder.env())
 
     assert result.code == 2
     assert "pulling all tags cannot be verified" in result.err
@@ -620,8 +632,11 @@ def test_docker_short_flags_with_values_are_read_as_docker_reads_them(
         ("buildx", "--builder", "bk", "build"),
         ("buildx", "-D", "b"),
         ("buildx", "b"),
+        ("builder", "b"),
+        ("builder", "--builder", "bk", "build"),
+        ("image", "build"),
     ],
-    ids=["builder-option", "debug-alias", "alias"],
+    ids=["builder-option", "debug-alias", "alias", "builder-alias", "builder-build", "image"],
 )
 def test_docker_buildx_build_forms_are_gated(
     host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path, args: tuple[str, ...]
@@ -656,6 +671,301 @@ def test_docker_commands_that_pull_unverifiable_images_are_refused(
     assert "trustkit cannot verify the images" in result.err
     assert "trustkit resolve" in result.err or "trustkit docker build" in result.err
     assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bake",),
+        ("bake", "-f", "docker-bake.hcl", "app"),
+        ("builder", "bake"),
+        ("buildx", "f"),
+        ("builder", "--builder", "bk", "bake", "t"),
+        ("-c", "ctx", "bake"),
+    ],
+    ids=["bake", "bake-file", "builder-bake", "buildx-f", "builder-option-bake", "global-option"],
+)
+def test_every_spelling_of_docker_bake_is_refused(
+    host: Trustkit, recorder: Recorder, args: tuple[str, ...]
+):
+    result = host.process("docker", *args, env=recorder.env())
+
+    assert result.code == 2, result.err
+    assert "trustkit cannot verify the images" in result.err
+    assert "trustkit docker build" in result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("frobnicate", "x"), "frobnicate"),
+        (("container", "frobnicate"), "container frobnicate"),
+        (("image", "frobnicate"), "image frobnicate"),
+        (("compose", "frobnicate"), "compose frobnicate"),
+        (("buildx", "frobnicate"), "buildx frobnicate"),
+    ],
+)
+def test_docker_commands_trustkit_does_not_know_are_refused(
+    host: Trustkit, recorder: Recorder, args: tuple[str, ...], words: str
+):
+    result = host.process("docker", *args, env=recorder.env())
+
+    assert result.code == 2, result.err
+    assert f"trustkit does not know the docker command '{words}'" in result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("debug", "nginx"),
+        ("ai", "run", "something"),
+        ("model", "run", "ai/smollm2"),
+        ("model", "pull", "ai/smollm2"),
+        ("model", "install-runner"),
+        ("service", "rollback", "web"),
+        ("compose", "bridge", "convert"),
+        ("compose", "alpha", "watch"),
+        ("extension", "install", "vendor/ext"),
+        ("mcp", "gateway", "run"),
+        ("buildx", "debug", "build", "."),
+    ],
+)
+def test_docker_commands_that_start_images_of_their_own_are_refused(
+    host: Trustkit, recorder: Recorder, args: tuple[str, ...]
+):
+    result = host.process("docker", *args, env=recorder.env())
+
+    assert result.code == 2, result.err
+    assert "trustkit cannot verify the images" in result.err
+    assert_not_invoked(recorder)
+
+
+def test_docker_commands_that_start_no_image_pass_through(host: Trustkit, recorder: Recorder):
+    commands = [
+        ["ps", "-a"], ["container", "ls"], ["container", "list"], ["image", "ls"],
+        ["images"], ["network", "create", "n"], ["volume", "rm", "v"], ["context", "use", "c"],
+        ["manifest", "inspect", "x"], ["system", "df"], ["buildx", "ls"], ["builder", "prune"],
+        ["exec", "-it", "c", "sh"], ["start", "c"], ["push", "x"], ["tag", "a", "b"],
+        ["save", "-o", "x.tar", "x"], ["login", "r.example.com"], ["scout", "cves", "x"],
+        ["service", "ls"], ["stack", "rm", "s"], ["plugin", "ls"], ["swarm", "init"],
+        ["trust", "inspect", "x"], ["secret", "ls"], ["config", "ls"], ["node", "ls"],
+        ["checkpoint", "ls", "c"], ["model", "ls"], ["image"], ["compose", "down"],
+    ]  # fmt: skip
+    for args in commands:
+        result = host.process("docker", *args, env=recorder.env())
+        assert result.code == 0, (args, result.err)
+
+    assert recorder.calls() == [["docker", *args] for args in commands]
+
+
+def test_build_context_images_are_verified_and_pinned(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
+):
+    (tmp_path / "Dockerfile").write_text(f"FROM {signed.tools}:1.0\nCOPY --from=base / /\n")
+
+    result = host.process(
+        "docker", "buildx", "build", "--build-context", f"base=docker-image://{signed.app}:1.0",
+        "--build-context=src=./src", str(tmp_path), env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    [record] = recorder.records()
+    assert record["argv"][5:] == [
+        f"--build-context=base=docker-image://{signed.app}@{signed.one}",
+        "--build-context=src=./src",
+        str(tmp_path),
+    ]
+
+
+def test_an_unsigned_build_context_image_is_refused(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
+):
+    (tmp_path / "Dockerfile").write_text(f"FROM {signed.tools}:1.0\n")
+
+    result = host.process(
+        "docker", "build", f"--build-context=alpine=docker-image://{signed.app}:9.9",
+        str(tmp_path), env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 1
+    assert "no signed tag 9.9" in result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (("--cache-from", "IMAGE"), "imports build cache from a registry"),
+        (("--cache-from=type=registry,ref=IMAGE",), "imports build cache from a registry"),
+        (("--sbom=true",), "SBOM attestation runs a scanner image"),
+        (("--attest", "type=sbom,generator=IMAGE"), "SBOM attestation runs a scanner image"),
+        (("--build-arg", "BUILDKIT_SYNTAX=IMAGE"), "BUILDKIT_SYNTAX names a Dockerfile frontend"),
+    ],
+    ids=["cache-from", "cache-from-registry", "sbom", "attest-sbom", "buildkit-syntax"],
+)
+@pytest.mark.parametrize("build", [("build",), ("buildx", "build")], ids=["build", "buildx"])
+def test_build_options_that_pull_unpinned_images_are_refused(
+    host: Trustkit,
+    signed: Signed,
+    recorder: Recorder,
+    tmp_path: Path,
+    build: tuple[str, ...],
+    options: tuple[str, ...],
+    reason: str,
+):
+    (tmp_path / "Dockerfile").write_text(f"FROM {signed.tools}:1.0\n")
+    written = [option.replace("IMAGE", f"{signed.app}:1.0") for option in options]
+
+    result = host.process("docker", *build, *written, str(tmp_path), env=recorder.env())
+
+    assert result.code == 2, result.err
+    assert reason in result.err
+    assert_not_invoked(recorder)
+
+
+def test_a_local_build_cache_is_kept(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
+):
+    (tmp_path / "Dockerfile").write_text(f"FROM {signed.tools}:1.0\n")
+
+    result = host.process(
+        "docker", "buildx", "build", "--cache-from", "type=local,src=/tmp/cache", str(tmp_path),
+        env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert recorder.calls()[0][5:] == ["--cache-from", "type=local,src=/tmp/cache", str(tmp_path)]
+
+
+def test_build_pins_the_dockerfile_frontend(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
+):
+    """The frontend named by # syntax= reads the rest of the file: it is an image that
+    runs inside the build, and is verified like a base image."""
+    dockerfile = f"# syntax={signed.app}:1.0\nFROM {signed.tools}:1.0\n"
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+
+    result = host.process("docker", "build", str(tmp_path), env=recorder.env())
+
+    assert result.code == 0, result.err
+    assert recorder.records()[0]["dockerfile"] == (
+        f"# syntax={signed.app}@{signed.one}\nFROM {signed.tools}@{signed.three}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "# syntax=APP:9.9\nFROM TOOLS:1.0\n",
+        "#!/usr/bin/env buildctl\n#syntax = APP:9.9 --some-arg\nFROM TOOLS:1.0\n",
+    ],
+    ids=["syntax", "after-shebang"],
+)
+def test_build_with_an_unsigned_frontend_is_refused(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path, dockerfile: str
+):
+    text = dockerfile.replace("APP", signed.app).replace("TOOLS", signed.tools)
+    (tmp_path / "Dockerfile").write_text(text)
+
+    result = host.process("docker", "build", str(tmp_path), env=recorder.env())
+
+    assert result.code == 1, result.err
+    assert "no signed tag 9.9" in result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "reason"),
+    [
+        ("//syntax=APP:1.0\nFROM TOOLS:1.0\n", "in a // or JSON directive"),
+        ('{"syntax": "APP:1.0"}\n', "in a // or JSON directive"),
+        ("FROM TOOLS:1.0\nCOPY --from=APP:1.0 /a /a\n", "not an earlier build stage"),
+        ("FROM TOOLS:1.0\nRUN --mount=type=bind,from=APP:1.0,target=/x true\n", "earlier"),
+        ("FROM TOOLS:1.0 AS t\nCOPY --from=later /a /a\nFROM TOOLS:1.0 AS later\n", "earlier"),
+    ],
+    ids=["c-style-syntax", "json-syntax", "copy-from-image", "mount-from-image", "later-stage"],
+)
+def test_build_with_images_outside_from_lines_is_refused(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path, dockerfile: str, reason: str
+):
+    text = dockerfile.replace("APP", signed.app).replace("TOOLS", signed.tools)
+    (tmp_path / "Dockerfile").write_text(text)
+
+    result = host.process("docker", "build", str(tmp_path), env=recorder.env())
+
+    assert result.code == 2, result.err
+    assert reason in result.err
+    assert_not_invoked(recorder)
+
+
+def test_copy_from_an_earlier_stage_is_kept(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
+):
+    text = (
+        f"FROM {signed.tools}:1.0 AS tools\nFROM {signed.app}:1.0\n"
+        "COPY --from=tools /a /a\nCOPY --from=0 /b /b\nRUN --mount=from=tools,target=/t true\n"
+    )
+    (tmp_path / "Dockerfile").write_text(text)
+
+    result = host.process("docker", "build", str(tmp_path), env=recorder.env())
+
+    assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize("family", [("buildx",), ("builder",)])
+def test_buildx_create_pins_the_buildkit_image(
+    host: Trustkit, signed: Signed, recorder: Recorder, family: tuple[str, ...]
+):
+    result = host.process(
+        "docker", *family, "create", "--name", "bk", "--driver", "docker-container",
+        "--driver-opt", f"network=host,image={signed.app}:1.0", "--use", env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert recorder.calls() == [
+        [
+            "docker", *family, "create", "--name", "bk", "--driver", "docker-container",
+            f"--driver-opt=network=host,image={signed.app}@{signed.one}", "--use",
+        ]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "reason"),
+    [
+        (("--name", "bk"), 2, "buildx would start its default one unverified"),
+        (("--driver", "kubernetes"), 2, "buildx would start its default one unverified"),
+        (("--driver-opt=image=APP:9.9",), 1, "no signed tag 9.9"),
+        (("--driver", "frob", "--driver-opt=image=APP:1.0"), 2, "does not know the buildx driver"),
+    ],
+    ids=["default-image", "kubernetes-default", "unsigned-image", "unknown-driver"],
+)
+def test_buildx_create_that_would_start_an_unverified_image_is_refused(
+    host: Trustkit,
+    signed: Signed,
+    recorder: Recorder,
+    args: tuple[str, ...],
+    code: int,
+    reason: str,
+):
+    written = [arg.replace("APP", signed.app) for arg in args]
+
+    result = host.process("docker", "buildx", "create", *written, env=recorder.env())
+
+    assert result.code == code, result.err
+    assert reason in result.err
+    assert_not_invoked(recorder)
+
+
+def test_buildx_create_of_a_remote_builder_starts_no_image(host: Trustkit, recorder: Recorder):
+    args = ["buildx", "create", "--name", "r", "--driver", "remote", "tcp://buildkitd:1234"]
+
+    result = host.process("docker", *args, env=recorder.env())
+
+    assert result.code == 0, result.err
+    assert recorder.calls() == [["docker", *args]]
 
 
 def test_docker_compose_commands_that_pull_nothing_pass_through(host: Trustkit, recorder: Recorder):
@@ -1030,6 +1340,75 @@ def test_policy_signers_refuse_a_tag_signed_by_another_role(
     allowed = host.process("run", "--policy", str(targets), f"{signed.app}:1.0", env=recorder.env())
     assert allowed.code == 0, allowed.err
     assert recorder.calls() == [["docker", "run", f"{signed.app}@{signed.one}"]]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("resolve",), ("verify", "--offline"), ("pull",), ("run",), ("docker", "create")],
+    ids=["resolve", "verify", "pull", "run", "docker-create"],
+)
+def test_every_command_refuses_a_tag_the_policy_signers_rule_refuses(
+    host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path, command: tuple[str, ...]
+):
+    """verify and resolve decide through the gate's one function: a resolved
+    IMAGE@sha256:… written into a compose file obeys the same policy as trustkit pull."""
+    releases = write_policy(
+        tmp_path / "releases.toml",
+        f"""\
+        [[rule]]
+        repositories = ["{signed.app}"]
+        signers = ["targets/releases"]
+        """,
+    )
+
+    refused = host.process(
+        *command, f"{signed.app}:1.0", env=recorder.env(TRUSTKIT_POLICY=str(releases))
+    )
+
+    assert refused.code == 1, refused.err
+    assert f"{signed.app}:1.0 is signed by 'targets'" in refused.err
+    assert "accepts only targets/releases" in refused.err
+    assert refused.out == ""
+    assert_not_invoked(recorder)
+
+
+def test_resolve_and_verify_follow_the_policy_given_on_the_command_line(
+    host: Trustkit, signed: Signed, tmp_path: Path
+):
+    releases = write_policy(
+        tmp_path / "releases.toml",
+        f'[[rule]]\nrepositories = ["{signed.app}"]\nsigners = ["targets/releases"]\n',
+    )
+    targets = write_policy(
+        tmp_path / "targets.toml",
+        f'[[rule]]\nrepositories = ["{signed.app}"]\nsigners = ["targets"]\n',
+    )
+
+    refused = host.process("resolve", "--policy", str(releases), f"{signed.app}:1.0")
+    resolved = host.process("resolve", "--policy", str(targets), f"{signed.app}:1.0")
+    verified = host.process("verify", "--offline", "--policy", str(targets), f"{signed.app}:1.0")
+
+    assert refused.code == 1
+    assert (resolved.code, verified.code) == (0, 0), resolved.err + verified.err
+    assert resolved.out.strip() == f"{signed.app}@{signed.one}"
+    assert verified.out.strip() == signed.one
+
+
+def test_verify_refuses_an_unsigned_repository_the_policy_lets_run(
+    host: Trustkit, registry: RegistryProcess, recorder: Recorder, unsigned_ok: Path
+):
+    """resolve answers as pull would (the unpinned name); verify says it is not signed."""
+    image = f"{registry.host}/docker-gate/not-signed:1.0"
+
+    resolved = host.process("resolve", "--policy", str(unsigned_ok), image)
+    verified = host.process("verify", "--offline", "--policy", str(unsigned_ok), image)
+
+    assert resolved.code == 0, resolved.err
+    assert resolved.out.strip() == image
+    assert "runs unverified" in resolved.err
+    assert verified.code == 1
+    assert "is not signed" in verified.err
+    assert "runs unverified" not in verified.err
 
 
 @pytest.mark.parametrize(

@@ -498,11 +498,13 @@ def test_pin_base_images_rewrites_only_the_image_words():
 
     rewritten, pairs = pin_base_images(text, {}, pin)
 
-    assert asked == ["alpine:3", "debian:12"]
+    assert asked == ["docker/dockerfile:1", "alpine:3", "debian:12"]  # the frontend too
     assert pairs == [("alpine:3", pinned_as("alpine:3")), ("debian:12", pinned_as("debian:12"))]
     assert rewritten == text.replace(
         "$BASE_PLATFORM $BASE AS", f"$BASE_PLATFORM {pinned_as('alpine:3')} AS"
-    ).replace("    debian:12   AS", f"    {pinned_as('debian:12')}   AS")
+    ).replace("    debian:12   AS", f"    {pinned_as('debian:12')}   AS").replace(
+        "syntax=docker/dockerfile:1", f"syntax={pinned_as('docker/dockerfile:1')}"
+    )
 
 
 def test_pin_base_images_keeps_line_endings_and_byte_order_mark():
@@ -770,3 +772,173 @@ def test_policy_load_refuses_bad_toml_and_missing_files(tmp_path: Path):
         HostPolicy.load(bad)
     with pytest.raises(UsageError, match="cannot read the policy"):
         HostPolicy.load(tmp_path / "missing.toml")
+
+
+# --------------------------------------------------------------------------- command table
+
+
+@pytest.mark.parametrize(
+    ("args", "action"),
+    [
+        (["builder", "b", "."], "build"),
+        (["builder", "build", "."], "build"),
+        (["builder", "--builder", "bk", "b", "."], "build"),
+        (["buildx", "create", "--name", "b"], "builder-create"),
+        (["builder", "create"], "builder-create"),
+        (["container", "run", "img"], "run"),
+        (["image", "pull", "img"], "pull"),
+        (["container", "ls"], None),
+        (["image", "--help"], None),
+        (["compose"], None),
+        ([], None),
+    ],
+)
+def test_every_docker_command_family_is_classified(args: list[str], action: str | None):
+    assert parse_docker_command(args).action == action
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bake"],
+        ["builder", "bake"],
+        ["buildx", "f"],
+        ["debug", "img"],
+        ["model", "run", "m"],
+        ["service", "rollback", "s"],
+        ["extension", "install", "e"],
+        ["compose", "bridge", "convert"],
+    ],
+)
+def test_commands_that_start_images_of_their_own_are_refused(args: list[str]):
+    with pytest.raises(UsageError, match="trustkit cannot verify the images"):
+        parse_docker_command(args)
+
+
+@pytest.mark.parametrize(
+    "args", [["frob"], ["container", "frob"], ["buildx", "frob"], ["model", "frob"]]
+)
+def test_unknown_docker_commands_are_refused(args: list[str]):
+    with pytest.raises(UsageError, match="does not know the docker command"):
+        parse_docker_command(args)
+
+
+# --------------------------------------------------------------------------- build options
+
+
+def test_build_context_images_are_found_and_rewritten():
+    build = parse_build(
+        ["--build-context", "a=docker-image://img:1", "--build-context=b=./dir", "-t", "x", "."]
+    )
+
+    assert build.image_contexts == ((0, "a", "img:1"),)
+    assert build.named_contexts == ("a", "b")
+    assert build.with_context_images(["img@sha256:" + "a" * 64]) == (
+        "--build-context=a=docker-image://img@sha256:" + "a" * 64,
+        "--build-context=b=./dir",
+        "-t",
+        "x",
+        ".",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cache-from", "img:1", "."], "imports build cache from a registry"),
+        (["--cache-from=type=registry,ref=img", "."], "imports build cache from a registry"),
+        (["--cache-from", "type=gha", "."], "imports build cache from a registry"),
+        (["--sbom=true", "."], "SBOM"),
+        (["--attest=type=sbom", "."], "SBOM"),
+        (["--build-arg", "BUILDKIT_SYNTAX=x/y", "."], "BUILDKIT_SYNTAX"),
+        (["--build-arg=BUILDKIT_SYNTAX", "."], "BUILDKIT_SYNTAX"),
+    ],
+)
+def test_build_options_that_pull_unpinned_images_are_refused(args: list[str], message: str):
+    with pytest.raises(UsageError, match=message):
+        parse_build(args)
+
+
+def test_local_cache_provenance_and_false_sbom_are_kept():
+    args = ["--cache-from", "type=local,src=d", "--sbom=false", "--attest=type=provenance", "."]
+
+    assert parse_build(args).other_args == tuple(args)
+
+
+def test_buildx_create_options_are_read():
+    from client.docker_cli import parse_builder_create
+
+    create = parse_builder_create(
+        ["--name", "b", "--driver-opt", "network=host,image=moby/buildkit:v1", "--use"]
+    )
+
+    assert (create.driver, create.image, create.leave) == (
+        "docker-container",
+        "moby/buildkit:v1",
+        False,
+    )
+    assert create.with_image("pinned") == [
+        "--name", "b", "--driver-opt=network=host,image=pinned", "--use"
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match="names the BuildKit image twice"):
+        parse_builder_create(["--driver-opt", "image=a", "--driver-opt=image=b"])
+    with pytest.raises(UsageError, match="quoted"):
+        parse_builder_create(["--driver-opt", '"image=a,b"'])
+
+
+# --------------------------------------------------------------------------- Dockerfile images
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FROM a:1\nCOPY --from=evil:1 / /\n",
+        "FROM a:1\nRUN --mount=type=cache,target=/c,from=evil:1 true\n",
+        "FROM a:1\nONBUILD COPY --from=evil:1 / /\n",
+        "FROM a:1\nCOPY --from=1 / /\n",  # stage 1 does not exist yet
+        "//syntax=evil/frontend\nFROM a:1\n",
+        '{"syntax": "evil/frontend"}',
+    ],
+)
+def test_images_outside_from_lines_are_refused(text: str):
+    with pytest.raises(UsageError):
+        pin_base_images(text, {}, pinned_as)
+
+
+def test_earlier_stages_and_named_contexts_may_be_copied_from():
+    text = (
+        "FROM a:1 AS one\nFROM b:1\nCOPY --from=one / /\nCOPY --from=0 / /\nCOPY --from=ctx / /\n"
+    )
+
+    rewritten, _ = pin_base_images(text, {}, pinned_as, frozenset({"ctx"}))
+
+    assert rewritten.count("COPY --from=") == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "frontend"),
+    [
+        ("# syntax=docker/dockerfile:1\nFROM a\n", "docker/dockerfile:1"),
+        ("#syntax = x/fe:2 --arg\nFROM a\n", "x/fe:2"),
+        ("#!/bin/x\n# escape=`\n# syntax=x/fe\nFROM a\n", "x/fe"),
+    ],
+)
+def test_the_frontend_is_pinned_as_buildkit_finds_it(text: str, frontend: str):
+    asked: list[str] = []
+
+    def pin(image: str) -> str:
+        asked.append(image)
+        return pinned_as(image)
+
+    rewritten, _ = pin_base_images(text, {}, pin)
+
+    assert asked[0] == frontend
+    assert pinned_as(frontend) in rewritten
+
+
+def test_a_comment_that_is_no_directive_names_no_frontend():
+    text = "  # syntax=x/fe\n# a note on syntax\nFROM a\n"
+
+    rewritten, _ = pin_base_images(text, {}, pinned_as)
+
+    assert rewritten.startswith("  # syntax=x/fe\n")

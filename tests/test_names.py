@@ -76,3 +76,46 @@ def test_durations():
         parse_duration("0d")
     with pytest.raises(UsageError):
         parse_duration("fortnight")
+
+
+@pytest.mark.parametrize(
+    ("text", "gun"),
+    [
+        ("registry.example.com:443/team/app", "registry.example.com/team/app"),
+        ("registry.example.com:0443/team/app", "registry.example.com/team/app"),
+        ("Registry.Example.com:05000/team/app", "registry.example.com:5000/team/app"),
+        ("registry-1.docker.io:443/library/nginx", "docker.io/library/nginx"),
+        ("docker.io:443/nginx", "docker.io/library/nginx"),
+        ("index.docker.io/nginx", "docker.io/library/nginx"),
+        ("LOCALHOST:5000/app", "localhost:5000/app"),
+        ("[::1]:5000/app", "[::1]:5000/app"),
+        ("[0:0::1]:5000/app", "[::1]:5000/app"),
+        ("[::ffff:127.0.0.1]:5000/app", "127.0.0.1:5000/app"),
+    ],
+)
+def test_every_spelling_of_one_registry_is_one_gun(text: str, gun: str):
+    assert parse_gun(text) == gun
+    assert parse_gun(gun) == gun  # the canonical name is its own canonical name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "registry.example.com./app",
+        "registry.example.com:+443/app",
+        "registry.example.com:0/app",
+        "registry.example.com:/app",
+        "registry%2eexample.com/app",
+        "regi\u0455try.example.com/app",
+        "registry.example.com/\u0430pp",
+        "127.1:5000/app",
+        "0x7f.0.0.1/app",
+        "[fe80::1%eth0]:5000/app",
+        "[::1/app",
+        "Team/app",
+        " registry.example.com/a pp",
+    ],
+)
+def test_names_without_one_spelling_are_refused(text: str):
+    with pytest.raises(UsageError):
+        parse_gun(text)

@@ -81,7 +81,7 @@ def test_writes_need_a_token_whose_scope_covers_the_repository(
 
     elsewhere = ci("init", "registry.test/other/app")
     assert elsewhere.code == 1
-    assert f"may not push registry.test/other/app (its scopes: push:{TEAM}/*)" in elsewhere.err
+    assert f"may not push registry.test/other/app (its scopes: push:{TEAM}/*;" in elsewhere.err
 
     raw = httpx.post(server.metadata_url(app), files={"files": ("targets.json", b"{}")})
     assert raw.status_code == 401
@@ -153,7 +153,8 @@ def test_token_create_refuses_bad_scopes_and_names(server: ServerProcess):
     for args, message in (
         (["--name", "ci", "--scope", "write:*"], "'write:*' is not a scope"),
         (["--name", "ci", "--scope", "push"], "'push' is not a scope"),
-        (["--name", "bad name", "--scope", "push:*"], "is not a token name"),
+        (["--name", "bad name", "--scope", "push:**"], "is not a token name"),
+        (["--name", "ci", "--scope", "push:*"], "covers no repository"),
     ):
         done = _server_cli(server, "create", *args)
         assert done.returncode == 2, done.stderr
@@ -210,7 +211,7 @@ def test_the_changefeed_records_every_change_with_the_token_s_name(
     assert [e["seq"] for e in rest["entries"]] == [e["seq"] for e in everything[2:]]
 
     assert httpx.get(feed_url).status_code == 401
-    pusher = {"Authorization": f"Bearer {_token(server, 'pusher', 'push:*')}"}
+    pusher = {"Authorization": f"Bearer {_token(server, 'pusher', 'push:**')}"}
     assert httpx.get(feed_url, headers=pusher).status_code == 403
     other = {"Authorization": f"Bearer {_token(server, 'other-admin', 'admin:elsewhere/*')}"}
     assert httpx.get(feed_url, headers=other).json()["entries"] == []

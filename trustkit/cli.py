@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     import httpx
 
     from client.approval import Approver, PendingChange
-    from client.gate import Gate, Pinned, Tool
+    from client.decision import Decision
+    from client.gate import Gate, Tool
     from client.lifecycle import Lifecycle
     from client.publisher import Publisher
     from client.registry import Registry, RegistrySettings
@@ -494,53 +495,65 @@ def cmd_publish(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    from trustkit.errors import VerificationError
-    from trustkit.names import DEFAULT_TAG, parse_reference
+    """verify and resolve: the host policy's decision on one reference (the gate's)."""
+    from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
 
-    ref = parse_reference(ctx.args.reference, default_tag=DEFAULT_TAG)
-    if ref.tag is None:
-        raise UsageError(
-            f"'{ctx.args.reference}' names no tag; trust is signed per tag",
-            hint=f"e.g. {ref.gun}:1.0",
-        )
-    repository = _verified(ctx, ref.gun, [ref.tag])
-    target = repository.target(ref.tag)
-    if ref.digest is not None and str(ref.digest) != target.digest:
-        raise VerificationError(
-            f"{ref.gun}:{ref.tag} is signed as {target.digest}, not {ref.digest}"
-        )
+    gun = parse_reference(ctx.args.reference, default_tag=DEFAULT_TAG).gun  # the bundle's
+    with _verifier(ctx, gun) as verifier:
+        decision = ctx.gate(verifier).pin(ctx.args.reference)
+    _note_first_use(ctx, decision.repository)
+    target = decision.target
+    if target is None:
+        if ctx.args.command == "verify" and decision.unverified is not None:
+            raise decision.unverified  # verify checks signatures, whatever the policy allows
+        _report(ctx, [decision])
+        ctx.out.result(
+            decision.image,
+            {"repository": decision.reference.gun, "tag": decision.reference.tag,
+             "digest": None, "reference": decision.image},
+        )  # fmt: skip
+        return EXIT_OK
+    ref = ImageReference(decision.reference.gun, target.name, None)
     data: dict[str, Any] = {
         "repository": ref.gun,
-        "tag": ref.tag,
+        "tag": target.name,
         "digest": target.digest,
         "size": target.size,
         "media_type": target.media_type,
-        "reference": ref.pinned(target.digest),
+        "reference": decision.image,
     }
     if ctx.args.command == "verify":
         offline = ctx.args.offline or ctx.args.bundle
         data["registry_digest"] = None if offline else _registry_digest(ctx, ref, target)
-    text = data["reference"] if ctx.args.command == "resolve" else target.digest
+    text = decision.image if ctx.args.command == "resolve" else target.digest
     ctx.out.result(text, data)
     return EXIT_OK
 
 
-def _verified(ctx: Context, gun: str, tags: list[str] | None = None) -> TrustedRepository:
-    """Verify ``gun`` from its server, or from ``--bundle FILE`` with no network at all;
-    of its hash bins, only those of ``tags`` (all when None)."""
+@contextmanager
+def _verifier(ctx: Context, gun: str) -> Iterator[Verifier]:
+    """The verifier of the command: on the server, or on ``--bundle FILE`` (of ``gun``)
+    with no network at all."""
     bundle = getattr(ctx.args, "bundle", None)
     if bundle is None:
         with ctx.session() as (_, verifier):
-            repository = verifier.trusted_repository(gun, tags=tags)
-    else:
-        from dataclasses import replace
+            yield verifier
+        return
+    from dataclasses import replace
 
-        from client.bundle import BundleFetcher, read_bundle
-        from client.verify import Verifier
+    from client.bundle import BundleFetcher, read_bundle
+    from client.verify import Verifier
 
-        files = read_bundle(Path(bundle), gun)
-        settings = replace(ctx.settings, server_url=f"bundle:{Path(bundle).resolve()}")
-        repository = Verifier(settings, BundleFetcher(files)).trusted_repository(gun, tags=tags)
+    files = read_bundle(Path(bundle), gun)
+    settings = replace(ctx.settings, server_url=f"bundle:{Path(bundle).resolve()}")
+    yield Verifier(settings, BundleFetcher(files))
+
+
+def _verified(ctx: Context, gun: str, tags: list[str] | None = None) -> TrustedRepository:
+    """Verify ``gun`` from its server, or from ``--bundle FILE``; of its hash bins, only
+    those of ``tags`` (all when None)."""
+    with _verifier(ctx, gun) as verifier:
+        repository = verifier.trusted_repository(gun, tags=tags)
     _note_first_use(ctx, repository)
     return repository
 
@@ -1420,9 +1433,16 @@ def cmd_run(ctx: Context) -> int:
 
 
 def cmd_docker(ctx: Context) -> int:
-    """``docker ARGS…`` with pull, run, create and build gated, everything else as is."""
+    """``docker ARGS…`` with pull, run, create, build and buildx create gated, the
+    commands that start no image as they are, and every other command refused."""
     from client.docker_cli import parse_docker_command
-    from client.gate import build_command, execute, pull_commands, run_command
+    from client.gate import (
+        build_command,
+        builder_create_command,
+        execute,
+        pull_commands,
+        run_command,
+    )
 
     tool = ctx.tool()
     if tool.kind == "skopeo":
@@ -1439,6 +1459,10 @@ def cmd_docker(ctx: Context) -> int:
             pinned, run = run_command(gate, tool, command.args, head=command.head)
             _report(ctx, [pinned])
             commands = [run]
+        elif command.action == "builder-create":
+            decisions, create = builder_create_command(gate, tool, command.args, head=command.head)
+            _report(ctx, decisions)
+            commands = [create]
         else:
             build = build_command(gate, tool, command.args, head=command.head, env=ctx.env)
             _report(ctx, build.pinned)
@@ -1449,7 +1473,7 @@ def cmd_docker(ctx: Context) -> int:
     return execute(commands, replace_process=True)
 
 
-def _report(ctx: Context, pinned: Sequence[Pinned]) -> None:
+def _report(ctx: Context, pinned: Sequence[Decision]) -> None:
     for image in pinned:
         for note in image.notes:
             ctx.out.note(f"trustkit: {note}")
@@ -1466,7 +1490,7 @@ def _read_file(path: str) -> bytes:
 
 
 def _note_first_use(ctx: Context, repository: Any) -> None:
-    if repository.trusted_on_first_use:
+    if repository is not None and repository.trusted_on_first_use:
         ctx.out.note(
             f"trustkit: trusting the root of {repository.gun} on first use (root keys: "
             f"{', '.join(k[:12] for k in repository.root.roles['root'].keyids)}); to "
@@ -1537,19 +1561,20 @@ def _parser() -> argparse.ArgumentParser:
         help="PEM CA certificates that sign the registry's TLS certificate "
         "(env TRUSTKIT_REGISTRY_CA)",
     )
-    gate = argparse.ArgumentParser(add_help=False)
+    policy = argparse.ArgumentParser(add_help=False)
+    policy.add_argument(
+        "--policy",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="host policy (env TRUSTKIT_POLICY, default /etc/trustkit/policy.toml)",
+    )
+    gate = argparse.ArgumentParser(add_help=False, parents=[policy])
     gate.add_argument(
         "--via",
         choices=["docker", "podman", "skopeo"],
         default=argparse.SUPPRESS,
         help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
         "names the docker binary)",
-    )
-    gate.add_argument(
-        "--policy",
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        help="host policy (env TRUSTKIT_POLICY, default /etc/trustkit/policy.toml)",
     )
 
     parser = argparse.ArgumentParser(
@@ -1668,14 +1693,19 @@ def _parser() -> argparse.ArgumentParser:
         "verify",
         cmd_verify,
         "verify a tag, check the registry still serves it, and print its signed digest",
-        [registry],
+        [registry, policy],
     )
     sub.add_argument("reference", metavar="IMAGE[:TAG]")
     sub.add_argument(
         "--offline", action="store_true", help="do not compare with the registry's current tag"
     )
     sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
-    sub = add("resolve", cmd_verify, "verify a tag and print IMAGE@sha256:… for docker")
+    sub = add(
+        "resolve",
+        cmd_verify,
+        "decide on IMAGE[:TAG] as pull would, and print the IMAGE@sha256:… to give docker",
+        [policy],
+    )
     sub.add_argument("reference", metavar="IMAGE[:TAG]")
     sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
 
@@ -1959,7 +1989,10 @@ def _parser() -> argparse.ArgumentParser:
         "docker with pull, run, create and build gated (alias docker='trustkit docker')",
         [registry, gate],
         "usage: trustkit docker [--via docker|podman] DOCKER-ARGS…\n\nBase images in FROM "
-        "lines are pinned for build; every other docker command passes through.",
+        "lines, --build-context images and a buildx builder's BuildKit image are pinned; "
+        "commands that start no image pass through; commands that pull images trustkit "
+        "cannot verify (compose up, bake, service create, …) and unknown commands are "
+        "refused.",
     )
     return parser
 

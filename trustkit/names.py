@@ -1,12 +1,18 @@
 """Parsing and normalising the names trustkit works with: GUNs, tags, digests, references.
 
 A GUN (globally unique name) is a registry host plus a repository path, as Docker
-normalises it: ``nginx`` is ``docker.io/library/nginx``. Parsers raise ``UsageError``
-with the rule that was broken; they never guess.
+normalises it: ``nginx`` is ``docker.io/library/nginx``. It is canonical: every spelling
+of one registry (host case, ``:443``, Docker Hub's aliases, IPv6 forms) gives one GUN,
+used for policy rules, trust lookup and the pinned name handed to Docker alike; a name
+with no one spelling is refused. ``name_matches`` is the one glob of name patterns (host
+policies and server token scopes). Parsers raise ``UsageError`` with the rule that was
+broken; they never guess.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -18,6 +24,9 @@ __all__ = [
     "DOCKER_HUB_ENDPOINT",
     "ImageReference",
     "Digest",
+    "canonical_pattern",
+    "canonical_registry",
+    "name_matches",
     "parse_digest",
     "parse_gun",
     "parse_reference",
@@ -31,8 +40,10 @@ DOCKER_HUB_ENDPOINT = "registry-1.docker.io"  # where Docker Hub's registry API 
 DEFAULT_TAG = "latest"
 MAX_GUN_LENGTH = 255
 
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = re.compile(rf"^{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?$")
+HTTPS_PORT = 443
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*")
+_PORT = re.compile(r"[0-9]{1,5}")
 _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _SHA256_HEX = re.compile(r"^[a-f0-9]{64}$")
@@ -79,7 +90,15 @@ def parse_digest(text: str) -> Digest:
 
 
 def parse_gun(text: str) -> str:
-    """Normalise a repository name to its GUN, the way Docker names repositories."""
+    """The canonical GUN of a repository name: the one spelling of the place Docker
+    would pull it from.
+
+    Docker normalises ``nginx`` to ``docker.io/library/nginx``; beyond that, trustkit
+    gives every spelling of one registry one name (``Host:0443``, ``host:443`` and
+    ``host`` are one place; so are Docker Hub's aliases), so a spelling can pick neither
+    another policy rule nor another repository's trust data. A name that cannot be
+    given one spelling is refused, never passed through.
+    """
     name = text.strip()
     if not name:
         raise UsageError("the repository name is empty", hint="e.g. registry.example.com/team/app")
@@ -88,19 +107,24 @@ def parse_gun(text: str) -> str:
             f"'{text}' looks like a URL, not a repository name",
             hint="drop the scheme: registry.example.com/team/app",
         )
+    if not name.isascii() or not name.isprintable() or any(c.isspace() for c in name):
+        raise UsageError(
+            f"'{text}' holds characters a repository name cannot hold",
+            hint="write the name in plain ASCII letters, digits, '.', '_', '-', '/' and ':'",
+        )
     first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        # Host names are case-insensitive, and Docker Hub answers to several names:
-        # one spelling each, so a policy or a trust anchor cannot be sidestepped.
-        domain, path = first.lower(), rest
-        if domain in DOCKER_HUB_ALIASES:
-            domain = DEFAULT_REGISTRY
+    if sep and _names_a_registry(first):
+        domain, path = canonical_registry(first, name=text), rest
     else:
         domain, path = DEFAULT_REGISTRY, name
+    if "." not in domain and ":" not in domain and domain != "localhost":
+        # Docker reads "Team/app" as registry "Team"; "team/app" is Docker Hub's.
+        raise UsageError(
+            f"Docker reads '{first}' in '{text}' as a registry host, but it is not one",
+            hint="repository paths are lower case; a registry host has a '.' or a port",
+        )
     if domain == DEFAULT_REGISTRY and "/" not in path:
         path = f"library/{path}"
-    if not _DOMAIN.fullmatch(domain):
-        raise UsageError(f"'{domain}' in '{text}' is not a valid registry host name")
     for component in path.split("/"):
         if not _PATH_COMPONENT.fullmatch(component):
             raise UsageError(
@@ -111,6 +135,83 @@ def parse_gun(text: str) -> str:
     if len(gun) > MAX_GUN_LENGTH:
         raise UsageError(f"repository name '{text}' is longer than {MAX_GUN_LENGTH} characters")
     return gun
+
+
+def _names_a_registry(first: str) -> bool:
+    """Whether Docker reads the first component as a registry host, as its reference
+    parser does (a dot, a port, ``localhost``, or any upper-case letter)."""
+    return "." in first or ":" in first or first == "localhost" or first != first.lower()
+
+
+def canonical_registry(text: str, *, name: str | None = None) -> str:
+    """``host[:port]`` spelled one way: lower case, the port as a plain number and left
+    out when it is 443 (where Docker reaches a registry anyway), IPv4 as four decimal
+    numbers, IPv6 compressed in brackets, Docker Hub's aliases as ``docker.io``."""
+    where = f"'{text}' in '{name}'" if name is not None and name != text else f"'{text}'"
+    if text.startswith("["):
+        host, bracket, port_text = text[1:].partition("]")
+        host = _canonical_ipv6(host, where)
+        if not bracket or (port_text and not port_text.startswith(":")):
+            raise UsageError(f"{where} is not a valid registry host", hint="e.g. [::1]:5000")
+        port_text = port_text[1:] if port_text else ""
+        has_port = bool(port_text) or text.endswith(":")
+    else:
+        host, colon, port_text = text.partition(":")
+        host = _canonical_host_name(host.lower(), where)
+        has_port = bool(colon)
+    port = _canonical_port(port_text, where) if has_port else None
+    registry = host if port in (None, HTTPS_PORT) else f"{host}:{port}"
+    return DEFAULT_REGISTRY if registry in DOCKER_HUB_ALIASES else registry
+
+
+def _canonical_host_name(host: str, where: str) -> str:
+    if host.endswith("."):
+        raise UsageError(
+            f"{where} ends the registry host with a dot",
+            hint=f"write it without the dot: {host.rstrip('.')}",
+        )
+    labels = host.split(".")
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise UsageError(
+            f"{where} is not a valid registry host name",
+            hint="use letters, digits, '-' and '.' between labels, e.g. registry.example.com",
+        )
+    if _NUMERIC_HOST.fullmatch(host):
+        # A resolver reads 127.1, 0x7f.0.0.1 and 017.0.0.1 as addresses too; one spelling.
+        try:
+            address = ipaddress.IPv4Address(host)
+        except ValueError:
+            address = None
+        if address is None or str(address) != host:
+            raise UsageError(
+                f"{where} is not an IPv4 address written as four decimal numbers",
+                hint="write the address as a.b.c.d, e.g. 127.0.0.1",
+            )
+    return host
+
+
+def _canonical_ipv6(host: str, where: str) -> str:
+    try:
+        if "%" in host:
+            raise ValueError(host)
+        address = ipaddress.IPv6Address(host)
+        if address.ipv4_mapped is not None:  # [::ffff:127.0.0.1] is 127.0.0.1
+            return str(address.ipv4_mapped)
+        return f"[{address.compressed}]"
+    except ValueError:
+        raise UsageError(
+            f"{where} is not a valid IPv6 registry address",
+            hint="write it in brackets without a zone, e.g. [::1]:5000",
+        ) from None
+
+
+def _canonical_port(port_text: str, where: str) -> int:
+    if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
+        raise UsageError(
+            f"{where} has no valid port number",
+            hint="write the port as digits from 1 to 65535, e.g. registry.example.com:5000",
+        )
+    return int(port_text)
 
 
 def validate_tag(tag: str) -> str:
@@ -150,6 +251,33 @@ def parse_reference(
             hint=f"add one, e.g. {text}:1.0",
         )
     return ImageReference(parse_gun(name), tag, digest)
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """Whether a repository name matches a pattern, in host policies and token scopes
+    alike: ``*`` matches within one path component (never a ``/``), ``**`` across
+    components; every other character matches only itself."""
+    return _pattern_regex(pattern).fullmatch(name) is not None
+
+
+@functools.cache
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\*\*|\*)", pattern)
+    return re.compile(
+        "".join("[^/]*" if p == "*" else ".*" if p == "**" else re.escape(p) for p in parts)
+    )
+
+
+def canonical_pattern(pattern: str) -> str:
+    """A name pattern with its registry host spelled as ``parse_gun`` spells hosts, so
+    ``Registry.example.com:443/team/*`` covers what ``registry.example.com/team/*``
+    covers. A pattern without ``*`` is a name, and is canonicalised as one."""
+    if "*" not in pattern:
+        return parse_gun(pattern)
+    first, sep, rest = pattern.partition("/")
+    if not sep or "*" in first or not _names_a_registry(first):
+        return pattern
+    return f"{canonical_registry(first, name=pattern)}/{rest}"
 
 
 def validate_target_name(name: str) -> str:

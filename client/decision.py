@@ -1,0 +1,150 @@
+"""The one decision about an image reference: may it run on this host, and as what.
+
+``verify_reference`` is the only place trustkit decides that: ``verify``, ``resolve``,
+``pull``/``run``/``create``, ``trustkit docker`` and the base images of a build all
+call it, so every command applies the same host policy (trust level and signers) to
+the same canonical name. The steps, in order:
+
+1. canonicalise the name the way Docker would reach it (``trustkit.names.parse_gun``);
+   a name with no one spelling is refused;
+2. look up the policy rule for the canonical name;
+3. verify the repository's TUF metadata (python-tuf, through the caller's verifier);
+   ``unsigned-ok`` lets an image through unverified only when its repository has no
+   trust data at all, or its server cannot be reached and this host holds no root
+   for it;
+4. find the signed digest of the tag (or the signed tag of a digest);
+5. check the tag's signer against the rule's ``signers``.
+
+The decision names the image to hand the tool: the canonical ``GUN@sha256:…`` when
+signed, the canonical ``GUN:TAG`` when the policy let it through unsigned; never the
+spelling the user typed. Nothing here prints, runs a tool or reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from client.policy import UNSIGNED_OK, HostPolicy, Rule
+from client.verify import TrustedRepository
+from trustkit.errors import (
+    NotFoundError,
+    ServerUnreachableError,
+    TrustkitError,
+    VerificationError,
+)
+from trustkit.metadata import ImageTarget
+from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
+
+__all__ = ["Decision", "RepositorySource", "verify_reference"]
+
+# gun, tags whose hash bins to load (None: every bin) -> the verified repository
+RepositorySource = Callable[[str, list[str] | None], TrustedRepository]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An image the policy lets through: pinned to its signed digest, or unsigned."""
+
+    requested: str  # as the user wrote it
+    reference: ImageReference  # canonical
+    image: str  # what the tool is given
+    digest: str | None  # the signed digest; None when the policy let it through unsigned
+    target: ImageTarget | None = None  # the signed tag, when signed
+    signer: str | None = None  # the role that signed it, when signed
+    repository: TrustedRepository | None = None
+    notes: tuple[str, ...] = ()
+    # Why it was not verified, when the policy let it through unsigned.
+    unverified: TrustkitError | None = None
+
+    @property
+    def local_tag(self) -> str | None:
+        """``GUN:TAG`` to point at the pinned image after a pull, when a tag was asked for."""
+        if self.digest is None or self.reference.tag is None:
+            return None
+        return f"{self.reference.gun}:{self.reference.tag}"
+
+
+def verify_reference(
+    text: str,
+    policy: HostPolicy,
+    repositories: RepositorySource,
+    has_anchor: Callable[[str], bool] = lambda gun: False,
+) -> Decision:
+    """Decide whether ``text`` (``NAME[:TAG][@DIGEST]``, Docker's ``latest`` when it
+    names neither) may run under ``policy``; raise the refusal otherwise."""
+    reference = parse_reference(text, default_tag=DEFAULT_TAG)
+    rule = policy.rule_for(reference.gun)
+    try:
+        repository = repositories(reference.gun, None if reference.tag is None else [reference.tag])
+    except (NotFoundError, ServerUnreachableError) as error:
+        # A repository this host holds a root for is known to be signed: an unreachable
+        # or missing server must not switch verification off for it.
+        if rule.trust != UNSIGNED_OK or has_anchor(reference.gun):
+            raise
+        return _unsigned(text, reference, policy, error)
+    target = _signed_target(repository, reference)
+    signer = repository.signer(target.name)
+    _check_signer(rule, policy, reference, target, signer)
+    notes = []
+    if repository.trusted_on_first_use:
+        notes.append(
+            f"trusting the root of {reference.gun} on first use; pin it ahead of time "
+            "with: trustkit trust pin"
+        )
+    notes.append(_signed_as(text, target.digest))
+    return Decision(
+        text,
+        reference,
+        reference.pinned(target.digest),
+        target.digest,
+        target,
+        signer,
+        repository,
+        tuple(notes),
+    )
+
+
+def _unsigned(
+    text: str, reference: ImageReference, policy: HostPolicy, why: TrustkitError
+) -> Decision:
+    image = str(reference)
+    shown = text if image == text else f"{text} ({image})"
+    note = f"{shown} runs unverified ({why.message}): {policy.source} allows it"
+    return Decision(text, reference, image, None, notes=(note,), unverified=why)
+
+
+def _signed_target(repository: TrustedRepository, reference: ImageReference) -> ImageTarget:
+    """The signed tag the reference names: by its tag, or the first tag signed with
+    its digest."""
+    if reference.tag is not None:
+        target = repository.target(reference.tag)
+        if reference.digest is not None and str(reference.digest) != target.digest:
+            raise VerificationError(
+                f"{_signed_as(f'{reference.gun}:{reference.tag}', target.digest)}, "
+                f"not {reference.digest}"
+            )
+        return target
+    assert reference.digest is not None  # parse_reference gives a tag or a digest
+    tags = repository.tags_with_digest(str(reference.digest))
+    if not tags:
+        raise NotFoundError(
+            f"{reference.digest} is not signed under any tag of {reference.gun}",
+            hint="use a signed tag (trustkit inspect lists them), or have it signed",
+        )
+    return repository.target(tags[0])
+
+
+def _check_signer(
+    rule: Rule, policy: HostPolicy, reference: ImageReference, target: ImageTarget, signer: str
+) -> None:
+    if rule.signers is not None and signer not in rule.signers:
+        raise VerificationError(
+            f"{reference.gun}:{target.name} is signed by '{signer}', but {policy.source} "
+            f"accepts only {', '.join(rule.signers)} for {reference.gun}",
+            hint="ask one of those signers to sign the tag, or change the policy",
+        )
+
+
+def _signed_as(name: str, digest: str) -> str:
+    return f"{name} is signed as {digest}"
