@@ -36,7 +36,7 @@ from trustkit.errors import (
 from trustkit.metadata import ImageTarget
 from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
 
-__all__ = ["Decision", "RepositorySource", "verify_reference"]
+__all__ = ["Decision", "RepositorySource", "first_use_note", "verify_reference"]
 
 # gun, tags whose hash bins to load (None: every bin) -> the verified repository
 RepositorySource = Callable[[str, list[str] | None], TrustedRepository]
@@ -88,10 +88,7 @@ def verify_reference(
     _check_signer(rule, policy, reference, target, signer)
     notes = []
     if repository.trusted_on_first_use:
-        notes.append(
-            f"trusting the root of {reference.gun} on first use; pin it ahead of time "
-            "with: trustkit trust pin"
-        )
+        notes.append(first_use_note(repository))
     notes.append(_signed_as(text, target.digest))
     return Decision(
         text,
@@ -102,6 +99,17 @@ def verify_reference(
         signer,
         repository,
         tuple(notes),
+    )
+
+
+def first_use_note(repository: TrustedRepository) -> str:
+    """What a host says when it trusts a repository's root on first use: which root keys,
+    and how to provision hosts with a pinned root instead."""
+    keys = ", ".join(keyid[:12] for keyid in repository.root.roles["root"].keyids)
+    return (
+        f"trusting the root of {repository.gun} on first use (root keys: {keys}); to "
+        "provision hosts ahead of time, get root.json from its publisher and run: "
+        f"trustkit trust pin {repository.gun} ROOT_JSON"
     )
 
 

@@ -1490,13 +1490,10 @@ def _read_file(path: str) -> bytes:
 
 
 def _note_first_use(ctx: Context, repository: Any) -> None:
+    from client.decision import first_use_note
+
     if repository is not None and repository.trusted_on_first_use:
-        ctx.out.note(
-            f"trustkit: trusting the root of {repository.gun} on first use (root keys: "
-            f"{', '.join(k[:12] for k in repository.root.roles['root'].keyids)}); to "
-            f"provision hosts ahead of time, get root.json from its publisher and run: "
-            f"trustkit trust pin {repository.gun} ROOT_JSON"
-        )
+        ctx.out.note(f"trustkit: {first_use_note(repository)}")
 
 
 def _parser() -> argparse.ArgumentParser:
