@@ -293,6 +293,13 @@ def check_parses_as_role(parts: Mapping[str, bytes], limits: Limits) -> dict[str
                 f"{role} signs {len(targets)} targets; the limit is "
                 f"{limits.max_targets_per_role} per role (use hash bins for more)",
             )
+        if type(metadata.signed.version) is not int:  # python-tuf takes true for 1
+            raise UploadRejected(
+                400,
+                "malformed",
+                role,
+                f"{role} version {metadata.signed.version!r} is not a whole number",
+            )
         if metadata.signed.version >= MAX_VERSION:
             raise UploadRejected(
                 400, "malformed", role, f"{role} version {metadata.signed.version} is too large"
