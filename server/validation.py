@@ -228,7 +228,10 @@ def check_role_names(parts: Mapping[str, bytes]) -> None:
                 f"{role} is signed by the server; upload root, targets or delegated roles only",
             )
         if not _ROLE_NAME.fullmatch(role):
-            raise UploadRejected(400, "bad_role_name", role, f"'{role}' is not a valid role name")
+            shown = _shown(role)
+            raise UploadRejected(
+                400, "bad_role_name", shown[1:-1], f"{shown} is not a valid role name"
+            )
 
 
 def check_size_limits(parts: Mapping[str, bytes], limits: Limits) -> None:

@@ -154,3 +154,12 @@ def test_a_signature_under_an_escape_sequence_is_refused(repo: HandMadeRepositor
     response = repo.upload(targets=json.dumps(document).encode())
 
     assert_refused(response, 400, "unprintable_string", "targets", "'\\x1b[2J'")
+
+
+def test_an_uploaded_file_named_with_an_escape_is_refused_escaped(repo: HandMadeRepository):
+    name = "rel\x1b[1A\u202eeases"
+
+    response = repo.upload(**{name: b"{}"})
+
+    assert_refused(response, 400, "bad_role_name", repr(name)[1:-1], f"{name!r} is not a valid")
+    assert "\x1b" not in response.json()["detail"] and "\x1b" not in response.json()["role"]
