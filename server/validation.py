@@ -8,17 +8,29 @@ rule. Together they guarantee that what the server publishes verifies for hosts:
 2. ``check_size_limits``           every file and the upload as a whole are within limits
 3. ``check_parses_as_role``        each file is TUF metadata of the type its name says
 4. ``check_repository_exists``     a repository starts with a root
-4b. ``check_key_ids``              every key listed is under the id TUF computes for it
-5. ``check_versions_increase``     versions strictly greater than stored (409 if not:
+5. ``check_target_names``          a tag follows Docker's tag grammar, a signed file's
+                                   name is a safe relative name; a media type is a string
+6. ``check_delegated_role_names``  a delegated role has a valid role name, not a bin's
+7. ``check_printable_strings``     no control, format or bidi character in any string
+                                   that a host or a co-signer may later be shown
+8. ``check_key_ids``               every key listed is under the id TUF computes for it
+9. ``check_one_id_per_key``        no public key is listed under two ids
+10. ``check_thresholds_reachable`` every role lists only keys that are defined, and a
+                                   threshold no greater than their number
+11. ``check_bin_layout``           only ``bins`` delegates to hash bins, and to no more
+                                   than hosts accept
+12. ``check_versions_increase``    versions strictly greater than stored (409 if not:
                                    someone published first); root versions consecutive
-6. ``check_root_chained``          a new root is signed by a threshold of the previous
+13. ``check_root_chained``         a new root is signed by a threshold of the previous
                                    root and of itself
-7. ``check_signature_thresholds``  every role after the upload is signed by a threshold
+14. ``check_bins_signed_as_targets`` hash bins are delegated to the targets keys with the
+                                   targets threshold, at both steps of the delegation
+15. ``check_signature_thresholds`` every role after the upload is signed by a threshold
                                    of the keys its delegator lists
-8. ``check_not_expired``           uploaded metadata expires in the future
-9. ``check_delegated_paths``       a delegated role signs only paths it was delegated
-10. ``check_root_lists_server_keys`` the root trusts the keys the server signs with
-11. ``check_publisher_snapshot``   a snapshot comes with every upload when, and only
+16. ``check_not_expired``          uploaded metadata expires in the future
+17. ``check_delegated_paths``      a delegated role signs only paths it was delegated
+18. ``check_root_lists_server_keys`` the root trusts the keys the server signs with
+19. ``check_publisher_snapshot``   a snapshot comes with every upload when, and only
                                    when, the publisher holds the snapshot key; it lists
                                    every role at its version after the upload
 
@@ -32,24 +44,42 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from securesystemslib.signer import Key
-from tuf.api.metadata import DelegatedRole, Metadata, Root, SuccinctRoles, Targets
+from tuf.api.metadata import (
+    DelegatedRole,
+    Metadata,
+    Role,
+    Root,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+)
 from tuf.api.serialization import SerializationError
 
 from server.storage import StoredMetadata
-from trustkit.bins import BINS_ROLE, MAX_BINS, is_bin_name
-from trustkit.metadata import ONLINE_ROLES, key_id_of
+from trustkit.bins import (
+    BINS_ROLE,
+    MAX_BINS,
+    MAX_BIT_LENGTH,
+    bins_delegation,
+    bins_of,
+    is_bin_count_allowed,
+    is_bin_name,
+)
+from trustkit.metadata import ONLINE_ROLES, key_id_of, key_material_of
+from trustkit.names import MAX_FILE_NAME_LENGTH, is_docker_tag, is_safe_file_name
 
 __all__ = ["Limits", "RepositoryAfterUpload", "Shortfall", "UploadRejected", "validate_upload"]
 
 MAX_VERSION = 2**62  # versions are stored as 64-bit integers
 Delegation = DelegatedRole | SuccinctRoles
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+MAX_MEDIA_TYPE_LENGTH = 255
 
 
 class UploadRejected(Exception):
@@ -198,7 +228,10 @@ def check_role_names(parts: Mapping[str, bytes]) -> None:
                 f"{role} is signed by the server; upload root, targets or delegated roles only",
             )
         if not _ROLE_NAME.fullmatch(role):
-            raise UploadRejected(400, "bad_role_name", role, f"'{role}' is not a valid role name")
+            shown = _shown(role)
+            raise UploadRejected(
+                400, "bad_role_name", shown[1:-1], f"{shown} is not a valid role name"
+            )
 
 
 def check_size_limits(parts: Mapping[str, bytes], limits: Limits) -> None:
@@ -263,6 +296,13 @@ def check_parses_as_role(parts: Mapping[str, bytes], limits: Limits) -> dict[str
                 f"{role} signs {len(targets)} targets; the limit is "
                 f"{limits.max_targets_per_role} per role (use hash bins for more)",
             )
+        if type(metadata.signed.version) is not int:  # python-tuf takes true for 1
+            raise UploadRejected(
+                400,
+                "malformed",
+                role,
+                f"{role} version {metadata.signed.version!r} is not a whole number",
+            )
         if metadata.signed.version >= MAX_VERSION:
             raise UploadRejected(
                 400, "malformed", role, f"{role} version {metadata.signed.version} is too large"
@@ -287,16 +327,151 @@ def check_repository_exists(
         )
 
 
+def check_target_names(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """Target names are shown on every host (``inspect``, refusals, approvals) and a tag
+    is handed to Docker: a tag follows Docker's tag grammar, a signed file's name is a
+    safe relative name, and an image's media type is a short string."""
+    for role, metadata in uploaded.items():
+        if not isinstance(metadata.signed, Targets):
+            continue
+        for path, target in metadata.signed.targets.items():
+            if not _is_signed_file(target):
+                if not is_docker_tag(path):
+                    raise UploadRejected(
+                        400,
+                        "bad_target_name",
+                        role,
+                        f"{role} signs the tag {_shown(path)}, which is not a Docker tag: "
+                        "up to 128 letters, digits, '_', '.' or '-', not starting with '.' "
+                        "or '-'",
+                    )
+            elif not is_safe_file_name(path):
+                raise UploadRejected(
+                    400,
+                    "bad_target_name",
+                    role,
+                    f"{role} signs the file {_shown(path)}, which is not a safe file name: "
+                    f"a relative path of up to {MAX_FILE_NAME_LENGTH} printable characters, "
+                    "no '..', '.' or empty parts, no backslash, no leading or trailing space",
+                )
+            media_type = _custom(target).get("media_type")
+            if media_type is not None and not (
+                isinstance(media_type, str) and 0 < len(media_type) <= MAX_MEDIA_TYPE_LENGTH
+            ):
+                raise UploadRejected(
+                    400,
+                    "bad_media_type",
+                    role,
+                    f"{role} gives the tag {_shown(path)} a media type that is not a string "
+                    f"of 1 to {MAX_MEDIA_TYPE_LENGTH} characters",
+                )
+
+
+def _custom(target: TargetFile) -> Mapping[str, Any]:
+    custom = target.unrecognized_fields.get("custom")
+    return custom if isinstance(custom, dict) else {}
+
+
+def _is_signed_file(target: TargetFile) -> bool:
+    """``sign-file`` (and Notary's ``add``) hash a file with more than sha256 and give no
+    media type; an image tag is signed by its manifest's sha256 alone."""
+    return "media_type" not in _custom(target) and set(target.hashes) != {"sha256"}
+
+
+def check_delegated_role_names(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """A signer's name is shown as who signed a tag: it follows the grammar of the role
+    names an upload may carry, and is not a hash bin's name (a bin is signed by the
+    targets keys; a signer posing as one would borrow their standing)."""
+    for role, metadata in uploaded.items():
+        delegations = getattr(metadata.signed, "delegations", None)
+        if delegations is None or delegations.roles is None:
+            continue
+        for name in delegations.roles:
+            if not _ROLE_NAME.fullmatch(name):
+                raise UploadRejected(
+                    400,
+                    "bad_role_name",
+                    role,
+                    f"{role} delegates to {_shown(name)}, which is not a valid role name: up "
+                    "to 128 letters, digits, '_', '.', '-' or '/', starting with a letter or "
+                    "a digit",
+                )
+            if is_bin_name(name):
+                raise UploadRejected(
+                    400,
+                    "reserved_role_name",
+                    role,
+                    f"{role} delegates to {name}, the name of a hash bin; give the signer "
+                    "another name",
+                )
+
+
+def check_printable_strings(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """Strings from metadata reach terminals, logs and the co-signers who approve a
+    change: a control character, an ANSI escape or a bidi override there could rewrite
+    what a person reads. The one exception is the line breaks of a PEM public key."""
+    for role, metadata in uploaded.items():
+        for where, text in _strings_of(metadata.to_dict()):
+            pem = where[-2:] == ("keyval", "public")
+            if not (text.replace("\n", "") if pem else text).isprintable():
+                raise UploadRejected(
+                    400,
+                    "unprintable_string",
+                    role,
+                    f"{role} holds a control, format or bidi character in "
+                    f"{_location(where)}: {_shown(text)}; metadata strings must be printable",
+                )
+
+
+def _strings_of(document: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every string of a JSON document, object keys included, with where it is."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, str):
+            yield where, node
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                yield (*where, "(key)"), key
+                stack.append(((*where, key), value))
+        elif isinstance(node, list):
+            stack.extend(((*where, str(index)), value) for index, value in enumerate(node))
+
+
+def _location(where: tuple[str, ...]) -> str:
+    return ".".join(
+        part if part.isprintable() and len(part) <= 64 else _shown(part) for part in where
+    )
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message: escapes for what is not printable, and cut short."""
+    return repr(text[:80]) + ("…" if len(text) > 80 else "")
+
+
+def _keys_of(signed: Any) -> Mapping[str, Key]:
+    """The keys a root, or a targets role's delegations, defines (by key id)."""
+    if isinstance(signed, Root):
+        return signed.keys
+    if isinstance(signed, Targets) and signed.delegations is not None:
+        return signed.delegations.keys
+    return {}
+
+
+def _roles_of(signed: Any) -> Iterator[tuple[str, Role]]:
+    """The roles a root or a targets role delegates to, each with its name."""
+    if isinstance(signed, Root):
+        yield from signed.roles.items()
+    elif isinstance(signed, Targets) and signed.delegations is not None:
+        yield from (signed.delegations.roles or {}).items()
+        if signed.delegations.succinct_roles is not None:
+            yield "the hash bins", signed.delegations.succinct_roles
+
+
 def check_key_ids(uploaded: Mapping[str, Metadata[Any]]) -> None:
     """A key under another key's id would show reviewers one key and verify another."""
     for role, metadata in uploaded.items():
-        signed = metadata.signed
-        keys: Mapping[str, Key] = {}
-        if isinstance(signed, Root):
-            keys = signed.keys
-        elif isinstance(signed, Targets) and signed.delegations and signed.delegations.keys:
-            keys = signed.delegations.keys
-        for keyid, key in keys.items():
+        for keyid, key in _keys_of(metadata.signed).items():
             if key_id_of(key) != keyid:
                 raise UploadRejected(
                     400,
@@ -305,6 +480,88 @@ def check_key_ids(uploaded: Mapping[str, Metadata[Any]]) -> None:
                     f"{role} lists a key under the id {keyid[:16]}…, which is not that key's "
                     "id (sha256 of its canonical JSON)",
                 )
+
+
+def check_one_id_per_key(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """Thresholds count keys, not key ids: one public key spelt two ways (hex in other
+    case, PEM with other line breaks, a keytype alias) has two valid ids, and a role
+    listing both would take one signer's two signatures for two signers."""
+    for role, metadata in uploaded.items():
+        seen: dict[bytes, str] = {}
+        for keyid, key in _keys_of(metadata.signed).items():
+            try:
+                material = key_material_of(key)
+            except ValueError as error:
+                raise UploadRejected(
+                    400,
+                    "bad_key",
+                    role,
+                    f"{role} lists the key {keyid[:16]}…, which is not a public key trustkit "
+                    f"can use: {error}",
+                ) from None
+            if material in seen:
+                raise UploadRejected(
+                    400,
+                    "duplicate_key",
+                    role,
+                    f"{role} lists one public key under two key ids ({seen[material][:16]}… "
+                    f"and {keyid[:16]}…); thresholds count keys: list each key once",
+                )
+            seen[material] = keyid
+
+
+def check_thresholds_reachable(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """A role's threshold counts the keys it lists that its delegator defines: an id
+    with no key behind it, or a threshold above the number of keys, is a role no one
+    can ever sign (a root like that locks its repository for good)."""
+    for role, metadata in uploaded.items():
+        keys = _keys_of(metadata.signed)
+        for name, delegated in _roles_of(metadata.signed):
+            undefined = [keyid for keyid in delegated.keyids if keyid not in keys]
+            if undefined:
+                raise UploadRejected(
+                    400,
+                    "unknown_key",
+                    role,
+                    f"{role} gives {name} the key id {_shown(undefined[0])}, which it lists "
+                    "no key for",
+                )
+            threshold = delegated.threshold
+            if type(threshold) is not int or threshold > len(delegated.keyids):
+                raise UploadRejected(
+                    400,
+                    "threshold_unreachable",
+                    role,
+                    f"{role} gives {name} the threshold {threshold!r} with "
+                    f"{len(delegated.keyids)} key(s): a threshold is a whole number from 1 "
+                    "to the number of keys",
+                )
+
+
+def check_bin_layout(uploaded: Mapping[str, Metadata[Any]]) -> None:
+    """Hash bins hang off one role, ``bins``, whose bins are named ``bins-…``, and number
+    no more than hosts accept (``2**bit_length`` bins: each host lists them all)."""
+    for role, metadata in uploaded.items():
+        delegations = getattr(metadata.signed, "delegations", None)
+        bins = delegations.succinct_roles if delegations is not None else None
+        if bins is None:
+            continue
+        if role != BINS_ROLE or bins.name_prefix != BINS_ROLE:
+            raise UploadRejected(
+                400,
+                "misplaced_bins",
+                role,
+                f"{role} delegates to hash bins named {_shown(bins.name_prefix)}-…; only the "
+                f"{BINS_ROLE} role delegates to hash bins, named {BINS_ROLE}-…",
+            )
+        if not is_bin_count_allowed(bins):
+            raise UploadRejected(
+                400,
+                "too_many_bins",
+                role,
+                f"{role} delegates to 2**{bins.bit_length} hash bins; bit_length must be "
+                f"from 1 to {MAX_BIT_LENGTH} (2 to {MAX_BINS} bins)",
+            )
 
 
 def check_versions_increase(
@@ -410,6 +667,58 @@ def _signers_needed(
         result.threshold,
         sorted(result.unsigned | result.signed),
     )
+
+
+def check_bins_signed_as_targets(state: RepositoryAfterUpload) -> None:
+    """Hash bins are targets split up: hosts and co-signers see a tag in a bin as signed
+    by the targets keys. So both steps of the delegation, targets -> ``bins`` and
+    ``bins`` -> the bins, list exactly the keys and threshold root gives targets (else
+    one holder of a 2-of-2 targets key could hand the bins to their key alone); ``bins``
+    signs no tag itself and is the last of targets' delegations."""
+    bins = state.get(BINS_ROLE)
+    succinct = bins_of(bins.signed) if bins is not None else None
+    if bins is None or succinct is None:
+        return
+    targets = state.get("targets")
+    delegation = bins_delegation(targets.signed) if targets is not None else None
+    if targets is None or delegation is None:
+        raise UploadRejected(
+            400,
+            "bins_not_delegated",
+            BINS_ROLE,
+            f"{BINS_ROLE} delegates to hash bins but targets does not delegate to {BINS_ROLE}",
+        )
+    expected = state.root.roles["targets"]
+    for name, role in (("targets", delegation), (BINS_ROLE, succinct)):
+        if set(role.keyids) != set(expected.keyids) or role.threshold != expected.threshold:
+            raise UploadRejected(
+                400,
+                "bins_keys_differ",
+                name,
+                f"{name} delegates the hash bins to {len(role.keyids)} key(s) with threshold "
+                f"{role.threshold}; hash bins are signed by the targets keys with the targets "
+                f"threshold (root lists {len(expected.keyids)} key(s), threshold "
+                f"{expected.threshold}): delegate to exactly those (trustkit bins lays the "
+                "bins out again)",
+            )
+    if bins.signed.targets:
+        raise UploadRejected(
+            400,
+            "bins_signs_tags",
+            BINS_ROLE,
+            f"{BINS_ROLE} signs {len(bins.signed.targets)} tag(s) itself; it only delegates "
+            "to the hash bins, which sign the tags",
+        )
+    delegations = targets.signed.delegations
+    assert delegations is not None and delegations.roles is not None  # it delegates bins
+    if list(delegations.roles)[-1] != BINS_ROLE:
+        raise UploadRejected(
+            400,
+            "bins_not_last",
+            "targets",
+            f"targets delegates to {BINS_ROLE} before other roles; TUF's lookup ends in the "
+            f"hash bins, so {BINS_ROLE} comes last",
+        )
 
 
 def check_signature_thresholds(state: RepositoryAfterUpload) -> None:
@@ -667,13 +976,20 @@ def _validate(
     check_size_limits(parts, limits)
     uploaded = check_parses_as_role(parts, limits)
     check_repository_exists(uploaded, stored)
+    check_target_names(uploaded)
+    check_delegated_role_names(uploaded)
+    check_printable_strings(uploaded)
     check_key_ids(uploaded)
+    check_one_id_per_key(uploaded)
+    check_thresholds_reachable(uploaded)
+    check_bin_layout(uploaded)
     check_versions_increase(uploaded, stored)
     root_signers, root_shortfalls = check_root_chained(uploaded, stored)
     state = RepositoryAfterUpload(uploaded, stored)
     if "root" in uploaded:
         state.valid_signers["root"] = root_signers
     state.shortfalls.extend(root_shortfalls)
+    check_bins_signed_as_targets(state)
     check_signature_thresholds(state)
     check_not_expired(uploaded, now)
     check_delegated_paths(state)

@@ -440,3 +440,17 @@ def test_new_root_that_would_orphan_the_stored_targets_is_refused(repo: HandMade
             "signed"
         ]["roles"]["targets"]["keyids"]
     )
+
+
+def test_a_version_that_is_not_a_whole_number_is_refused(repo: HandMadeRepository):
+    """JSON's true passes python-tuf's checks as version 1 of a new repository."""
+    root = repo.root()
+    root.version = True
+
+    response = repo.upload(
+        root=sign_with(root, [repo.root_key]),
+        targets=sign_with(repo.targets(), [repo.targets_key]),
+    )
+
+    assert_refused(response, 400, "malformed", "root", "True is not a whole number")
+    assert repo.stored_rows() == []

@@ -28,18 +28,23 @@ __all__ = [
     "AUTO_BINS_AT",
     "BINS_ROLE",
     "MAX_BINS",
+    "MAX_BIT_LENGTH",
     "bin_count_for",
     "bins_delegation",
     "bins_of",
     "grown_bin_count",
     "group_by_bin",
     "is_bin_name",
+    "is_bin_count_allowed",
     "lay_out_bins",
     "parse_bin_count",
 ]
 
 BINS_ROLE = "bins"
 MAX_BINS = 2**14
+# A succinct delegation names 2**bit_length bins; hosts and the server allow no more
+# than MAX_BINS of them (python-tuf allows 2**32, which no host could ever list).
+MAX_BIT_LENGTH = MAX_BINS.bit_length() - 1
 # A repository whose targets would sign more tags than this moves them into bins.
 AUTO_BINS_AT = 1024
 _BYTES_PER_TAG = 110  # a tag in a bin: name, sha256, length (compact JSON)
@@ -51,6 +56,11 @@ def parse_bin_count(count: int) -> int:
     if count < 2 or count > MAX_BINS or count & (count - 1):
         raise ValueError(f"the number of bins must be a power of two from 2 to {MAX_BINS}")
     return count.bit_length() - 1
+
+
+def is_bin_count_allowed(bins: SuccinctRoles) -> bool:
+    """Whether ``bins`` delegates to 2 to ``MAX_BINS`` hash bins."""
+    return 1 <= bins.bit_length <= MAX_BIT_LENGTH
 
 
 def bin_count_for(tags: int) -> int:

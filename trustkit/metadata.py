@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (
@@ -37,6 +43,7 @@ __all__ = [
     "file_target",
     "image_target",
     "key_id_of",
+    "key_material_of",
     "meta_for",
     "new_root",
     "new_snapshot",
@@ -123,6 +130,27 @@ def key_id_of(key: Key) -> str:
     claim any id for a key; one that differs lets a key hide behind another's id."""
     form = {"keytype": key.keytype, "scheme": key.scheme, "keyval": key.keyval}
     return hashlib.sha256(str(encode_canonical(form)).encode()).hexdigest()
+
+
+def key_material_of(key: Key) -> bytes:
+    """The public key itself (DER SubjectPublicKeyInfo), however metadata spells it.
+
+    One key has many spellings (hex in either case, PEM with other line breaks, the
+    keytype ``ecdsa`` or ``ecdsa-sha2-nistp256``), each with its own key id: a role that
+    lists two of them would count one signer twice. ValueError if it is no public key
+    cryptography can read."""
+    public = key.keyval.get("public")
+    if not isinstance(public, str):
+        raise ValueError("its keyval holds no public key")
+    try:
+        if key.keytype == "ed25519":
+            loaded: Any = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+        else:
+            loaded = load_pem_public_key(public.encode())
+        material: bytes = loaded.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    except Exception as error:  # cryptography raises ValueError or UnsupportedAlgorithm
+        raise ValueError(f"its public key does not load ({error})") from None
+    return material
 
 
 def meta_for(data: bytes, version: int) -> MetaFile:

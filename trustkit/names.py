@@ -295,3 +295,25 @@ def validate_target_name(name: str) -> str:
             hint="use a relative name such as 'charts/app-1.0.tgz' (no '..', no leading '/')",
         )
     return name
+
+
+def is_docker_tag(text: str) -> bool:
+    """Whether ``text`` is a tag in Docker's grammar (``validate_tag``'s rule, as a test)."""
+    return _TAG.fullmatch(text) is not None
+
+
+MAX_FILE_NAME_LENGTH = 255
+
+
+def is_safe_file_name(name: str) -> bool:
+    """Whether ``name`` may name a signed file: a relative POSIX path of printable
+    characters (no control, format or bidi-override character can reach a terminal), no
+    '..', '.' or empty parts, no backslash, no leading or trailing space, at most 255
+    characters."""
+    return (
+        0 < len(name) <= MAX_FILE_NAME_LENGTH
+        and name.isprintable()
+        and name == name.strip()
+        and "\\" not in name
+        and not any(part in ("", ".", "..") for part in name.split("/"))
+    )
