@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from client.policy import UNSIGNED_OK, HostPolicy, Rule
 from client.verify import TrustedRepository
+from trustkit.agent_wire import AgentDecision
 from trustkit.errors import (
     NotFoundError,
     ServerUnreachableError,
@@ -56,6 +57,28 @@ class Decision:
     notes: tuple[str, ...] = ()
     # Why it was not verified, when the policy let it through unsigned.
     unverified: TrustkitError | None = None
+
+    def to_wire(self) -> AgentDecision:
+        """The decision as the agent sends it and the CLI renders it."""
+        target = self.target
+        repository = self.repository
+        return AgentDecision(
+            requested=self.requested,
+            gun=self.reference.gun,
+            tag=target.name if target is not None else self.reference.tag,
+            image=self.image,
+            digest=self.digest,
+            local_tag=self.local_tag,
+            signer=self.signer,
+            size=target.size if target is not None else None,
+            media_type=target.media_type if target is not None else None,
+            notes=list(self.notes),
+            first_use=(
+                first_use_note(repository)
+                if repository is not None and repository.trusted_on_first_use
+                else None
+            ),
+        )
 
     @property
     def local_tag(self) -> str | None:

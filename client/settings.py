@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from trustkit import DEFAULT_SERVER
 from trustkit.expiry import ExpiryPolicy
 
-__all__ = ["ClientSettings"]
-
-DEFAULT_SERVER = "http://127.0.0.1:4443"
+__all__ = ["DEFAULT_SERVER", "ClientSettings"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trustkit import __version__
+from trustkit import DEFAULT_SERVER, __version__
 from trustkit.display import printable, printable_lines
 from trustkit.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, TrustkitError, UsageError
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from client.verify import TrustedRepository, Verifier
     from keys.keystore import Keystore
     from keys.passphrase import PassphraseSource
+    from trustkit.agent_wire import AgentDecision, AgentRefusal
 
 # Heavy modules (httpx, tuf, securesystemslib, cryptography) are imported by the
 # commands that use them, through Context, never here: `trustkit --version` and
@@ -61,6 +62,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "token_file": None,
     "ca_file": None,
     "mirror": None,
+    "no_agent": False,
 }
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
@@ -125,17 +127,33 @@ class Context:
     _passphrases: PassphraseSource | None = field(default=None, init=False, repr=False)
 
     @cached_property
-    def settings(self) -> ClientSettings:
-        from client.settings import DEFAULT_SERVER, ClientSettings
-
-        home = Path(self.env.get("TRUSTKIT_HOME") or Path.home() / ".trustkit").expanduser()
+    def server_url(self) -> str:
         # Docker Content Trust's variable too, so pipelines written for it carry over.
-        server = (
+        return (
             self.args.server
             or self.env.get("TRUSTKIT_SERVER")
             or self.env.get("DOCKER_CONTENT_TRUST_SERVER")
             or DEFAULT_SERVER
         )
+
+    @cached_property
+    def policy_path(self) -> str | None:
+        """The host policy file in force: --policy, TRUSTKIT_POLICY, else the system's."""
+        path = getattr(self.args, "policy", None) or self.env.get("TRUSTKIT_POLICY") or None
+        if path is None and SYSTEM_POLICY.exists():
+            path = str(SYSTEM_POLICY)
+        return str(Path(path).absolute()) if path else None
+
+    @property
+    def agent_timeout(self) -> float:
+        return float(self.env.get("TRUSTKIT_AGENT_TIMEOUT") or 60)
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        from client.settings import ClientSettings
+
+        home = Path(self.env.get("TRUSTKIT_HOME") or Path.home() / ".trustkit").expanduser()
+        server = self.server_url
         if not server.startswith(("http://", "https://")):
             raise UsageError(
                 f"--server '{server}' is not an http(s) URL", hint="e.g. https://notary.example.com"
@@ -252,9 +270,7 @@ class Context:
         from client.gate import Gate
         from client.policy import HostPolicy
 
-        path = self.args.policy or self.env.get("TRUSTKIT_POLICY") or None
-        if path is None and SYSTEM_POLICY.exists():
-            path = str(SYSTEM_POLICY)
+        path = self.policy_path
         policy = HostPolicy.load(Path(path)) if path else HostPolicy()
 
         def verify(gun: str, tags: list[str] | None) -> TrustedRepository:
@@ -495,39 +511,110 @@ def cmd_publish(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    """verify and resolve: the host policy's decision on one reference (the gate's)."""
-    from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
-
-    gun = parse_reference(ctx.args.reference, default_tag=DEFAULT_TAG).gun  # the bundle's
-    with _verifier(ctx, gun) as verifier:
-        decision = ctx.gate(verifier).pin(ctx.args.reference)
-    _note_first_use(ctx, decision.repository)
-    target = decision.target
-    if target is None:
-        if ctx.args.command == "verify" and decision.unverified is not None:
-            raise decision.unverified  # verify checks signatures, whatever the policy allows
-        _report(ctx, [decision])
+    """verify and resolve: the host policy's decision on one reference (the gate's),
+    from the host's agent when it runs one, else made here."""
+    verify = ctx.args.command == "verify"
+    decision = _ask_agent(ctx, ctx.args.reference, require_signed=verify)
+    if decision is None:
+        decision = _decide_here(ctx, ctx.args.reference, require_signed=verify)
+    if decision.first_use is not None:
+        ctx.out.note(f"trustkit: {decision.first_use}")
+    if decision.digest is None:
+        for note in decision.notes:
+            ctx.out.note(f"trustkit: {note}")
         ctx.out.result(
             decision.image,
-            {"repository": decision.reference.gun, "tag": decision.reference.tag,
+            {"repository": decision.gun, "tag": decision.tag,
              "digest": None, "reference": decision.image},
         )  # fmt: skip
         return EXIT_OK
-    ref = ImageReference(decision.reference.gun, target.name, None)
     data: dict[str, Any] = {
-        "repository": ref.gun,
-        "tag": target.name,
-        "digest": target.digest,
-        "size": target.size,
-        "media_type": target.media_type,
+        "repository": decision.gun,
+        "tag": decision.tag,
+        "digest": decision.digest,
+        "size": decision.size,
+        "media_type": decision.media_type,
         "reference": decision.image,
     }
-    if ctx.args.command == "verify":
+    if verify:
         offline = ctx.args.offline or ctx.args.bundle
-        data["registry_digest"] = None if offline else _registry_digest(ctx, ref, target)
-    text = decision.image if ctx.args.command == "resolve" else target.digest
-    ctx.out.result(text, data)
+        data["registry_digest"] = None if offline else _registry_digest(ctx, decision)
+    ctx.out.result(decision.image if not verify else decision.digest, data)
     return EXIT_OK
+
+
+def cmd_agent(ctx: Context) -> int:
+    from client.agent import Agent, AgentLimits, AgentSockets, FreshRepositories, run_agent
+    from client.policy import HostPolicy
+    from trustkit.agent_wire import DEFAULT_SOCKET, SOCKET_VARIABLE
+
+    args = ctx.args
+    if args.freshness < 0:
+        raise UsageError(f"--freshness {args.freshness} must be 0 or more seconds")
+    socket = Path(args.socket or ctx.env.get(SOCKET_VARIABLE) or DEFAULT_SOCKET)
+    plugin = None if args.plugin_socket == "off" else Path(args.plugin_socket)
+    docker_host = ctx.env.get("DOCKER_HOST", "")
+    docker = Path(
+        args.docker_socket
+        or (docker_host.removeprefix("unix://") if docker_host.startswith("unix://") else "")
+        or "/var/run/docker.sock"
+    )
+    policy = HostPolicy.load(Path(ctx.policy_path)) if ctx.policy_path else HostPolicy()
+    with ctx.session() as (_, verifier):
+        agent = Agent(
+            FreshRepositories(verifier, args.freshness),
+            policy,
+            ctx.policy_path,
+            ctx.server_url,
+            verifier.has_anchor,
+        )
+        sockets = AgentSockets(socket, plugin, docker, args.group)
+
+        def ready() -> None:
+            where = f"{socket}" + (f" and {plugin} (Docker authorization plugin)" if plugin else "")
+            ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}")
+
+        run_agent(agent, sockets, AgentLimits(), ready)
+    return EXIT_OK
+
+
+def _decide_here(ctx: Context, reference: str, *, require_signed: bool) -> AgentDecision:
+    from trustkit.names import DEFAULT_TAG, parse_reference
+
+    gun = parse_reference(reference, default_tag=DEFAULT_TAG).gun  # the bundle's
+    with _verifier(ctx, gun) as verifier:
+        decision = ctx.gate(verifier).pin(reference)
+    if require_signed and decision.unverified is not None:
+        raise decision.unverified  # verify checks signatures, whatever the policy allows
+    return decision.to_wire()
+
+
+def _ask_agent(ctx: Context, reference: str, *, require_signed: bool) -> AgentDecision | None:
+    """The host agent's decision, when one runs and serves this command's server and
+    policy; None to decide in-process. Costs no import of python-tuf or httpx."""
+    from trustkit.agent_wire import AgentRefusal, AgentRequest, ask, socket_path
+
+    if ctx.args.no_agent or getattr(ctx.args, "bundle", None) or ctx.args.mirror:
+        return None
+    path = socket_path(ctx.env)
+    if path is None:
+        return None
+    request = AgentRequest(reference, ctx.server_url, ctx.policy_path, require_signed)
+    answer = ask(path, request, timeout=ctx.agent_timeout)
+    if answer is None or (isinstance(answer, AgentRefusal) and answer.code == "agent_mismatch"):
+        return None
+    if isinstance(answer, AgentRefusal):
+        raise AgentRefused(answer)
+    return answer
+
+
+class AgentRefused(TrustkitError):
+    """A refusal the agent made: its words, code and exit code, as made here."""
+
+    def __init__(self, refusal: AgentRefusal) -> None:
+        super().__init__(refusal.message, hint=refusal.hint)
+        self.code = refusal.code
+        self.exit_code = refusal.exit_code
 
 
 @contextmanager
@@ -720,7 +807,7 @@ def cmd_export(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _registry_digest(ctx: Context, ref: Any, target: Any) -> str | None:
+def _registry_digest(ctx: Context, decision: AgentDecision) -> str | None:
     """What the registry serves for the tag now; a tag moved since signing is refused."""
     from trustkit.errors import (
         NotFoundError,
@@ -728,7 +815,9 @@ def _registry_digest(ctx: Context, ref: Any, target: Any) -> str | None:
         ServerUnreachableError,
         VerificationError,
     )
+    from trustkit.names import ImageReference
 
+    ref = ImageReference(decision.gun, decision.tag, None)
     registry = ctx.registry()  # a bad --registry-ca is the user's error, not a skipped check
     try:
         with registry:
@@ -740,10 +829,10 @@ def _registry_digest(ctx: Context, ref: Any, target: Any) -> str | None:
             f"registry: {error.message}"
         )
         return None
-    if str(current.digest) != target.digest:
+    if str(current.digest) != decision.digest:
         raise VerificationError(
             f"the registry now serves {ref.gun}:{ref.tag} as {current.digest}, but it is "
-            f"signed as {target.digest}",
+            f"signed as {decision.digest}",
             hint="the tag was moved after signing: pulling it by tag would get an unsigned "
             f"image. Pull the signed one with: trustkit pull {ref.gun}:{ref.tag}",
         )
@@ -1527,6 +1616,12 @@ def _parser() -> argparse.ArgumentParser:
         "of the server (env TRUSTKIT_MIRROR); writes still go to the server",
     )
     common.add_argument(
+        "--no-agent",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="decide here, not through the host's trustkit agent (as TRUSTKIT_AGENT=off)",
+    )
+    common.add_argument(
         "--ca-file",
         type=Path,
         default=argparse.SUPPRESS,
@@ -1705,6 +1800,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("reference", metavar="IMAGE[:TAG]")
     sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
+
+    sub = add(
+        "agent",
+        cmd_agent,
+        "run the host's resident verifier: trustkit commands and Docker's authorization "
+        "plugin ask it (see deploy/trustkit-agent.service)",
+        [policy],
+    )
+    sub.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="where trustkit commands ask (env TRUSTKIT_AGENT, default /run/trustkit/agent.sock)",
+    )
+    sub.add_argument(
+        "--plugin-socket",
+        metavar="PATH",
+        default="/run/docker/plugins/trustkit.sock",
+        help="where Docker asks, as authorization plugin 'trustkit' (default %(default)s; "
+        "'off': no plugin)",
+    )
+    sub.add_argument(
+        "--docker-socket",
+        metavar="PATH",
+        help="the Docker daemon's socket, to see which images it holds (default: DOCKER_HOST's "
+        "unix socket, else /var/run/docker.sock)",
+    )
+    sub.add_argument("--group", metavar="NAME", help="group that may use the sockets (0660)")
+    sub.add_argument(
+        "--freshness",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="reuse a verification this long (default %(default)s; 0: verify every decision); "
+        "expired metadata is never used",
+    )
 
     migrate = add("migrate", lambda ctx: EXIT_USAGE, "move repositories from Notary")
     migrate_commands = migrate.add_subparsers(dest="migrate_command", metavar="FROM", required=True)
