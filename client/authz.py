@@ -71,7 +71,8 @@ class AuthzRequest:
     def from_plugin(cls, document: dict[str, Any]) -> AuthzRequest:
         """The daemon's ``AuthZReq``: method, URI, and the body when it is JSON."""
         method = str(document.get("RequestMethod", "")).upper()
-        uri = urlsplit(str(document.get("RequestURI", "")))
+        # The daemon names it RequestUri (moby's pkg/authorization); accept either case.
+        uri = urlsplit(str(document.get("RequestUri") or document.get("RequestURI") or ""))
         path = _VERSION_PREFIX.sub("", unquote(uri.path)).rstrip("/") or "/"
         body = None
         raw = document.get("RequestBody")

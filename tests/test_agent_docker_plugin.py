@@ -1,0 +1,204 @@
+"""Enforcement: the agent as the Docker daemon's authorization plugin. A plain ``docker
+run`` — no trustkit on the command line — starts a signed image and nothing else: not an
+unsigned tag, not a tag moved in the registry, not an image that came from ``docker
+import``, ``commit`` or a local ``tag``. With the agent gone, the daemon refuses
+(fail closed). Driven through the real docker CLI against a real daemon and registry."""
+
+from __future__ import annotations
+
+import secrets
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent_process import AgentProcess
+from tests.docker_daemon import DockerDaemon
+from tests.harness import ServerProcess, Trustkit, gun_for, publisher_cli
+from tests.registry import RegistryProcess
+
+PLUGIN_DIR = Path("/etc/docker/plugins")
+
+
+class Enforced:
+    """A daemon that asks the agent about every request, and the agent it asks."""
+
+    def __init__(self, root: Path, server: ServerProcess, registry: RegistryProcess) -> None:
+        self.root = root
+        self.registry = registry
+        self.name = f"trustkit-test-{secrets.token_hex(4)}"
+        self.policy = root / "policy.toml"
+        self.policy.write_text(
+            textwrap.dedent(
+                f"""\
+                default = "signed"
+                [[rule]]
+                repositories = ["{registry.host}/open/**"]
+                trust = "unsigned-ok"
+                """
+            )
+        )
+        self.daemon = DockerDaemon(root / "dockerd", (self.name,))
+        self.agent = AgentProcess(
+            root / "agent" / ".trustkit",
+            server.url,
+            ("--policy", str(self.policy), "--docker-socket", str(self.daemon.socket)),
+            plugin=True,
+        )
+        self.spec = PLUGIN_DIR / f"{self.name}.spec"
+
+    def start(self) -> Enforced:
+        self.agent.start()
+        PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
+        self.spec.write_text(f"unix://{self.agent.plugin_socket}\n")
+        self.daemon.start()
+        return self
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.agent.stop()
+        self.spec.unlink(missing_ok=True)
+
+    def docker(self, *args: str) -> tuple[int, str]:
+        done = self.daemon.docker(*args, check=False)
+        return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def enforced(
+    tmp_path_factory: pytest.TempPathFactory, server: ServerProcess, registry: RegistryProcess
+) -> Iterator[Enforced]:
+    host = Enforced(tmp_path_factory.mktemp("enforced"), server, registry).start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def owner(tmp_path_factory: pytest.TempPathFactory, server: ServerProcess) -> Trustkit:
+    return publisher_cli(tmp_path_factory.mktemp("owner") / ".trustkit", server.url)
+
+
+@pytest.fixture
+def image(request: pytest.FixtureRequest, registry: RegistryProcess) -> str:
+    return f"{registry.host}/{gun_for(request.node.name).split('/', 1)[1]}"
+
+
+def _push(enforced: Enforced, reference: str, marker: str) -> str:
+    enforced.daemon.import_busybox(reference, marker)
+    return enforced.daemon.push(reference)
+
+
+def _signed_release(enforced: Enforced, owner: Trustkit, image: str, marker: str) -> str:
+    digest = _push(enforced, f"{image}:1.0", marker)
+    assert owner("init", image).code == 0
+    signed = owner("sign", f"{image}:1.0")
+    assert signed.code == 0, signed.err
+    enforced.daemon.remove_all_images()
+    return digest
+
+
+def _run(enforced: Enforced, reference: str) -> tuple[int, str]:
+    """``docker run REF cat /marker``: (0, what the container printed), or the refusal."""
+    done = enforced.daemon.docker(
+        "run", "--rm", "--network", "none", reference, "cat", "/marker", check=False
+    )
+    return done.returncode, done.stdout if done.returncode == 0 else done.stderr
+
+
+def test_plain_docker_run_starts_a_signed_image(enforced: Enforced, owner: Trustkit, image: str):
+    digest = _signed_release(enforced, owner, image, "signed release")
+
+    pulled = enforced.docker("pull", f"{image}:1.0")
+    by_tag = _run(enforced, f"{image}:1.0")
+    by_digest = _run(enforced, f"{image}@{digest}")
+
+    assert pulled[0] == 0, pulled[1]
+    assert by_tag == (0, "signed release\n")
+    assert by_digest == (0, "signed release\n")
+
+
+def test_plain_docker_run_refuses_an_unsigned_tag(enforced: Enforced, owner: Trustkit, image: str):
+    _signed_release(enforced, owner, image, "signed release")
+    _push(enforced, f"{image}:2.0", "never signed")
+    enforced.daemon.remove_all_images()
+    assert enforced.docker("pull", f"{image}:2.0")[0] == 0  # a pull runs nothing
+
+    code, output = _run(enforced, f"{image}:2.0")
+
+    assert code != 0
+    assert "authorization denied by plugin" in output
+    assert f"no signed tag 2.0 in {image}" in output
+
+
+def test_plain_docker_run_refuses_a_tag_moved_in_the_registry(
+    enforced: Enforced, owner: Trustkit, image: str
+):
+    signed = _signed_release(enforced, owner, image, "signed release")
+    moved = _push(enforced, f"{image}:1.0", "pushed over the tag")
+    enforced.daemon.remove_all_images()
+    assert enforced.docker("pull", f"{image}:1.0")[0] == 0  # gets the moved image
+
+    code, output = _run(enforced, f"{image}:1.0")
+
+    assert moved != signed
+    assert code != 0
+    assert f"is not the signed one: {image}:1.0 is signed as {signed}" in output
+    assert _run(enforced, f"{image}@{signed}") == (0, "signed release\n")
+
+
+@pytest.mark.parametrize("origin", ["import", "commit", "tag"])
+def test_images_made_on_the_host_under_a_signed_name_are_refused(
+    enforced: Enforced, owner: Trustkit, image: str, origin: str
+):
+    _signed_release(enforced, owner, image, "signed release")
+    daemon = enforced.daemon
+    if origin == "import":
+        daemon.import_busybox(f"{image}:1.0", "imported")
+    elif origin == "tag":
+        daemon.import_busybox("local/other:1", "retagged")
+        assert enforced.docker("tag", "local/other:1", f"{image}:1.0")[0] == 0
+    else:
+        assert enforced.docker("pull", f"{image}:1.0")[0] == 0
+        container = enforced.docker("create", "--network", "none", f"{image}:1.0", "true")
+        assert container[0] == 0, container[1]
+        committed = enforced.docker("commit", container[1].strip().splitlines()[-1], f"{image}:1.0")
+        assert committed[0] == 0, committed[1]
+
+    code, output = _run(enforced, f"{image}:1.0")
+
+    assert code != 0
+    assert "is not the signed one" in output
+
+
+def test_an_unsigned_ok_repository_runs_unsigned(enforced: Enforced, registry: RegistryProcess):
+    open_image = f"{registry.host}/open/tools:1"
+    _push(enforced, open_image, "anything goes here")
+
+    assert _run(enforced, open_image) == (0, "anything goes here\n")
+
+
+def test_builds_are_refused_where_images_must_be_signed(enforced: Enforced, tmp_path: Path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    code, output = enforced.docker("build", "-t", "local/built:1", str(tmp_path))
+
+    assert code != 0
+    assert "cannot be judged by trustkit" in output
+
+
+def test_with_the_agent_gone_the_daemon_refuses(enforced: Enforced, owner: Trustkit, image: str):
+    _signed_release(enforced, owner, image, "signed release")
+    assert enforced.docker("pull", f"{image}:1.0")[0] == 0
+    enforced.agent.stop()
+    try:
+        code, output = _run(enforced, f"{image}:1.0")
+    finally:
+        enforced.agent.start()
+
+    # Nothing ran: the daemon answers every request with an error while it cannot
+    # reach the plugin (even its ping), and runs again once the agent is back.
+    assert code != 0
+    assert "signed release" not in output
+    assert "500" in output or "plugin" in output.lower()
+    assert _run(enforced, f"{image}:1.0") == (0, "signed release\n")
