@@ -11,12 +11,15 @@ real server; ``docker`` is a recorder (see ``tests/test_docker_gate.py``).
 
 from __future__ import annotations
 
+import base64
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from client.docker_config import DockerConfig
 from tests.harness import ServerProcess, Trustkit, publisher_cli
 from tests.test_docker_gate import Recorder, write_recorder
 
@@ -215,3 +218,16 @@ def test_an_unsigned_image_the_policy_allows_reaches_docker_by_its_canonical_nam
     assert result.code == 0, result.err
     assert recorder.calls() == [["docker", "run", "unsigned.example.com/a/b:latest"]]
     assert "runs unverified" in result.err
+
+
+@pytest.mark.parametrize(
+    "key", ["Names.Example.com:443", "https://names.example.com:0443/v2/", "names.example.com"]
+)
+def test_docker_credentials_are_found_under_any_spelling_of_the_host(tmp_path: Path, key: str):
+    config = tmp_path / "config.json"
+    auth = base64.b64encode(b"ci:secret").decode()
+    config.write_text(json.dumps({"auths": {key: {"auth": auth}}}))
+
+    found = DockerConfig.load(config).credentials("names.example.com")
+
+    assert found is not None and (found.username, found.password) == ("ci", "secret")

@@ -6,8 +6,13 @@ would not cover, so it could fall to a weaker rule); ``**`` reaches across compo
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from server.auth import AuthFailure, authorize, make_token, token_digest, token_lookup
+from server.storage import TokenRecord
 from tests.harness import ServerProcess
 from tests.test_server_auth import _as, _token
 
@@ -48,3 +53,22 @@ def test_a_scope_is_read_under_the_canonical_repository_name(
     ci = _as(tmp_path, server, "ci", token)
 
     assert ci("init", f"registry.test/{slug}/app").code == 0
+
+
+def test_a_token_stored_before_the_glob_rule_keeps_what_it_covered_and_no_more():
+    """A lone '*' covered every repository and still does; 'team/*' now stops at one
+    component, as a host policy's does."""
+    token = make_token()
+    record = TokenRecord(
+        token_lookup(token),
+        token_digest(token),
+        "old",
+        ("admin:*", "push:registry.test/team/*"),
+        datetime.now(UTC),
+    )
+
+    assert authorize(record, token, "admin", "registry.test/any/deep/name") is record
+    assert authorize(record, token, "push", "registry.test/team/app") is record
+    narrowed = TokenRecord(record.lookup, record.digest, "old", record.scopes[1:], record.created)
+    with pytest.raises(AuthFailure):
+        authorize(narrowed, token, "push", "registry.test/team/app/evil")
