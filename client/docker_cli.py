@@ -13,7 +13,7 @@ known is refused. Nothing here runs anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trustkit.errors import UsageError
 
@@ -141,9 +141,9 @@ _HOW_TO_PIN = {
     "IMAGE@sha256:… to the docker binary directly",
     "stack": "pin every image with 'trustkit resolve IMAGE:TAG', write the pinned "
     "IMAGE@sha256:… into the stack file, then run the docker binary directly",
-    "compose": "pin every image with 'trustkit resolve IMAGE:TAG', write the pinned "
-    "IMAGE@sha256:… into the compose file (and build with 'trustkit docker build'), "
-    "then run the docker binary directly",
+    "compose": "build with 'trustkit docker build -t IMAGE', give the services those "
+    "images, and run 'trustkit docker compose up' (it pins every image), or write the "
+    "pinned images with 'trustkit compose pin' and run compose with that file",
     "bake": "build each target with 'trustkit docker build', or pin every base image with "
     "'trustkit resolve IMAGE:TAG' in the Dockerfiles and run the docker binary directly",
     "plugin": "pin the plugin with 'trustkit resolve IMAGE:TAG' and give the pinned "
@@ -202,7 +202,8 @@ _FAMILIES: dict[str, dict[str, _Entry]] = {
         **_passing("exec", "export", "images", "kill", "logs", "pause", "port", "ps"),
         **_passing("publish", "push", "restart", "start", "stats", "stop", "top"),
         **_passing("unpause", "version", "volumes", "wait"),
-        **_refusing("compose", "up", "pull", "run", "create", "build", "watch", "scale"),
+        **dict.fromkeys(("up", "pull", "run", "create"), "compose"),
+        **_refusing("compose", "build", "watch", "scale"),
         **_refusing("compose", "alpha", "bridge"),
     },
     "context": _passing(*_SHOW, "create", "export", "import", "show", "update", "use"),
@@ -532,6 +533,9 @@ class DockerCommand:
     action: str | None
     head: list[str]
     args: list[str]
+    # For ``compose``: docker's global options, and compose's own before its command.
+    docker_options: list[str] = field(default_factory=list)
+    family_options: list[str] = field(default_factory=list)
 
 
 _BUILDER_CREATE = _Grammar(
@@ -683,6 +687,12 @@ def parse_docker_command(args: Sequence[str]) -> DockerCommand:
         )
     if entry == _THROUGH:
         return DockerCommand(None, list(args), [])
+    if entry == "compose":
+        # Pinned and run with an override whatever its options: never passed through.
+        family = list(args[index + 1 : end - 1])
+        return DockerCommand(
+            "compose", list(args[:end]), list(args[end:]), list(args[:index]), family
+        )
     return _gated(entry, args, end)
 
 

@@ -653,14 +653,14 @@ def test_docker_buildx_build_forms_are_gated(
 @pytest.mark.parametrize(
     "args",
     [
-        ("compose", "up", "-d"),
-        ("compose", "-f", "c.yml", "-p", "x", "pull"),
+        ("compose", "build"),
+        ("compose", "-f", "c.yml", "-p", "x", "watch"),
         ("service", "create", "img:1"),
         ("stack", "deploy", "-c", "s.yml", "s"),
         ("buildx", "bake"),
         ("plugin", "install", "vieux/sshfs"),
     ],
-    ids=["compose-up", "compose-options-pull", "service", "stack", "bake", "plugin"],
+    ids=["compose-build", "compose-options-watch", "service", "stack", "bake", "plugin"],
 )
 def test_docker_commands_that_pull_unverifiable_images_are_refused(
     host: Trustkit, recorder: Recorder, args: tuple[str, ...]

@@ -578,6 +578,73 @@ def cmd_agent(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _compose_through_gate(ctx: Context, gate: Gate, docker: str, command: Any) -> int:
+    """``trustkit docker compose up|pull|run|create``: every image of the project pinned
+    in an override, then compose run with it."""
+    import tempfile
+
+    from client.compose import compose_command, pinned_compose_run
+    from client.gate import execute
+
+    compose = compose_command(ctx.env, docker)
+    if not ctx.env.get("TRUSTKIT_COMPOSE"):
+        compose = [docker, *command.docker_options, "compose"]
+    with tempfile.TemporaryDirectory(prefix="trustkit-compose-") as scratch:
+        run = pinned_compose_run(
+            compose,
+            command.family_options,
+            [command.head[-1], *command.args],
+            ctx.env,
+            Path.cwd(),
+            gate.pin,
+            Path(scratch),
+        )
+        _report(ctx, run.pinned.decisions)
+        return execute([run.argv], replace_process=False)
+
+
+def cmd_compose_pin(ctx: Context) -> int:
+    from client.compose import (
+        compose_command,
+        pin_project,
+        project_files,
+        read_project,
+        with_files,
+        write_override,
+    )
+
+    args = ctx.args
+    options = [flag for name in args.file or [] for flag in ("-f", name)]
+    for flag, value in (
+        ("--project-name", args.project_name),
+        ("--project-directory", args.project_directory),
+        ("--env-file", args.env_file),
+    ):
+        if value:
+            options += [flag, value]
+    for profile in args.profile or []:
+        options += ["--profile", profile]
+    files = project_files(options, ctx.env, Path.cwd())
+    compose = compose_command(ctx.env, ctx.env.get("TRUSTKIT_DOCKER") or "docker")
+    project = read_project(compose, with_files(options, files), ctx.env)
+    with ctx.session() as (_, verifier):
+        pinned = pin_project(project, ctx.gate(verifier).pin)
+    out = Path(args.output)
+    write_override(out, pinned)
+    _report(ctx, pinned.decisions)
+    names = sorted(pinned.override["services"])
+    lines = [f"pinned {len(names)} image(s) into {out}"] + [
+        f"  {name}: {pinned.override['services'][name]['image']}" for name in names
+    ]
+    run_with = " ".join(f"-f {name}" for name in [*files, str(out)])
+    lines.append(f"run with: docker compose {run_with} up")
+    ctx.out.result(
+        lines,
+        {"override": str(out), "services": pinned.override["services"], "files": files},
+    )
+    return EXIT_OK
+
+
 def _decide_here(ctx: Context, reference: str, *, require_signed: bool) -> AgentDecision:
     from trustkit.names import DEFAULT_TAG, parse_reference
 
@@ -1548,6 +1615,8 @@ def cmd_docker(ctx: Context) -> int:
             pinned, run = run_command(gate, tool, command.args, head=command.head)
             _report(ctx, [pinned])
             commands = [run]
+        elif command.action == "compose":
+            return _compose_through_gate(ctx, gate, tool.binary, command)
         elif command.action == "builder-create":
             decisions, create = builder_create_command(gate, tool, command.args, head=command.head)
             _report(ctx, decisions)
@@ -1800,6 +1869,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("reference", metavar="IMAGE[:TAG]")
     sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
+
+    compose = add("compose", lambda ctx: EXIT_USAGE, "verify and pin compose projects")
+    compose_commands = compose.add_subparsers(
+        dest="compose_command", metavar="COMMAND", required=True
+    )
+    pin = compose_commands.add_parser(
+        "pin",
+        parents=[common, policy],
+        help="verify every image: of a compose project and write them pinned to their "
+        "signed digests into an override file",
+    )
+    pin.set_defaults(handler=cmd_compose_pin)
+    pin.add_argument("-f", "--file", action="append", metavar="FILE", help="compose file(s)")
+    pin.add_argument("-p", "--project-name", metavar="NAME", help="compose project name")
+    pin.add_argument("--project-directory", metavar="DIR", help="compose project directory")
+    pin.add_argument("--env-file", metavar="FILE", help="compose environment file")
+    pin.add_argument("--profile", action="append", metavar="NAME", help="compose profile(s)")
+    pin.add_argument(
+        "-o",
+        "--output",
+        default="docker-compose.trustkit.yml",
+        metavar="FILE",
+        help="the override file to write (default %(default)s)",
+    )
 
     sub = add(
         "agent",
