@@ -242,19 +242,26 @@ def test_delegation_listing_one_key_twice_is_refused(repo: StaticRepository, hos
 # --- hash bins beyond any count ------------------------------------------------------
 
 
-def bins_of(repo: StaticRepository, bit_length: int) -> None:
-    """targets → ``bins`` → 2**BIT_LENGTH hash bins; TAG is signed in its bin."""
+def bins_of(repo: StaticRepository, bit_length: int, *, key_twice: bool = False) -> None:
+    """targets → ``bins`` → 2**BIT_LENGTH hash bins; TAG is signed in its bin. With
+    KEY_TWICE the bins' one key is listed under two key ids, threshold 2, and the bin
+    is signed once."""
     bins = delegate(repo, repo.targets, "bins", ["*"])
     signer = repo.delegated_signers["bins"]
-    succinct = SuccinctRoles([signer.public_key.keyid], 1, bit_length, "bins")
-    bins.delegations = Delegations(
-        keys={signer.public_key.keyid: signer.public_key}, succinct_roles=succinct
-    )
+    keys = {signer.public_key.keyid: signer.public_key}
+    if key_twice:
+        other, copy = twice(signer.public_key)
+        keys[other] = copy
+    succinct = SuccinctRoles(list(keys), len(keys), bit_length, "bins")
+    bins.delegations = Delegations(keys=keys, succinct_roles=succinct)
     name = succinct.get_role_for_target(TAG)
     repo.delegated[name] = bin_role = Targets(expires=IN_A_MONTH)
     repo.delegated_signers[name] = signer
     image(bin_role, repo)
     repo.release()
+    if key_twice:
+        data = signed_twice(bin_role, signer, twice(signer.public_key)[0])
+        repo.write(f"{bin_role.version}.{name}.json", data)
 
 
 def test_bins_within_the_limit_are_followed(repo: StaticRepository, host: Trustkit):
@@ -273,3 +280,10 @@ def test_bins_with_a_bit_length_of_32_are_refused_at_once(repo: StaticRepository
     result = host.process("inspect", GUN, timeout=60)
     assert result.code == 1, result.err
     assert "delegates to 2**32 hash bins" in result.err
+
+
+def test_hash_bins_listing_one_key_twice_are_refused(repo: StaticRepository, host: Trustkit):
+    bins_of(repo, 4, key_twice=True)
+    code, out, err = verify(host)
+    assert (code, out) == (1, ""), err
+    assert "lists one key twice for the role bins-*" in err
