@@ -339,6 +339,9 @@ class Registry:
             response = self._http.send(request, stream=True, follow_redirects=follow_redirects)
         except httpx.TimeoutException:
             raise self._too_slow(host, url, deadline) from None
+        if time.monotonic() > ends_at:  # redirects, each answered just in time
+            response.close()
+            raise self._too_slow(host, url, deadline)
         body = bytearray()
         try:
             for chunk in decoded_body(response, url, ends_at, deadline):
