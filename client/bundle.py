@@ -10,25 +10,35 @@ expiry and rollback against the versions this host saw last all apply.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
 import io
 import json
+import lzma
 import tarfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from tuf.api import exceptions
 from tuf.ngclient import FetcherInterface
 
-from client.verify import TrustedRepository
+from client.verify import UPDATER_CONFIG, TrustedRepository
 from keys.files import write_private_file
+from trustkit.bins import MAX_BINS
 from trustkit.errors import UsageError
 
 __all__ = ["MANIFEST", "BundleFetcher", "read_bundle", "write_bundle"]
 
 MANIFEST = "trustkit-bundle.json"
-MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024  # the file, and all it holds decompressed
+MAX_CONTENT_BYTES = MAX_BUNDLE_BYTES
+MAX_MEMBER_BYTES = UPDATER_CONFIG.targets_max_length  # the largest metadata file a host takes
+MAX_MEMBERS = 4 * MAX_BINS  # every bin, and room for every other role and root
 PREFIX = "metadata/"
 
 
@@ -68,24 +78,25 @@ def write_bundle(
 
 
 def read_bundle(path: Path, gun: str) -> dict[str, bytes]:
-    """The metadata files of a bundle for ``gun``, by name; nothing in it is trusted yet."""
+    """The metadata files of a bundle for ``gun``, by name; nothing in it is trusted yet.
+
+    The tar file (plain, gzip, bzip2 or xz) is read as a stream, and every size is
+    checked before what it sizes is read: the file, each member and all of them
+    together, decompressed. A decompression bomb is refused after at most
+    ``MAX_CONTENT_BYTES`` of it were read, a huge member before any of it is."""
     try:
         size = path.stat().st_size
         if size > MAX_BUNDLE_BYTES:
             raise UsageError(f"{path} is {size} bytes; a bundle is at most {MAX_BUNDLE_BYTES}")
-        with tarfile.open(path, mode="r:*") as tar:
-            files: dict[str, bytes] = {}
-            manifest: dict[str, object] = {}
-            for member in tar.getmembers():
-                if not member.isfile():
-                    continue
-                extracted = tar.extractfile(member)
-                data = extracted.read() if extracted is not None else b""
-                if member.name == MANIFEST:
-                    manifest = json.loads(data)
-                elif member.name.startswith(PREFIX) and "/" not in member.name[len(PREFIX) :]:
-                    files[member.name[len(PREFIX) :]] = data
-    except (OSError, tarfile.TarError, ValueError) as error:
+        with _decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            files, manifest = _members(path, tar)
+    except _TooLarge as error:
+        raise UsageError(
+            f"refusing the bundle {path}: {error}",
+            hint="a bundle written by trustkit export is far smaller: this one is broken "
+            "or hostile (a decompression bomb)",
+        ) from None
+    except (OSError, EOFError, tarfile.TarError, ValueError, lzma.LZMAError) as error:
         raise UsageError(
             f"cannot read the bundle {path}: {error}",
             hint="give a file written by: trustkit export REPO -o FILE",
@@ -95,6 +106,69 @@ def read_bundle(path: Path, gun: str) -> dict[str, bytes]:
             f"{path} is a bundle of {manifest.get('repository') or 'nothing known'}, not {gun}"
         )
     return files
+
+
+def _members(path: Path, tar: tarfile.TarFile) -> tuple[dict[str, bytes], dict[str, object]]:
+    files: dict[str, bytes] = {}
+    manifest: dict[str, object] = {}
+    for count, member in enumerate(tar, start=1):
+        if count > MAX_MEMBERS:
+            raise _TooLarge(f"it holds more than {MAX_MEMBERS} files")
+        if not member.isfile():
+            continue
+        if member.size > MAX_MEMBER_BYTES:
+            raise _TooLarge(
+                f"{member.name!r} in it is {member.size} bytes; a metadata file is at most "
+                f"{MAX_MEMBER_BYTES}"
+            )
+        extracted = tar.extractfile(member)
+        data = extracted.read(member.size) if extracted is not None else b""
+        if member.name == MANIFEST:
+            manifest = json.loads(data)
+        elif member.name.startswith(PREFIX) and "/" not in member.name[len(PREFIX) :]:
+            files[member.name[len(PREFIX) :]] = data
+    return files, manifest
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressed stream that fails once more than ``limit`` bytes came out of it."""
+
+    def __init__(self, inner: io.BufferedIOBase | BinaryIO, limit: int) -> None:
+        self._inner = inner
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        # One byte more than is left, to tell "exactly at the limit" from "beyond it".
+        data = self._inner.read(min(len(view), self._left + 1))
+        if len(data) > self._left:
+            raise _TooLarge(f"it holds more than {MAX_CONTENT_BYTES} bytes, decompressed")
+        self._left -= len(data)
+        view[: len(data)] = data
+        return len(data)
+
+
+@contextmanager
+def _decompressed(path: Path) -> Iterator[io.BufferedReader]:
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(path.open("rb"))
+        magic = raw.read(6)
+        raw.seek(0)
+        inner: io.BufferedIOBase | BinaryIO = raw
+        if magic.startswith(b"\x1f\x8b"):
+            inner = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        elif magic.startswith(b"BZh"):
+            inner = stack.enter_context(bz2.BZ2File(raw, mode="rb"))
+        elif magic.startswith(b"\xfd7zXZ\x00"):
+            inner = stack.enter_context(lzma.LZMAFile(raw, mode="rb"))
+        yield stack.enter_context(io.BufferedReader(_Bounded(inner, MAX_CONTENT_BYTES)))
 
 
 class BundleFetcher(FetcherInterface):

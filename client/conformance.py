@@ -11,9 +11,11 @@ a client through three commands; options always precede the command::
 
 Each exits 0 on success and 1 on any failure (usage errors included).
 
-The updater is built the way :class:`client.verify.Verifier` builds its own: python-tuf's
-``Updater`` over trustkit's :class:`~client.fetcher.HttpxFetcher`, with trustkit's
-``UPDATER_CONFIG`` limits, in a private (0700) metadata directory, one run at a time.
+This is trustkit's verifier, not a second one: the updater is built by
+:func:`client.verify.build_updater` (trustkit's ``UPDATER_CONFIG`` limits, every
+download checked by its metadata guard) over trustkit's
+:class:`~client.fetcher.HttpxFetcher`, and each target is decided by
+:func:`client.verify.decide_target`, the function ``trustkit verify`` decides with.
 Only the directories differ: they are given on the command line instead of derived from
 a repository's name. The trust anchor follows the ``trustkit trust pin`` semantics: the
 root given to ``init`` is the anchor (checked to be a root signed by its own keys,
@@ -48,8 +50,8 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.ngclient import FetcherInterface, Updater
 
+from client import verify
 from client.fetcher import HttpxFetcher
-from client.verify import UPDATER_CONFIG
 from keys.files import ensure_private_dir
 from trustkit.errors import NotFoundError, TrustkitError, UsageError, VerificationError
 
@@ -97,21 +99,21 @@ def build_updater(
     target_base_url: str | None = None,
     bootstrap: bytes | None = None,
 ) -> Updater:
-    """An updater built as ``Verifier._updater`` builds one, for explicit directories.
+    """The verifier's updater (:func:`client.verify.build_updater`), for explicit
+    directories, storing the trusted root as a flat ``root.json``.
 
     ``fetcher`` is trustkit's :class:`~client.fetcher.HttpxFetcher` whenever the network
     is used. ``bootstrap=None`` makes the ``root.json`` in ``metadata_dir`` the trust
     anchor, as the verifier does for a repository it already trusts.
     """
-    ensure_private_dir(metadata_dir)
-    return FlatMetadataUpdater(
-        metadata_dir=str(metadata_dir),
-        metadata_base_url=metadata_url,
-        target_dir=None if target_dir is None else str(target_dir),
-        target_base_url=target_base_url,
-        fetcher=fetcher,
-        config=UPDATER_CONFIG,
+    return verify.build_updater(
+        metadata_dir,
+        metadata_url,
+        fetcher,
         bootstrap=bootstrap,
+        target_dir=target_dir,
+        target_base_url=target_base_url,
+        updater_class=FlatMetadataUpdater,
     )
 
 
@@ -213,7 +215,7 @@ def download(
         updater.refresh()
         for target_path in target_paths:
             final = target_dir / target_filename(target_path)
-            info = updater.get_targetinfo(target_path)
+            info = verify.decide_target(updater, metadata_dir, target_path).target
             if info is None:
                 raise NotFoundError(f"no target {target_path!r} is signed in the repository")
             if updater.find_cached_target(info, str(final)) is None:

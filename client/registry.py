@@ -25,14 +25,17 @@ import ipaddress
 import json
 import re
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from tuf.api import exceptions
 
 from client.docker_config import Credentials, DockerConfig
+from client.fetcher import DEFAULT_DEADLINE, decoded_body, too_slow
 from trustkit.errors import (
     NotFoundError,
     ServerRefusedError,
@@ -90,7 +93,8 @@ class RegistrySettings:
     docker_config: Path
     insecure: frozenset[str] = frozenset()
     ca_file: Path | None = None
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds any one wait (connect, read) may take
+    deadline: float = DEFAULT_DEADLINE  # seconds a whole request may take
 
     def allows_plain_http(self, host: str) -> bool:
         return is_loopback(host) or host.lower() in self.insecure
@@ -322,11 +326,25 @@ class Registry:
     def _read(
         self, request: httpx.Request, host: str, *, follow_redirects: bool = True
     ) -> tuple[httpx.Response, bytes]:
-        """Send and read the answer, refusing one larger than any manifest may be."""
-        response = self._http.send(request, stream=True, follow_redirects=follow_redirects)
+        """Send and read the answer, refusing one larger than any manifest may be or
+        slower than the whole-request deadline (a registry dribbling bytes)."""
+        deadline = self._settings.deadline
+        ends_at = time.monotonic() + deadline
+        # No single wait (connect, each read) may outlast the whole deadline.
+        request.extensions["timeout"] = httpx.Timeout(
+            min(self._settings.timeout, deadline)
+        ).as_dict()
+        url = f"{request.url.scheme}://{request.url.netloc.decode()}{request.url.path}"
+        try:
+            response = self._http.send(request, stream=True, follow_redirects=follow_redirects)
+        except httpx.TimeoutException:
+            raise self._too_slow(host, url, deadline) from None
+        if time.monotonic() > ends_at:  # redirects, each answered just in time
+            response.close()
+            raise self._too_slow(host, url, deadline)
         body = bytearray()
         try:
-            for chunk in response.iter_bytes():
+            for chunk in decoded_body(response, url, ends_at, deadline):
                 body += chunk
                 if len(body) > MAX_MANIFEST_BYTES:
                     raise VerificationError(
@@ -334,9 +352,20 @@ class Registry:
                         "manifest may have",
                         hint="the registry or something between is sending endless data",
                     )
+        except (httpx.TimeoutException, exceptions.SlowRetrievalError):
+            raise self._too_slow(host, url, deadline) from None
+        except exceptions.DownloadError as error:
+            raise ServerUnreachableError(f"the registry {host}: {error}") from None
         finally:
             response.close()
         return response, bytes(body)
+
+    @staticmethod
+    def _too_slow(host: str, url: str, deadline: float) -> ServerUnreachableError:
+        return ServerUnreachableError(
+            f"the registry {host}: {too_slow(url, deadline)}",
+            hint="try again later; TRUSTKIT_DEADLINE sets the seconds a request may take",
+        )
 
     def _unreachable(self, host: str, error: httpx.HTTPError) -> ServerUnreachableError:
         text = str(error) or type(error).__name__
@@ -352,29 +381,53 @@ class Registry:
             self._config = DockerConfig.load(self._settings.docker_config)
         return self._config.credentials(host)
 
-    def _token(
-        self, host: str, params: dict[str, str], scope: str, credentials: Credentials | None
-    ) -> str:
-        realm = params["realm"]
+    def _checked_realm(self, host: str, realm: str) -> str:
+        """The host of the token service ``realm``, if credentials may go there: an
+        http(s) URL naming no user (``http://localhost:1@evil.example/`` is
+        evil.example), and over plain http only a loopback host or one the user marked
+        insecure (as for registries)."""
+        invalid = ServerRefusedError(
+            f"the registry {host} names an invalid token service ({realm!r})",
+            status=401,
+            error="registry_token",
+        )
         try:
-            realm_parts = urlsplit(realm)
+            parts = urlsplit(realm)
+            hostname, port = parts.hostname, parts.port
         except ValueError:
+            raise invalid from None
+        if parts.scheme not in ("http", "https") or not hostname:
+            raise invalid
+        if "@" in parts.netloc:
             raise ServerRefusedError(
-                f"the registry {host} names an invalid token service ({realm!r})",
+                f"the registry {host} names a token service with a user name in its URL "
+                f"({realm!r}); refusing to send credentials there",
                 status=401,
                 error="registry_token",
-            ) from None
-        realm_host = realm_parts.netloc
-        if realm_parts.scheme != "https" and not (
-            self._settings.allows_plain_http(host) or is_loopback(realm_host)
+                hint="a token service URL never carries credentials: the registry or "
+                "something between is misconfigured or hostile",
+            )
+        realm_host = hostname if port is None else f"{hostname}:{port}"
+        same_host = realm_host == host.lower() or hostname == urlsplit(f"//{host}").hostname
+        if parts.scheme != "https" and not (
+            is_loopback(hostname)
+            or self._settings.allows_plain_http(realm_host)
+            or (same_host and self._settings.allows_plain_http(host))
         ):
             raise ServerRefusedError(
                 f"the registry {host} sends clients to a token service over plain http "
                 f"({realm}); refusing to send credentials there",
                 status=401,
                 error="insecure_realm",
-                hint=f"if you trust this network, add --insecure-registry {host}",
+                hint=f"if you trust this network, add --insecure-registry {realm_host}",
             )
+        return realm_host
+
+    def _token(
+        self, host: str, params: dict[str, str], scope: str, credentials: Credentials | None
+    ) -> str:
+        realm = params["realm"]
+        realm_host = self._checked_realm(host, realm)
         query = {"scope": params.get("scope") or scope}
         if params.get("service"):
             query["service"] = params["service"]

@@ -8,6 +8,14 @@ data) and expiry (no freeze). Only then is a tag's digest returned.
 The trust anchor of a repository is the root this host first trusted: pinned ahead
 of time (``trustkit trust pin``) or taken on first use and recorded. A later root
 that does not chain from it is refused.
+
+One verifier: ``trustkit verify``/``resolve``/``pull``, the Docker gate and the TUF
+conformance adapter (:mod:`client.conformance`) all build their updater with
+:func:`build_updater` and decide whether a target is signed with :func:`decide_target`,
+which is python-tuf's public ``Updater.get_targetinfo`` (its pre-order walk, bounded by
+``UpdaterConfig.max_delegations``). Every metadata file the updater downloads first
+passes :class:`client.metadata_guard.GuardedFetcher`'s checks (one key under two key
+ids, absurd hash-bin counts).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,6 +35,7 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Root, Snapshot, SuccinctRoles, TargetFile, Targets
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
+from client.metadata_guard import GuardedFetcher, UnsafeMetadataError, check_metadata
 from client.settings import ClientSettings
 from keys.files import ensure_private_dir
 from trustkit.bins import BINS_ROLE, bins_of
@@ -41,18 +50,207 @@ from trustkit.errors import (
 )
 from trustkit.metadata import ImageTarget, describe_target
 
-__all__ = ["RoleStatus", "TrustedRepository", "Verifier"]
+__all__ = [
+    "MAX_DELEGATIONS",
+    "UPDATER_CONFIG",
+    "RoleStatus",
+    "TargetDecision",
+    "TrustedRepository",
+    "UnpublishedSignerError",
+    "Verifier",
+    "build_updater",
+    "decide_target",
+]
 
 _BEFORE_ANY_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 
+# How many roles one lookup may visit (python-tuf's default): a chain or fan of
+# delegations longer than this is refused, not walked.
+MAX_DELEGATIONS = 32
+
 UPDATER_CONFIG = UpdaterConfig(
     max_root_rotations=256,
+    max_delegations=MAX_DELEGATIONS,
     root_max_length=512 * 1024,
     timestamp_max_length=16 * 1024,
     snapshot_max_length=16 * 1024 * 1024,
     targets_max_length=64 * 1024 * 1024,
     app_user_agent="trustkit",
 )
+
+
+@dataclass(frozen=True)
+class TargetDecision:
+    """Whether ``name`` is signed, as the TUF client workflow decides it.
+
+    ``target`` is what python-tuf's ``get_targetinfo`` returned (None: not signed);
+    ``signer`` the role that signed it; ``visited`` every role the lookup loaded, in
+    order, as verified."""
+
+    name: str
+    target: TargetFile | None
+    signer: str | None
+    visited: dict[str, Targets]
+
+
+def build_updater(
+    metadata_dir: Path,
+    metadata_url: str,
+    fetcher: FetcherInterface,
+    *,
+    bootstrap: bytes | None,
+    target_dir: Path | None = None,
+    target_base_url: str | None = None,
+    updater_class: type[Updater] = Updater,
+) -> Updater:
+    """The one way trustkit builds python-tuf's updater: trustkit's limits
+    (``UPDATER_CONFIG``), every download checked by :class:`GuardedFetcher`, in a
+    private directory. ``bootstrap=None`` trusts the ``root.json`` already there.
+
+    ``updater_class`` only changes how the updater stores what it trusted (the
+    conformance adapter keeps a flat ``root.json``), never what it decides."""
+    ensure_private_dir(metadata_dir)
+    if bootstrap is not None:
+        check_metadata(bootstrap, "the trusted root")
+    return updater_class(
+        metadata_dir=str(metadata_dir),
+        metadata_base_url=metadata_url,
+        target_dir=None if target_dir is None else str(target_dir),
+        target_base_url=target_base_url,
+        fetcher=GuardedFetcher.around(fetcher),
+        config=UPDATER_CONFIG,
+        bootstrap=bootstrap,
+    )
+
+
+def decide_target(updater: Updater, metadata_dir: Path, name: str) -> TargetDecision:
+    """Whether the target ``name`` is signed, and by which role: the one decision
+    that ``trustkit verify``, the gate and the conformance adapter share.
+
+    python-tuf decides (``get_targetinfo``: top-level metadata refreshed, then a
+    pre-order walk of the delegations whose paths match, each role verified against
+    its delegator and snapshot, at most ``max_delegations`` roles). python-tuf names
+    no signer, so the same walk is replayed over the files the updater has just
+    persisted for the roles it visited (exactly the bytes it verified): it must reach
+    the same target, else the lookup is refused. A walk cut short by the bound is
+    refused too: a tag is never reported unsigned because its signer lies too deep.
+
+    A lookup that ends in a hash bin never published (not in snapshot) means the tag
+    is not signed: trustkit publishes no empty bins, and a bin is terminating, so
+    nothing is looked at after it. One that reaches a signer role delegated but not
+    published yet is refused (:class:`UnpublishedSignerError`), as TUF requires.
+    """
+    try:
+        target = updater.get_targetinfo(name)
+    except exceptions.RepositoryError as error:
+        if "is not part of snapshot" not in str(error):
+            raise
+        return _in_unpublished_bin(metadata_dir, name, error)
+    walk = _walk(name, lambda role: _persisted_targets(metadata_dir, role), MAX_DELEGATIONS)
+    if walk.cut_short:
+        raise UnsafeMetadataError(
+            f"looking up {name} visits more than {MAX_DELEGATIONS} delegated roles; "
+            "refusing delegations this deep or wide (the metadata is hostile or broken)"
+        )
+    if walk.target != target:
+        raise UnsafeMetadataError(
+            f"the metadata stored for {name} changed while it was being verified"
+        )
+    return TargetDecision(name, target, walk.signer, walk.visited)
+
+
+@dataclass
+class _Walk:
+    target: TargetFile | None = None
+    signer: str | None = None
+    visited: dict[str, Targets] = field(default_factory=dict)
+    cut_short: bool = False
+
+
+def _walk(name: str, load: Callable[[str], Targets | None], bound: int) -> _Walk:
+    """TUF's lookup order (python-tuf's ``_preorder_depth_first_walk``, bound included):
+    pre-order depth first through the delegations whose paths match ``name``, stopping
+    at a terminating one. ``load`` gives a role's metadata, or None for a role that
+    holds nothing here (it is skipped)."""
+    walk = _Walk()
+    to_visit = ["targets"]
+    seen: set[str] = set()
+    while len(seen) <= bound and to_visit:
+        role = to_visit.pop()
+        if role in seen:
+            continue
+        metadata = load(role)
+        if metadata is None:
+            seen.add(role)
+            continue
+        walk.visited[role] = metadata
+        found = metadata.targets.get(name)
+        if found is not None:
+            walk.target, walk.signer = found, role
+            return walk
+        seen.add(role)
+        children: list[str] = []
+        if metadata.delegations is not None:
+            for child, terminating in metadata.delegations.get_roles_for_target(name):
+                children.append(child)
+                if terminating:
+                    to_visit.clear()
+                    break
+        to_visit.extend(reversed(children))
+    walk.cut_short = bool(to_visit)
+    return walk
+
+
+def _persisted_targets(metadata_dir: Path, role: str) -> Targets:
+    path = metadata_dir / f"{quote(role, safe='')}.json"
+    data = path.read_bytes()
+    check_metadata(data, f"the stored {role}")
+    return Metadata[Targets].from_bytes(data).signed
+
+
+def _in_unpublished_bin(
+    metadata_dir: Path, name: str, error: exceptions.RepositoryError
+) -> TargetDecision:
+    """The decision when python-tuf refused a lookup that reached a role missing from
+    snapshot: not signed if that role is a hash bin, else python-tuf's refusal."""
+    snapshot = Metadata[Snapshot].from_file(str(metadata_dir / "snapshot.json")).signed
+    visited: dict[str, Targets] = {}
+
+    def load(role: str) -> Targets | None:
+        if f"{role}.json" not in snapshot.meta:
+            raise _Unpublished(role)
+        visited[role] = metadata = _persisted_targets(metadata_dir, role)
+        return metadata
+
+    try:
+        _walk(name, load, MAX_DELEGATIONS)
+    except _Unpublished as unpublished:
+        if any(
+            (bins := bins_of(metadata)) is not None and bins.is_delegated_role(unpublished.role)
+            for metadata in visited.values()
+        ):
+            return TargetDecision(name, None, None, visited)
+        raise UnpublishedSignerError(
+            unpublished.role,
+            f"the signer role {unpublished.role} is delegated but not published yet, "
+            f"and looking up {name} needs it; its key holders must publish it "
+            "(trustkit publish) or the owner remove it (trustkit signer remove)",
+        ) from None
+    raise error
+
+
+class UnpublishedSignerError(UnsafeMetadataError):
+    """A lookup reached a signer role that is delegated but not in snapshot."""
+
+    def __init__(self, role: str, message: str) -> None:
+        super().__init__(message)
+        self.role = role
+
+
+class _Unpublished(Exception):
+    def __init__(self, role: str) -> None:
+        super().__init__(role)
+        self.role = role
 
 
 @dataclass(frozen=True)
@@ -88,6 +286,8 @@ class TrustedRepository:
     snapshot_versions: dict[str, int] = field(default_factory=dict)
     snapshot: Snapshot | None = None
     bins_for: frozenset[str] | None = None
+    # The tags verified by name, as decide_target decided them.
+    decided: dict[str, TargetDecision] = field(default_factory=dict)
 
     @property
     def bins(self) -> SuccinctRoles | None:
@@ -100,31 +300,27 @@ class TrustedRepository:
         return self.bins_for is None or self.bins is None
 
     def lookup(self, name: str) -> tuple[TargetFile, str] | None:
-        """The target ``name`` and the role that signed it, in TUF's order of trust:
-        pre-order depth first through the delegations whose paths match, stopping at
-        a terminating one (python-tuf's ``get_roles_for_target`` applies both)."""
-        to_visit: list[str] = ["targets"]
-        visited: set[str] = set()
-        while to_visit:
-            role = to_visit.pop()
+        """The target ``name`` and the role that signed it, in TUF's order of trust.
+
+        A tag verified by name (``tags``) was decided by :func:`decide_target`; any
+        other name is looked up the same way (the same bounded walk) over the roles
+        loaded for a listing."""
+        decision = self.decided.get(name)
+        if decision is not None:
+            if decision.target is None or decision.signer is None:
+                return None
+            return decision.target, decision.signer
+
+        def load(role: str) -> Targets | None:
             metadata = self.targets if role == "targets" else self.delegated.get(role)
             if metadata is None and self._unloaded_bin(role, name):
                 raise RuntimeError(f"the bin {role} of {name} was not loaded")
-            if metadata is None or role in visited:
-                continue  # an unpublished signer role holds nothing
-            visited.add(role)
-            found = metadata.targets.get(name)
-            if found is not None:
-                return found, role
-            children: list[str] = []
-            if metadata.delegations is not None:
-                for child, terminating in metadata.delegations.get_roles_for_target(name):
-                    children.append(child)
-                    if terminating:
-                        to_visit.clear()
-                        break
-            to_visit.extend(reversed(children))
-        return None
+            return metadata  # None: an unpublished signer role holds nothing
+
+        walk = _walk(name, load, MAX_DELEGATIONS)
+        if walk.target is None or walk.signer is None:
+            return None
+        return walk.target, walk.signer
 
     def _unloaded_bin(self, role: str, name: str) -> bool:
         bins = self.bins
@@ -245,9 +441,12 @@ class Verifier:
     ) -> TrustedRepository:
         """Refresh and verify the metadata of ``gun``; raise on any failure.
 
-        Every top-level and signer role is verified. Of the hash bins of a repository
-        that has them, only those holding ``tags`` are (all of them when None): a host
-        looking one tag up downloads one bin.
+        With ``tags`` (what a host verifies), each tag is decided by
+        :func:`decide_target` (python-tuf's lookup, bounded), and of the hash bins of
+        a repository that has them only those holding ``tags`` are loaded: a host
+        looking one tag up downloads one bin. Every signer role is verified either way.
+
+        Without ``tags`` every role is loaded (listings, ``inspect``, key holders).
 
         ``allow_expired`` is for a key holder renewing metadata that already expired:
         every check applies (signatures, thresholds, versions, hashes) except expiry.
@@ -267,7 +466,10 @@ class Verifier:
             return self._read_trusted(gun, directory, first_use=False)
 
     def _trusted_repository(
-        self, gun: str, allow_expired: bool = False, tags: frozenset[str] | None = None
+        self,
+        gun: str,
+        allow_expired: bool = False,
+        tags: frozenset[str] | None = None,
     ) -> TrustedRepository:
         directory = self._settings.trust_dir(gun)
         first_use = not self.has_anchor(gun)
@@ -277,11 +479,14 @@ class Verifier:
             else:
                 updater = self._updater(gun, directory, None)
             if allow_expired:
-                # python-tuf has no switch for this: its trusted set compares every
-                # expiry with this reference time, so an early one passes them all.
+                # python-tuf has no switch for this (UpdaterConfig has no clock): its
+                # trusted set compares every expiry with this reference time, so an
+                # early one passes them all. Only key holders renewing use it.
                 updater._trusted_set.reference_time = _BEFORE_ANY_EXPIRY
             updater.refresh()
             trusted = self._read_trusted(gun, directory, first_use)
+            if tags is not None:
+                return self._with_decided_tags(trusted, updater, directory, tags)
             return self._with_signer_roles(trusted, updater, directory, tags)
         except exceptions.RepositoryError as error:
             if first_use:
@@ -291,6 +496,27 @@ class Verifier:
             if first_use:
                 shutil.rmtree(directory, ignore_errors=True)
             raise self._explain_download(gun, error, first_use) from None
+
+    def _with_decided_tags(
+        self,
+        trusted: TrustedRepository,
+        updater: Updater,
+        directory: Path,
+        tags: frozenset[str],
+    ) -> TrustedRepository:
+        """Each tag decided by :func:`decide_target`; and, as before, every signer
+        role verified too (a tampered role anywhere fails the repository as a whole),
+        with the hash bins of ``tags`` only."""
+        try:
+            decided = {tag: decide_target(updater, directory, tag) for tag in sorted(tags)}
+        except UnpublishedSignerError:
+            # trustkit lets an owner delegate to a signer before the signer publishes
+            # (its role holds nothing until then); python-tuf's lookup cannot step over
+            # such a role, so these tags are looked up in the loaded roles by the same
+            # bounded walk.
+            decided = {}
+        loaded = self._with_signer_roles(trusted, updater, directory, tags)
+        return replace(loaded, decided=decided)
 
     @staticmethod
     def _with_signer_roles(
@@ -307,17 +533,26 @@ class Verifier:
         delegated: dict[str, Targets] = {}
         unpublished: list[str] = []
         roles = list(trusted.roles)
-        queue: list[tuple[str, Targets]] = [("targets", trusted.targets)]
+        queue: list[tuple[str, Targets, int]] = [("targets", trusted.targets, 0)]
         while queue:
-            parent, metadata = queue.pop(0)
+            parent, metadata, depth = queue.pop(0)
             if metadata.delegations is None:
                 continue
+            if depth >= MAX_DELEGATIONS:
+                raise UnsafeMetadataError(
+                    f"the delegations of {trusted.gun} are more than {MAX_DELEGATIONS} "
+                    "roles deep; refusing them (the metadata is hostile or broken)"
+                )
             succinct = metadata.delegations.succinct_roles
             if succinct is not None:
-                wanted = (
-                    succinct.get_roles()
+                # The bins published, from snapshot (never 2**bit_length names).
+                published = (
+                    name.removesuffix(".json") for name in snapshot.meta if name.endswith(".json")
+                )
+                wanted = sorted(
+                    {name for name in published if succinct.is_delegated_role(name)}
                     if tags is None
-                    else sorted({succinct.get_role_for_target(tag) for tag in tags})
+                    else {succinct.get_role_for_target(tag) for tag in tags}
                 )
                 for name in wanted:
                     if f"{name}.json" in snapshot.meta and name not in delegated:
@@ -333,10 +568,12 @@ class Verifier:
                 if f"{name}.json" not in snapshot.meta:
                     unpublished.append(name)
                     continue
-                # python-tuf offers no public call that loads one delegated role.
+                # python-tuf offers no public call that loads one delegated role (its
+                # lookup loads only the roles one target path leads to): a listing of
+                # every tag, and a publisher's edit, need them all.
                 child = updater._load_targets(name, parent)
                 delegated[name] = child
-                queue.append((name, child))
+                queue.append((name, child, depth + 1))
                 stored = Metadata[Targets].from_file(
                     str(directory / f"{quote(name, safe='')}.json")
                 )
@@ -368,13 +605,8 @@ class Verifier:
         return self._updater(gun, directory, root_bytes)
 
     def _updater(self, gun: str, directory: Path, bootstrap: bytes | None) -> Updater:
-        ensure_private_dir(directory)
-        return Updater(
-            metadata_dir=str(directory),
-            metadata_base_url=self._settings.metadata_url(gun),
-            fetcher=self._fetcher,
-            config=UPDATER_CONFIG,
-            bootstrap=bootstrap,
+        return build_updater(
+            directory, self._settings.metadata_url(gun), self._fetcher, bootstrap=bootstrap
         )
 
     def _read_trusted(self, gun: str, directory: Path, first_use: bool) -> TrustedRepository:

@@ -126,3 +126,51 @@ def test_a_tampered_or_foreign_bundle_is_refused(server: ServerProcess, tmp_path
     garbage.write_bytes(b"not a tar file")
     unreadable = host("verify", f"{gun}:1.0", "--bundle", str(garbage))
     assert unreadable.code == 2 and "cannot read the bundle" in unreadable.err
+
+
+class _Zeros(io.RawIOBase):
+    """SIZE zero bytes, made as they are read (a bomb is cheap to make)."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._left)
+        buffer[:count] = bytes(count)
+        self._left -= count
+        return count
+
+
+def _gzipped_tar(path: Path, members: dict[str, int]) -> Path:
+    """A .tar.gz of members of zeros, name -> size: megabytes on disk at most."""
+    with tarfile.open(path, mode="w:gz", compresslevel=1) as tar:
+        for name, size in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, io.BufferedReader(_Zeros(size)))
+    return path
+
+
+def test_a_bundle_member_larger_than_any_metadata_is_refused_before_it_is_read(
+    tmp_path: Path, gun: str
+):
+    bundle = _gzipped_tar(tmp_path / "huge.tar.gz", {"metadata/1.root.json": 65 * 2**20})
+    assert bundle.stat().st_size < 2**20
+    result = _offline_host(tmp_path, "host")("verify", f"{gun}:1.0", "--bundle", str(bundle))
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    assert f"'metadata/1.root.json' in it is {65 * 2**20} bytes" in result.err
+    assert "a metadata file is at most" in result.err
+
+
+def test_a_decompression_bomb_bundle_is_refused_early(tmp_path: Path, gun: str):
+    members = {f"metadata/{n}.bins-{n:x}.json": 60 * 2**20 for n in range(9)}
+    bundle = _gzipped_tar(tmp_path / "bomb.tar.gz", members)
+    assert bundle.stat().st_size < 8 * 2**20  # 540 MiB, decompressed
+    result = _offline_host(tmp_path, "host")("verify", f"{gun}:1.0", "--bundle", str(bundle))
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    assert "holds more than 536870912 bytes, decompressed" in result.err

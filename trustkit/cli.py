@@ -207,7 +207,21 @@ class Context:
             reads = http
             if settings.mirror_url is not None:
                 reads = stack.enter_context(self._http_client(settings.mirror_url, {}))
-            yield ServerAPI(settings.server_url, http), Verifier(settings, HttpxFetcher(reads))
+            fetcher = HttpxFetcher(reads, deadline=self.deadline)
+            yield ServerAPI(settings.server_url, http), Verifier(settings, fetcher)
+
+    @cached_property
+    def deadline(self) -> float:
+        """Seconds one metadata download or registry request may take in all
+        (``TRUSTKIT_DEADLINE``, default 30): a stalled server cannot hold a host."""
+        text = self.env.get("TRUSTKIT_DEADLINE", "30")
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = 0.0
+        if not 0 < seconds <= 3600:
+            raise UsageError(f"TRUSTKIT_DEADLINE is '{text}'; give seconds, e.g. 30")
+        return seconds
 
     def _http_client(self, url: str, headers: dict[str, str]) -> httpx.Client:
         import httpx
@@ -254,6 +268,7 @@ class Context:
             docker_config=docker_dir / "config.json",
             insecure=insecure,
             ca_file=Path(ca) if ca else None,
+            deadline=self.deadline,
         )
 
     def registry(self) -> Registry:
