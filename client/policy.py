@@ -13,6 +13,9 @@ The policy is a TOML file (``--policy``, ``TRUSTKIT_POLICY`` or
     [[rule]]
     repositories = ["registry.example.com/team/**"]
     signers = ["targets"]                 # tags must be signed by one of these roles
+    root_keys = ["9f3c…", "/etc/trustkit/keys/team-root.pub"]  # key ids or PEM files
+    root_threshold = 1                    # how many of them must sign the first root
+    first_use = "refuse"                  # or "trust" (the default): a root never seen
 
 Patterns are full repository names; ``*`` matches within one path component, ``**``
 across components (the one meaning ``trustkit.names.name_matches`` gives, as in server
@@ -37,7 +40,8 @@ __all__ = ["SIGNED", "UNSIGNED_OK", "HostPolicy", "Rule"]
 SIGNED = "signed"
 UNSIGNED_OK = "unsigned-ok"
 TRUST_LEVELS = (SIGNED, UNSIGNED_OK)
-_RULE_KEYS = {"repositories", "trust", "signers"}
+_RULE_KEYS = {"repositories", "trust", "signers", "root_keys", "root_threshold", "first_use"}
+FIRST_USE = ("trust", "refuse")
 _TOP_KEYS = {"default", "rule"}
 
 
@@ -48,6 +52,13 @@ class Rule:
     patterns: tuple[str, ...]
     trust: str = SIGNED
     signers: tuple[str, ...] | None = None
+    # Trust anchors declared rather than learned: the first root a host meets must be
+    # signed by root_threshold of these keys ("id:<key id>" or "der:<public key DER,
+    # hex>"); with none, first_use says whether a root never seen before is trusted as
+    # served or refused.
+    root_keys: frozenset[str] = frozenset()
+    root_threshold: int = 1
+    first_use: str = "trust"
 
     def matches(self, gun: str) -> bool:
         """``gun`` is canonical (``parse_gun``); so are the patterns (``canonical_pattern``)."""
@@ -126,11 +137,64 @@ def _rule(raw: Any, source: str, number: int) -> Rule:
         not isinstance(signers, list) or not signers or not all(isinstance(s, str) for s in signers)
     ):
         raise _invalid(source, f"{where}: 'signers' must be a list of role names")
+    first_use = raw.get("first_use", "trust")
+    if first_use not in FIRST_USE:
+        raise _invalid(source, f"{where}: first_use '{first_use}' is not one of trust, refuse")
+    root_keys = _root_keys(raw.get("root_keys", []), source, where)
+    threshold = raw.get("root_threshold", 1)
+    if (
+        not isinstance(threshold, int)
+        or isinstance(threshold, bool)
+        or threshold < 1
+        or (root_keys and threshold > len(root_keys))
+    ):
+        raise _invalid(
+            source, f"{where}: root_threshold must be 1 to the number of root_keys, not {threshold}"
+        )
     return Rule(
         tuple(canonical),
         _trust(raw.get("trust", SIGNED), source, where),
         tuple(signers) if signers is not None else None,
+        root_keys,
+        threshold,
+        str(first_use),
     )
+
+
+def _root_keys(raw: Any, source: str, where: str) -> frozenset[str]:
+    """Key ids (64 lower-case hex) or files holding a public key in PEM."""
+    if not isinstance(raw, list) or not all(isinstance(each, str) for each in raw):
+        raise _invalid(source, f"{where}: 'root_keys' must be a list of key ids or PEM files")
+    keyids = set()
+    for each in raw:
+        if len(each) == 64 and all(c in "0123456789abcdef" for c in each):
+            keyids.add(f"id:{each}")
+            continue
+        try:
+            pem = Path(each).read_bytes()
+        except OSError as error:
+            raise _invalid(
+                source,
+                f"{where}: root key '{each}' is neither a key id nor a readable file "
+                f"({error.strerror})",
+            ) from None
+        keyids.add(f"der:{_pem_material(pem, each, source, where).hex()}")
+    return frozenset(keyids)
+
+
+def _pem_material(pem: bytes, name: str, source: str, where: str) -> bytes:
+    """The public key in ``pem`` as DER SubjectPublicKeyInfo: one spelling per key."""
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_public_key,
+    )
+
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, TypeError) as error:
+        raise _invalid(source, f"{where}: {name} holds no public key: {error}") from None
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _trust(value: Any, source: str, where: str) -> str:

@@ -377,9 +377,17 @@ class TrustedRepository:
 class Verifier:
     """Runs the TUF client workflow for one repository at a time."""
 
-    def __init__(self, settings: ClientSettings, fetcher: FetcherInterface) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        fetcher: FetcherInterface,
+        first_use: Callable[[str, bytes], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._fetcher = fetcher
+        # Called with a repository's first root before it is trusted (the host
+        # policy's declared anchors); raises to refuse.
+        self._first_use_check = first_use
 
     @contextmanager
     def _exclusive(self, gun: str) -> Iterator[None]:
@@ -601,6 +609,8 @@ class Verifier:
                 "data for it",
                 hint=f"publishers run: trustkit init {gun}",
             ) from None
+        if self._first_use_check is not None:
+            self._first_use_check(gun, root_bytes)
         ensure_private_dir(directory)
         return self._updater(gun, directory, root_bytes)
 

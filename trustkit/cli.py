@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from client.decision import Decision
     from client.gate import Gate, Tool
     from client.lifecycle import Lifecycle
+    from client.policy import HostPolicy
     from client.publisher import Publisher
     from client.registry import Registry, RegistrySettings
     from client.server_api import ServerAPI
@@ -144,6 +145,13 @@ class Context:
             path = str(SYSTEM_POLICY)
         return str(Path(path).absolute()) if path else None
 
+    @cached_property
+    def host_policy(self) -> HostPolicy:
+        from client.policy import HostPolicy
+
+        path = self.policy_path
+        return HostPolicy.load(Path(path)) if path else HostPolicy()
+
     @property
     def agent_timeout(self) -> float:
         return float(self.env.get("TRUSTKIT_AGENT_TIMEOUT") or 60)
@@ -195,6 +203,7 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[tuple[ServerAPI, Verifier]]:
+        from client.anchors import first_use_check
         from client.fetcher import HttpxFetcher
         from client.server_api import ServerAPI
         from client.verify import Verifier
@@ -208,7 +217,10 @@ class Context:
             if settings.mirror_url is not None:
                 reads = stack.enter_context(self._http_client(settings.mirror_url, {}))
             fetcher = HttpxFetcher(reads, deadline=self.deadline)
-            yield ServerAPI(settings.server_url, http), Verifier(settings, fetcher)
+            # A host policy that declares trust anchors checks every first root.
+            first_use = first_use_check(self.host_policy) if self.policy_path else None
+            verifier = Verifier(settings, fetcher, first_use)
+            yield ServerAPI(settings.server_url, http), verifier
 
     @cached_property
     def deadline(self) -> float:
@@ -283,10 +295,8 @@ class Context:
 
     def gate(self, verifier: Verifier) -> Gate:
         from client.gate import Gate
-        from client.policy import HostPolicy
 
-        path = self.policy_path
-        policy = HostPolicy.load(Path(path)) if path else HostPolicy()
+        policy = self.host_policy
 
         def verify(gun: str, tags: list[str] | None) -> TrustedRepository:
             return verifier.trusted_repository(gun, tags=tags)
@@ -560,7 +570,6 @@ def cmd_verify(ctx: Context) -> int:
 
 def cmd_agent(ctx: Context) -> int:
     from client.agent import Agent, AgentLimits, AgentSockets, FreshRepositories, run_agent
-    from client.policy import HostPolicy
     from trustkit.agent_wire import DEFAULT_SOCKET, SOCKET_VARIABLE
 
     args = ctx.args
@@ -574,7 +583,7 @@ def cmd_agent(ctx: Context) -> int:
         or (docker_host.removeprefix("unix://") if docker_host.startswith("unix://") else "")
         or "/var/run/docker.sock"
     )
-    policy = HostPolicy.load(Path(ctx.policy_path)) if ctx.policy_path else HostPolicy()
+    policy = ctx.host_policy
     with ctx.session() as (_, verifier):
         agent = Agent(
             FreshRepositories(verifier, args.freshness),
