@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
+import json
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from securesystemslib.signer import Signature
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,6 +78,12 @@ class _TrustPath:
 def _printable(text: str | None) -> str | None:
     """Text quoted from an upload, safe to encode: a lone surrogate becomes ``\\ud800``."""
     return None if text is None else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _quoted(text: object) -> str:
+    """A request-provided value as it goes into a log line: JSON-quoted, so a newline or
+    a terminal escape in it shows as ``\\n`` or ``\\u001b`` and cannot forge a line."""
+    return json.dumps(str(text))
 
 
 def _error(status: int, error: str, detail: str, role: str | None = None) -> JSONResponse:
@@ -124,7 +132,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         # A bug, not bad input: keep the details in the server log, not in the answer.
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method, _quoted(request.url.path))
         return _error(500, "internal_error", "internal server error; see the server log")
 
     metrics = Metrics()
@@ -147,7 +155,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             return gate.check(request.headers.get("authorization"), action, gun)
         except AuthFailure as failure:
-            log.info("refused %s %s: %s", request.method, gun or "-", failure.error)
+            log.info("refused %s %s: %s", request.method, _quoted(gun or "-"), failure.error)
             answer = _error(failure.status, failure.error, failure.detail)
             if failure.status == 401:
                 answer.headers["WWW-Authenticate"] = 'Bearer realm="trustkit"'
@@ -206,9 +214,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 changes = service.pending(where.gun)
             except UploadRejected as rejected:
                 return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
-            return JSONResponse(
-                {"gun": where.gun, "pending": [change.to_dict() for change in changes]}
-            )
+            listed = b",".join(change.to_json() for change in changes)
+            body = json.dumps({"gun": where.gun}).encode()[:-1] + b', "pending": [' + listed
+            return Response(body + b"]}", media_type="application/json")
         match = _METADATA_FILE.fullmatch(where.filename)
         if not match:
             return _error(404, "not_found", f"no such metadata file: {where.filename}")
@@ -261,7 +269,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             else:
                 result = await run_in_threadpool(service.publish, where.gun, parts, caller)
         except UploadRejected as rejected:
-            log.info("refused upload to %s: %s %s", where.gun, rejected.error, rejected.role)
+            log.info(
+                "refused upload to %s: %s role=%s",
+                _quoted(where.gun),
+                rejected.error,
+                _quoted(rejected.role or "-"),
+            )
             metrics.count("trustkit_refusals_total", error=rejected.error)
             return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
         metrics.count("trustkit_pending_total" if result.pending else "trustkit_publishes_total")
@@ -280,11 +293,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             return _error(404, "not_found", f"no repository {gun}")
         key = service.online_keys.make_next(gun, role)
         storage.record_change(gun, "next_key", {}, caller, f"{role} {key.keyid}")
-        log.info("made the next %s key of %s: %s", role, gun, key.keyid)
+        log.info("made the next %s key of %s: %s", role, _quoted(gun), key.keyid)
         return JSONResponse(public_key_to_dict(key))
 
     @app.delete("/v2/{path:path}")
-    def delete_repository(path: str, request: Request) -> Response:
+    async def delete_repository(path: str, request: Request) -> Response:
         where = _split(path)
         if isinstance(where, JSONResponse):
             return where
@@ -294,18 +307,31 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if isinstance(caller, JSONResponse):
             return caller
         if pending and pending["id"]:
-            try:
-                service.withdraw(where.gun, pending["id"], caller)
-            except UploadRejected as rejected:
-                return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
-            log.info("withdrew pending change %s of %s", pending["id"], where.gun)
-            return JSONResponse({"withdrawn": pending["id"]})
+            return await withdraw(request, where.gun, pending["id"], caller)
         if where.filename:
             return _error(405, "method_not_allowed", "delete /v2/{gun}/_trust/tuf/")
-        if not service.delete(where.gun, caller):
+        if not await run_in_threadpool(service.delete, where.gun, caller):
             return _error(404, "not_found", f"no repository {where.gun}")
-        log.info("deleted repository %s", where.gun)
+        log.info("deleted repository %s", _quoted(where.gun))
         return JSONResponse({"deleted": where.gun})
+
+    async def withdraw(request: Request, gun: str, change_id: str, caller: str | None) -> Response:
+        """``DELETE pending/{id}``: an admin token, or a push token and a body
+        ``{"signatures": [...]}`` signing ``withdraw_statement(gun, id)`` with a key of
+        the change's roles (see ``MetadataService.withdraw``)."""
+        proof = await _read_withdraw_proof(request)
+        if isinstance(proof, JSONResponse):
+            return proof
+        admin = gate.allows(request.headers.get("authorization"), "admin", gun)
+        try:
+            await run_in_threadpool(
+                service.withdraw, gun, change_id, caller, proof=proof, admin=admin
+            )
+        except UploadRejected as rejected:
+            log.info("refused withdrawing %s of %s: %s", change_id, _quoted(gun), rejected.error)
+            return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
+        log.info("withdrew pending change %s of %s", change_id, _quoted(gun))
+        return JSONResponse({"withdrawn": change_id})
 
     app.add_middleware(_CountRequests, metrics=metrics)  # outermost: counts every answer
     return app
@@ -421,12 +447,13 @@ def _cacheable(
     return Response(data, media_type="application/json", headers=headers)
 
 
-def _published(gun: str, result: PublishResult) -> JSONResponse:
+def _published(gun: str, result: PublishResult) -> Response:
     if result.pending is not None:
         change = result.pending
-        log.info("kept %s pending for co-signers: %s", gun, change.upload.id)
-        return JSONResponse({"gun": gun, "pending": change.to_dict()}, status_code=202)
-    log.info("published %s: %s", gun, result.versions)
+        log.info("kept %s pending for co-signers: %s", _quoted(gun), change.upload.id)
+        body = json.dumps({"gun": gun}).encode()[:-1] + b', "pending": ' + change.to_json()
+        return Response(body + b"}", status_code=202, media_type="application/json")
+    log.info("published %s: %s", _quoted(gun), result.versions)
     return JSONResponse({"gun": gun, "versions": result.versions})
 
 
@@ -534,3 +561,30 @@ async def _keep_fresh(service: MetadataService, interval: float) -> None:
         except Exception:
             log.exception("background refresh failed; will retry")
         await asyncio.sleep(interval)
+
+
+MAX_WITHDRAW_BODY = 64 * 1024  # a few signatures
+
+
+async def _read_withdraw_proof(request: Request) -> list[Signature] | JSONResponse:
+    """The signatures of a withdraw request's body (none without a body)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WITHDRAW_BODY:
+            return _error(
+                413, "too_large", f"a withdraw request holds at most {MAX_WITHDRAW_BODY} bytes"
+            )
+    if not body.strip():
+        return []
+    try:
+        signatures = json.loads(body)["signatures"]
+        if not isinstance(signatures, list) or len(signatures) > 64:
+            raise ValueError("signatures is not a list of at most 64")
+        return [Signature.from_dict(dict(signature)) for signature in signatures]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return _error(
+            400,
+            "malformed",
+            f'a withdraw request\'s body is {{"signatures": [{{"keyid": …, "sig": …}}]}}: {error}',
+        )

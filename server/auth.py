@@ -4,8 +4,9 @@ A token is a random secret shown once when it is made; the server keeps only its
 sha256 (the secret has 256 bits of entropy, so no slow hash is needed) and finds it by
 the first 16 hex digits of that hash, then compares the whole hash in constant time.
 
-A scope is ``ACTION:PATTERN``: ``pull`` (read), ``push`` (upload, approve, withdraw)
-or ``admin`` (rotate server keys, delete, read the changefeed), for repositories
+A scope is ``ACTION:PATTERN``: ``pull`` (read), ``push`` (upload, approve; withdraw
+with a key holder's signature) or ``admin`` (rotate server keys, delete, withdraw any
+pending change, read the changefeed), for repositories
 matching a shell-style pattern (``registry.example.com/team/*``, ``*``). ``admin``
 includes ``push``, which includes ``pull``.
 """
@@ -162,6 +163,14 @@ class Gatekeeper:
             return None
         token = bearer_token(header)
         return authorize(self._record(token), token, action, gun).name
+
+    def allows(self, header: str | None, action: Action, gun: str) -> bool:
+        """Whether the caller may do ``action`` on ``gun`` (``check`` without the why)."""
+        try:
+            self.check(header, action, gun)
+        except AuthFailure:
+            return False
+        return True
 
     def feed_filter(self, header: str | None) -> Callable[[str], bool]:
         """Which repositories' changefeed lines the caller may read: those its admin

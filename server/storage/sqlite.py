@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from server.storage.sql import Dialect, SQLStorage, schema
+from server.storage.sql import ADDED_COLUMNS, Dialect, SQLStorage, schema
 
 __all__ = ["SQLiteStorage"]
 
@@ -42,6 +42,10 @@ class SQLiteStorage(SQLStorage[sqlite3.Connection]):
         connection.execute("PRAGMA journal_mode=WAL")
         for statement in schema(self.dialect):
             connection.execute(statement)
+        for table, column, kind in ADDED_COLUMNS:
+            columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
