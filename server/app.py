@@ -333,6 +333,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.info("withdrew pending change %s of %s", change_id, _quoted(gun))
         return JSONResponse({"withdrawn": change_id})
 
+    app.add_middleware(_BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(_CountRequests, metrics=metrics)  # outermost: counts every answer
     return app
 
@@ -511,6 +512,64 @@ class _CountRequests:
             await send(message)
 
         await self._app(scope, receive, counting_send)
+
+
+class _BodyLimit:
+    """No request body is read past ``max_bytes``, however it is sent (a Content-Length,
+    chunked, or one that never ends): the bytes are counted as they arrive, and the
+    moment they pass the limit the caller gets 413 and the connection is closed; the
+    route reading it sees the client gone. A Content-Length over the limit is refused
+    before any of the body is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = Request(scope).headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self._max_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+        refused = False
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_bytes:
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 went instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self._app(scope, counted_receive, guarded_send)
+
+    async def _refuse(self, send: Send) -> None:
+        answer = _error(
+            413, "too_large", f"the request body is larger than {self._max_bytes} bytes"
+        )
+        answer.headers["Connection"] = "close"  # the rest of the body is never read
+        await answer({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
 
 
 async def _read_parts(
