@@ -108,7 +108,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     storage = open_storage(settings.database_url, settings.database_path)
     master_key = MasterKey.load_or_create(settings.master_key_file)
     service = MetadataService(storage, OnlineKeys(storage, master_key), settings)
-    compression = _Compression(enabled=os.environ.get(GZIP_ENV, GZIP_DEFAULT) == "1")
+    metrics = Metrics()
+    compression = _Compression(
+        enabled=os.environ.get(GZIP_ENV, GZIP_DEFAULT) == "1", metrics=metrics
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -135,7 +138,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.exception("internal error on %s %s", request.method, _quoted(request.url.path))
         return _error(500, "internal_error", "internal server error; see the server log")
 
-    metrics = Metrics()
     app.state.metrics = metrics
 
     @app.get("/_trustkit/health")
@@ -345,19 +347,27 @@ GZIP_DEFAULT = "1"
 
 
 class _Compression:
-    """gzip bodies of metadata, kept in a small LRU by the sha256 of what they compress.
+    """gzip bodies of metadata, kept by the sha256 of what they compress.
 
     Keyed by content, an entry is never stale: ``N.role.json`` never changes, and a
     role's newest version is served under its own digest until a publish replaces it.
-    So a file many hosts ask for is compressed once, not once per host.
+    So a file many hosts ask for is compressed once, not once per host — however large:
+    bodies of more than an eighth of the budget are kept apart, in a budget of their
+    own, so one huge role neither flushes the many small ones nor is compressed again
+    for every anonymous request. Requests for a body being compressed wait for it
+    rather than compress it too.
     """
 
-    def __init__(self, *, enabled: bool, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self, *, enabled: bool, max_bytes: int = 32 * 1024 * 1024, metrics: Metrics | None = None
+    ) -> None:
         self.enabled = enabled
-        self._max_bytes = max_bytes
-        self._bodies: OrderedDict[str, bytes] = OrderedDict()
-        self._size = 0
+        self._small = _ByteBudgetLRU(max_bytes)
+        self._large = _ByteBudgetLRU(2 * max_bytes)
+        self._small_at_most = max_bytes // 8
+        self._metrics = metrics
         self._lock = threading.Lock()  # routes run in a thread pool
+        self._in_progress: dict[str, threading.Lock] = {}
 
     def wanted(self, data: bytes, request: Request) -> bool:
         return (
@@ -367,22 +377,53 @@ class _Compression:
         )
 
     def compressed(self, digest: str, data: bytes) -> bytes:
+        body = self._cached(digest)
+        if body is not None:
+            return body
         with self._lock:
-            body = self._bodies.get(digest)
-            if body is not None:
-                self._bodies.move_to_end(digest)
-                return body
-        # mtime=0: the same content always compresses to the same bytes.
-        body = gzip.compress(data, compresslevel=6, mtime=0)
-        if len(body) <= self._max_bytes // 8:  # one huge role must not flush the rest
-            with self._lock:
-                if digest not in self._bodies:
-                    self._bodies[digest] = body
-                    self._size += len(body)
-                    while self._size > self._max_bytes:
-                        _, dropped = self._bodies.popitem(last=False)
-                        self._size -= len(dropped)
+            working = self._in_progress.setdefault(digest, threading.Lock())
+        with working:  # one compression per body at a time; the others wait for it
+            body = self._cached(digest)
+            if body is None:
+                # mtime=0: the same content always compresses to the same bytes.
+                body = gzip.compress(data, compresslevel=6, mtime=0)
+                if self._metrics is not None:
+                    self._metrics.count("trustkit_gzip_compressions_total")
+                with self._lock:
+                    cache = self._small if len(body) <= self._small_at_most else self._large
+                    cache.put(digest, body)
+        with self._lock:
+            self._in_progress.pop(digest, None)
         return body
+
+    def _cached(self, digest: str) -> bytes | None:
+        with self._lock:
+            return self._small.get(digest) or self._large.get(digest)
+
+
+class _ByteBudgetLRU:
+    """Bodies by key, the least recently used dropped once they pass ``max_bytes``; a
+    body larger than the whole budget is not kept. Not thread-safe on its own."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: str) -> bytes | None:
+        body = self._bodies.get(key)
+        if body is not None:
+            self._bodies.move_to_end(key)
+        return body
+
+    def put(self, key: str, body: bytes) -> None:
+        if key in self._bodies or len(body) > self._max_bytes:
+            return
+        self._bodies[key] = body
+        self._size += len(body)
+        while self._size > self._max_bytes:
+            _, dropped = self._bodies.popitem(last=False)
+            self._size -= len(dropped)
 
 
 def _accepts_gzip(accept_encoding: str | None) -> bool:
