@@ -122,7 +122,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await task
         storage.close()
 
-    app = FastAPI(title="trustkit metadata server", version=__version__, lifespan=lifespan)
+    # No /docs or /redoc: their pages load scripts from a CDN. The API description is
+    # served by a route of ours, behind read auth when reads need a token.
+    app = FastAPI(
+        title="trustkit metadata server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.service = service
 
     @app.exception_handler(StarletteHTTPException)
@@ -144,13 +153,27 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/_trustkit/metrics")
-    def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
     if settings.admin_token_file is not None:
         install_token_file(storage, settings.admin_token_file)
     gate = Gatekeeper(storage, require_auth=settings.require_auth, open_reads=settings.open_reads)
+
+    def reader(request: Request) -> JSONResponse | None:
+        """None if the caller may read what belongs to no repository; else the 401."""
+        try:
+            gate.check_reader(request.headers.get("authorization"))
+        except AuthFailure as failure:
+            answer = _error(failure.status, failure.error, failure.detail)
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="trustkit"'
+            return answer
+        return None
+
+    @app.get("/_trustkit/metrics")
+    def prometheus_metrics(request: Request) -> Response:
+        return reader(request) or Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> Response:
+        return reader(request) or JSONResponse(app.openapi())
 
     def who(request: Request, action: Action, gun: str) -> str | JSONResponse | None:
         """The caller's token name (None without auth), or the 401/403 answer."""

@@ -164,6 +164,18 @@ class Gatekeeper:
         token = bearer_token(header)
         return authorize(self._record(token), token, action, gun).name
 
+    def check_reader(self, header: str | None) -> str | None:
+        """For a read that belongs to no repository (the API description, the
+        metrics): where reads need a token, any valid token; else None."""
+        if self.reads_open:
+            return None
+        token = bearer_token(header)
+        record = self._record(token)
+        if token is None or record is None or record.revoked is not None:
+            authorize(record, token, "pull", "")  # raises the 401 that fits
+        assert record is not None
+        return record.name
+
     def allows(self, header: str | None, action: Action, gun: str) -> bool:
         """Whether the caller may do ``action`` on ``gun`` (``check`` without the why)."""
         try:
