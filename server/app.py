@@ -7,7 +7,9 @@
                                                        published, 202 kept pending
     GET    /v2/{gun}/_trust/tuf/pending                uploads waiting for co-signers
     POST   /v2/{gun}/_trust/tuf/pending/{id}           add signatures (multipart, as upload)
-    DELETE /v2/{gun}/_trust/tuf/pending/{id}           withdraw a pending upload
+    DELETE /v2/{gun}/_trust/tuf/pending/{id}           withdraw a pending upload (admin, or
+                                                       a key holder's signature: see
+                                                       ``server.publishing``)
     DELETE /v2/{gun}/_trust/tuf/                       delete the repository
     GET    /v2/_trust/changefeed?after=SEQ&limit=N     audit log (admin)
     GET    /_trustkit/health, /_trustkit/metrics       liveness; Prometheus counters
@@ -15,7 +17,10 @@
 Writes need a bearer token whose scope covers the repository (``push``; ``admin`` to
 rotate server keys or delete); reads need ``pull`` only when the server is told so.
 
-Every refusal is a JSON body ``{"error": CODE, "role": ROLE, "detail": TEXT}``.
+Every refusal is a JSON body ``{"error": CODE, "role": ROLE, "detail": TEXT}``. No
+request body is read past ``--max-upload-bytes`` (``_BodyLimit``); request-given values
+go into the log quoted. There are no /docs or /redoc pages (they load CDN scripts), and
+under read auth /openapi.json and the metrics need a token.
 
 Metadata of 1 KiB or more goes gzip-compressed to a client that accepts gzip, when
 ``TRUSTKIT_SERVER_GZIP=1`` (see ``_Compression``); smaller files (timestamp.json, the

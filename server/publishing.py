@@ -4,6 +4,22 @@ An upload that only lacks co-signers' signatures is kept pending instead: listed
 key holders, never served to hosts, published in the transaction whose approval brings
 the last signature needed, and dropped when it expires or a publish makes it stale.
 
+A pending change carries real signatures, so two rules guard it:
+
+- Withdrawing one takes an ``admin`` token, or a signature over
+  ``withdraw_statement(gun, id)`` by a key that the stored (trusted) metadata lists for
+  one of its roles — for a change of root, a root key of the current root. A push
+  token alone does not: anyone with one could otherwise drop a key ceremony in progress.
+- Content withdrawn, expired or made stale is retired (the sha256 of each role's signed
+  bytes, per repository) and never kept pending again: without that, any push-token
+  holder could re-upload the signatures collected once and revive a change its key
+  holders let go. A fresh proposal signs a new version; the same content with every
+  signature it needs still publishes.
+
+Listing pending changes is a read: what each lacks is stored with it and brought up to
+date by every write that touches pending changes, which also drops the expired and
+stale ones (a list leaves expired ones out until then).
+
 Also keeps repositories fresh: online roles are re-signed once half their lifetime is
 gone, both by the background task and lazily when a host asks for ``timestamp.json``,
 so a repository nobody touches still verifies.
