@@ -203,13 +203,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         limit = max(1, min(limit, 1000))
         entries: list[ChangeRecord] = []
         seq = max(0, min(after, 2**62))  # sequence numbers are 64-bit in storage
-        while len(entries) < limit:
+        scanned = 0
+        # A token that administers few repositories reads a sparse feed: each request
+        # scans at most MAX_FEED_SCAN lines, and ``next`` says where it stopped.
+        while len(entries) < limit and scanned < MAX_FEED_SCAN:
             batch = storage.changes(seq, limit)
             if not batch:
                 break
+            scanned += len(batch)
             seq = batch[-1].seq
             entries += [change for change in batch if allowed(change.gun)]
-        entries = entries[:limit]
+        if len(entries) > limit:
+            entries = entries[:limit]
+            seq = entries[-1].seq
         return JSONResponse(
             {
                 "entries": [
@@ -224,7 +230,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     }
                     for change in entries
                 ],
-                "next": entries[-1].seq if entries else seq,
+                "next": seq,
             }
         )
 
@@ -363,11 +369,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.info("withdrew pending change %s of %s", change_id, _quoted(gun))
         return JSONResponse({"withdrawn": change_id})
 
-    app.add_middleware(_BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        _BodyLimit, max_bytes=settings.max_upload_bytes, timeout=settings.body_timeout
+    )
     app.add_middleware(_CountRequests, metrics=metrics)  # outermost: counts every answer
     return app
 
 
+MAX_FEED_SCAN = 10_000  # changefeed lines one request reads at most
 LATEST_MAX_AGE = 5  # seconds a cache may serve a role's newest version without asking
 GZIP_MIN_BYTES = 1024  # smaller metadata (timestamp.json) is not worth compressing
 GZIP_ENV = "TRUSTKIT_SERVER_GZIP"  # "1" (default): compress; "0": never
@@ -588,11 +597,13 @@ class _BodyLimit:
     chunked, or one that never ends): the bytes are counted as they arrive, and the
     moment they pass the limit the caller gets 413 and the connection is closed; the
     route reading it sees the client gone. A Content-Length over the limit is refused
-    before any of the body is read."""
+    before any of the body is read. A body that takes longer than ``timeout`` seconds
+    to arrive, however slowly it trickles, gets 408 the same way."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self._app = app
         self._max_bytes = max_bytes
+        self._timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -600,41 +611,57 @@ class _BodyLimit:
             return
         declared = Request(scope).headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self._max_bytes):
-            await self._refuse(send)
+            await self._too_large(send)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         received = 0
-        refused = False
-        started = False
+        body_done = refused = started = False
 
         async def counted_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, body_done, refused
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_done:  # e.g. a streaming answer listening for a disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                refused = True
+                if not started:
+                    await self._too_slow(send)
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self._max_bytes:
                     refused = True
                     if not started:
-                        await self._refuse(send)
+                        await self._too_large(send)
                     return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
             if refused:
-                return  # the 413 went instead
+                return  # the refusal went instead
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         await self._app(scope, counted_receive, guarded_send)
 
-    async def _refuse(self, send: Send) -> None:
-        answer = _error(
-            413, "too_large", f"the request body is larger than {self._max_bytes} bytes"
-        )
-        answer.headers["Connection"] = "close"  # the rest of the body is never read
-        await answer({"type": "http"}, _no_body, send)
+    async def _too_large(self, send: Send) -> None:
+        detail = f"the request body is larger than {self._max_bytes} bytes"
+        await _refuse_and_close(send, _error(413, "too_large", detail))
+
+    async def _too_slow(self, send: Send) -> None:
+        detail = f"the request body did not arrive within {self._timeout:g} seconds"
+        await _refuse_and_close(send, _error(408, "request_timeout", detail))
+
+
+async def _refuse_and_close(send: Send, answer: Response) -> None:
+    answer.headers["Connection"] = "close"  # the rest of the body is never read
+    await answer({"type": "http"}, _no_body, send)
 
 
 async def _no_body() -> Message:

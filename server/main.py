@@ -101,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         f"is closed ({bounds.header_timeout:g})",
     )
     parser.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=ServerSettings.body_timeout,
+        metavar="SECONDS",
+        help="a request's body must arrive within this time, or 408 "
+        f"({ServerSettings.body_timeout:g})",
+    )
+    parser.add_argument(
         "--keep-alive-timeout",
         type=_seconds,
         default=bounds.keep_alive_timeout,
@@ -303,6 +311,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         max_upload_bytes=args.max_upload_bytes,
+        body_timeout=args.body_timeout,
         limits=Limits(
             max_role_bytes=args.max_role_bytes,
             max_roles_per_upload=args.max_roles_per_upload,

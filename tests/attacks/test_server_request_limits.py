@@ -223,3 +223,31 @@ def test_connection_bounds_are_server_options(start_server: Any):
             pass
     assert not answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert httpx.get(f"{server.url}/_trustkit/health", timeout=10).status_code == 200
+
+
+def test_a_body_dribbled_past_the_body_timeout_gets_408_and_is_cut_off(start_server: Any, gun: str):
+    server = _start(start_server, "--body-timeout", "2")
+    head = _upload_head(gun, b"Transfer-Encoding: chunked\r\n", server.token)
+    answer = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + _chunk(PREAMBLE))
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                sock.sendall(_chunk(b"x"))  # a byte every half second, for ever
+                time.sleep(0.5)
+                sock.setblocking(False)
+                try:
+                    answer += sock.recv(65536)
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+                if answer:
+                    break
+        except OSError:
+            pass  # cut off
+        assert time.monotonic() < deadline, "the server waited on a body that never came"
+    if answer:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b'"error":"request_timeout"' in answer
