@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +67,30 @@ def uvicorn_options(bounds: ConnectionLimits) -> dict[str, Any]:
 
 
 DRAIN_BYTES = 1024 * 1024  # of a body left unread by an answer, read and dropped at most
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class _StrictConnection(h11.Connection):
+    """h11 takes control characters in header values and the request target; HTTP does
+    not (RFC 9110, 5.5), and uvicorn's other parser refuses them: so do we, with the
+    400 uvicorn answers to any request it cannot parse."""
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request) and (
+            _CONTROL.search(event.target) or any(_CONTROL.search(v) for _, v in event.headers)
+        ):
+            raise h11.RemoteProtocolError("a control character in the request head", 400)
+        return event
 
 
 class GuardedH11Protocol(H11Protocol):
     _header_timer: asyncio.TimerHandle | None = None
     _draining: int | None = None  # bytes of an unread body dropped since the answer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _StrictConnection(h11.SERVER, _limits.max_header_bytes)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
