@@ -736,7 +736,10 @@ async def _read_withdraw_proof(request: Request) -> list[Signature] | JSONRespon
         signatures = json.loads(body)["signatures"]
         if not isinstance(signatures, list) or len(signatures) > 64:
             raise ValueError("signatures is not a list of at most 64")
-        return [Signature.from_dict(dict(signature)) for signature in signatures]
+        proof = [Signature.from_dict(dict(signature)) for signature in signatures]
+        if not all(isinstance(s.keyid, str) and isinstance(s.signature, str) for s in proof):
+            raise ValueError("a keyid or sig is not a string")
+        return proof
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         return _error(
             400,

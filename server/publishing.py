@@ -664,7 +664,7 @@ def _check_withdraw_proof(
         key = allowed.get(signature.keyid)
         if key is None:
             continue
-        with contextlib.suppress(UnverifiedSignatureError):
+        with contextlib.suppress(UnverifiedSignatureError, ValueError, TypeError):
             key.verify_signature(signature, statement)
             return
     what = "root" if "root" in upload.parts else ", ".join(sorted(upload.parts))

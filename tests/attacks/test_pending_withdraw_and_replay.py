@@ -111,6 +111,16 @@ def test_a_push_token_without_a_key_cannot_withdraw_a_root_rotation(
         "DELETE", url, headers=headers, json={"signatures": [signature]}, timeout=30
     )
     assert signed.status_code == 403, signed.text
+    # Nor does a body that is not signatures at all.
+    for body in (
+        {"signatures": [{"keyid": 1, "sig": 2}]},
+        {"signatures": "x"},
+        {"signatures": [{"keyid": change["needs"][0]["keyids"][0], "sig": "zz"}]},
+        [],
+    ):
+        odd = httpx.request("DELETE", url, headers=headers, json=body, timeout=30)
+        assert odd.status_code in (400, 403), odd.text
+        assert odd.json()["error"] in ("malformed", "withdraw_not_allowed")
     assert [c["id"] for c in _pending(server, gun)] == [change["id"]]
 
 
