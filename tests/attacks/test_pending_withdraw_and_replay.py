@@ -9,6 +9,7 @@ kept pending again, whoever uploads it.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -185,3 +186,19 @@ def test_a_co_signer_with_a_push_token_withdraws_and_the_change_is_proposed_agai
     assert [c["id"] for c in _pending(server, gun)] == [replacing]
     ok(bob("approve", gun, "--yes", "--json"))
     assert _pending(server, gun) == []
+
+
+def test_pending_changes_kept_by_an_older_server_are_listed_with_what_they_lack(
+    start_server: Any, gun: str, tmp_path: Path
+):
+    """A database from before pending changes stored what they lack (no ``needs``
+    column): the server adds the column, works it out once, and lists them as before."""
+    server: ServerProcess = start_server()
+    _, change = _root_rotation(server, gun, tmp_path, _token(server, "owner-ci", f"push:{gun}"))
+    server.stop()
+    with sqlite3.connect(server.database) as database:
+        database.execute("ALTER TABLE pending DROP COLUMN needs")
+    server.start()
+    [listed] = _pending(server, gun)
+    assert listed["id"] == change["id"]
+    assert listed["needs"] == change["needs"]
