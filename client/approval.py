@@ -28,6 +28,7 @@ from client.verify import TrustedRepository
 from keys.files import write_private_file
 from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import KeystoreError, ServerRefusedError, UsageError
+from trustkit.metadata import TOP_LEVEL_ROLES
 
 __all__ = [
     "ApprovalResult",
@@ -230,9 +231,27 @@ class Approver(KeyHolder):
         return ApprovalResult(change, [], dict(answer.get("versions") or {}), still)
 
     def withdraw(self, change: PendingChange) -> None:
+        """Withdraw ``change`` from the server, signed by this keystore's keys that may
+        sign it (the server takes the withdrawal from such a key holder, or from an
+        admin token)."""
         if change.id is None:
             raise UsageError("this change is not on the server; delete the file instead")
-        self._api.withdraw(change.gun, change.id)
+        records = self._local_records(self._withdrawing_keyids(change))
+        signers = [self._keystore.signer(record, self._passphrases) for record in records]
+        self._api.withdraw(change.gun, change.id, signers)
+
+    def _withdrawing_keyids(self, change: PendingChange) -> set[str]:
+        """Key ids the server may take a withdrawal of ``change`` from: those the
+        trusted metadata lists for its roles, and those it still needs."""
+        keyids = {keyid for need in change.needs for keyid in need.keyids}
+        trusted = self._verifier.trusted_repository(change.gun)
+        for role in change.roles:
+            if role in TOP_LEVEL_ROLES or role == BINS_ROLE or is_bin_name(role):
+                listed = role if role in TOP_LEVEL_ROLES else "targets"
+                keyids |= set(trusted.root.roles[listed].keyids)
+            else:
+                keyids |= _delegated_keyids(trusted.targets, role)
+        return keyids
 
     def sign(self, change: PendingChange) -> tuple[dict[str, bytes], list[str]]:
         """Add signatures of the local keys allowed to sign each role (in place);

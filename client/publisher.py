@@ -304,7 +304,7 @@ class Publisher(KeyHolder):
                 ceiling = min(2.0, 0.05 * 2**attempt)
                 time.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter only
                 continue
-            replaced = self._withdraw_replaced(gun, awaiting, pending)
+            replaced = self._withdraw_replaced(gun, awaiting, pending, signers)
             shown = role if role in changed else next(iter(changed))
             return PublishResult(
                 gun,
@@ -373,14 +373,19 @@ class Publisher(KeyHolder):
         )
 
     def _withdraw_replaced(
-        self, gun: str, awaiting: AwaitingApproval | None, pending: PendingChange | None
+        self,
+        gun: str,
+        awaiting: AwaitingApproval | None,
+        pending: PendingChange | None,
+        signers: list[Signer],
     ) -> str | None:
-        """Withdraw the earlier pending upload the new one carries the changes of; its id,
-        or None if it was gone already (published, expired or withdrawn)."""
+        """Withdraw the earlier pending upload the new one carries the changes of (signed
+        by the keys that signed both); its id, or None if it was gone already
+        (published, expired or withdrawn)."""
         if awaiting is None or (pending is not None and pending.id == awaiting.id):
             return None
         try:
-            self._api.withdraw(gun, awaiting.id)
+            self._api.withdraw(gun, awaiting.id, signers)
         except ServerRefusedError as refusal:
             if refusal.status == 404:
                 return None

@@ -7,11 +7,11 @@ updater with ``client.fetcher``. Every failure becomes a ``TrustkitError``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from securesystemslib.signer import Key
+from securesystemslib.signer import Key, Signer
 
 from trustkit.errors import (
     NotFoundError,
@@ -19,7 +19,7 @@ from trustkit.errors import (
     ServerRefusedError,
     ServerUnreachableError,
 )
-from trustkit.metadata import public_key_from_dict
+from trustkit.metadata import public_key_from_dict, withdraw_statement
 
 __all__ = ["ServerAPI"]
 
@@ -132,8 +132,17 @@ class ServerAPI:
         """Add signatures to a pending change; same answer as ``upload``."""
         return self._post_roles(self._url(gun, f"pending/{change_id}"), roles)
 
-    def withdraw(self, gun: str, change_id: str) -> None:
-        response = self._send("DELETE", self._url(gun, f"pending/{change_id}"))
+    def withdraw(self, gun: str, change_id: str, signers: Sequence[Signer] = ()) -> None:
+        """Withdraw a pending change. The server takes it from an admin token, or from a
+        push token with a signature by a key that may sign the change: each of
+        ``signers`` signs ``withdraw_statement(gun, change_id)``."""
+        statement = withdraw_statement(gun, change_id)
+        signatures = [signer.sign(statement).to_dict() for signer in signers]
+        response = self._send(
+            "DELETE",
+            self._url(gun, f"pending/{change_id}"),
+            json={"signatures": signatures} if signatures else None,
+        )
         if response.status_code != 200:
             raise self._refusal(response)
 

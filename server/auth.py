@@ -4,12 +4,13 @@ A token is a random secret shown once when it is made; the server keeps only its
 sha256 (the secret has 256 bits of entropy, so no slow hash is needed) and finds it by
 the first 16 hex digits of that hash, then compares the whole hash in constant time.
 
-A scope is ``ACTION:PATTERN``: ``pull`` (read), ``push`` (upload, approve, withdraw)
-or ``admin`` (rotate server keys, delete, read the changefeed), for repositories
-matching a name pattern, read as host policies read them (``trustkit.names.name_matches``):
-``*`` matches within one path component, ``**`` across components, so
-``registry.example.com/team/*`` covers ``registry.example.com/team/app`` but not
-``registry.example.com/team/app/sub``, and ``**`` covers every repository. ``admin``
+A scope is ``ACTION:PATTERN``: ``pull`` (read), ``push`` (upload, approve; withdraw
+with a key holder's signature) or ``admin`` (rotate server keys, delete, withdraw any
+pending change, read the changefeed), for repositories matching a name pattern, read
+as host policies read them (``trustkit.names.name_matches``): ``*`` matches within one
+path component, ``**`` across components, so ``registry.example.com/team/*`` covers
+``registry.example.com/team/app`` but not ``registry.example.com/team/app/sub``, and
+``**`` covers every repository. ``admin``
 includes ``push``, which includes ``pull``.
 """
 
@@ -190,6 +191,26 @@ class Gatekeeper:
             return None
         token = bearer_token(header)
         return authorize(self._record(token), token, action, gun).name
+
+    def check_reader(self, header: str | None) -> str | None:
+        """For a read that belongs to no repository (the API description, the
+        metrics): where reads need a token, any valid token; else None."""
+        if self.reads_open:
+            return None
+        token = bearer_token(header)
+        record = self._record(token)
+        if token is None or record is None or record.revoked is not None:
+            authorize(record, token, "pull", "")  # raises the 401 that fits
+        assert record is not None
+        return record.name
+
+    def allows(self, header: str | None, action: Action, gun: str) -> bool:
+        """Whether the caller may do ``action`` on ``gun`` (``check`` without the why)."""
+        try:
+            self.check(header, action, gun)
+        except AuthFailure:
+            return False
+        return True
 
     def feed_filter(self, header: str | None) -> Callable[[str], bool]:
         """Which repositories' changefeed lines the caller may read: those its admin

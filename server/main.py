@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.connections import ConnectionLimits, uvicorn_options
+from server.connections import configure as configure_connections
 from server.settings import ServerSettings
 from server.validation import Limits
 from trustkit import __version__
@@ -83,6 +85,44 @@ def _parser() -> argparse.ArgumentParser:
         ("--max-targets-per-role", limits.max_targets_per_role, "targets signed by one role"),
     ):
         parser.add_argument(flag, type=_positive, default=default, help=f"{text} ({default})")
+    bounds = ConnectionLimits()
+    parser.add_argument(
+        "--max-header-bytes",
+        type=_positive,
+        default=bounds.max_header_bytes,
+        help=f"bytes in a request's line and headers; more: 400 ({bounds.max_header_bytes})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=bounds.header_timeout,
+        metavar="SECONDS",
+        help="a request's line and headers must arrive within this time, or the connection "
+        f"is closed ({bounds.header_timeout:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=ServerSettings.body_timeout,
+        metavar="SECONDS",
+        help="a request's body must arrive within this time, or 408 "
+        f"({ServerSettings.body_timeout:g})",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=_seconds,
+        default=bounds.keep_alive_timeout,
+        metavar="SECONDS",
+        help=f"an idle kept-alive connection is closed after this ({bounds.keep_alive_timeout:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=bounds.max_connections,
+        metavar="N",
+        help="open connections per worker; more are closed at once, and requests past "
+        f"it get 503 ({bounds.max_connections})",
+    )
     parser.add_argument(
         "--workers",
         type=_positive,
@@ -93,6 +133,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (0 to 3600)")
+    return seconds
+
+
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    return ConnectionLimits(
+        max_header_bytes=args.max_header_bytes,
+        header_timeout=args.header_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
+    )
 
 
 def _positive(text: str) -> int:
@@ -253,6 +312,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         max_upload_bytes=args.max_upload_bytes,
+        body_timeout=args.body_timeout,
         limits=Limits(
             max_role_bytes=args.max_role_bytes,
             max_roles_per_upload=args.max_roles_per_upload,
@@ -276,11 +336,43 @@ def create_app_from_env() -> FastAPI:
         ) from None
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
+    configure_connections(connection_limits(args))
     return create_app(settings_from_args(args))
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(message)s")
+    """Every line of the server's log (uvicorn's access lines too) goes through
+    ``OneLineFormatter``: a request cannot forge a log line."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+class OneLineFormatter(logging.Formatter):
+    """One record, one line: control characters in the message (a newline or a
+    terminal escape that came in with a request: a path, a file name, a role) are
+    escaped, and a traceback's lines are each marked as its continuation."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc_info, stack_info = record.exc_info, record.stack_info
+        message = escape_controls(record.getMessage())
+        plain = logging.makeLogRecord({**record.__dict__, "msg": message, "args": None})
+        plain.exc_info = plain.exc_text = plain.stack_info = None
+        line = super().format(plain)
+        extra = []
+        if exc_info:
+            extra += self.formatException(exc_info).splitlines()
+        if stack_info:
+            extra += self.formatStack(stack_info).splitlines()
+        return "\n".join([line, *("  | " + escape_controls(text) for text in extra)])
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every unprintable character (newlines, escapes, line separators)
+    written as its Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return error.exit_code
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
+    bounds = connection_limits(args)
+    configure_connections(bounds)
     try:
         import uvicorn
 
@@ -323,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "log_level": args.log_level,
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        "log_config": None,  # uvicorn's loggers go through ours (_configure_logging)
+        **uvicorn_options(bounds),
     }
     if args.workers == 1:
         uvicorn.run(app, **served)

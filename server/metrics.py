@@ -13,6 +13,7 @@ _HELP = {
     "trustkit_publishes_total": "uploads published",
     "trustkit_pending_total": "uploads kept pending for co-signers",
     "trustkit_refusals_total": "uploads refused, by error code",
+    "trustkit_gzip_compressions_total": "metadata bodies gzip-compressed (each is then cached)",
 }
 
 

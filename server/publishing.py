@@ -4,6 +4,22 @@ An upload that only lacks co-signers' signatures is kept pending instead: listed
 key holders, never served to hosts, published in the transaction whose approval brings
 the last signature needed, and dropped when it expires or a publish makes it stale.
 
+A pending change carries real signatures, so two rules guard it:
+
+- Withdrawing one takes an ``admin`` token, or a signature over
+  ``withdraw_statement(gun, id)`` by a key that the stored (trusted) metadata lists for
+  one of its roles — for a change of root, a root key of the current root. A push
+  token alone does not: anyone with one could otherwise drop a key ceremony in progress.
+- Content withdrawn, expired or made stale is retired (the sha256 of each role's signed
+  bytes, per repository) and never kept pending again: without that, any push-token
+  holder could re-upload the signatures collected once and revive a change its key
+  holders let go. A fresh proposal signs a new version; the same content with every
+  signature it needs still publishes.
+
+Listing pending changes is a read: what each lacks is stored with it and brought up to
+date by every write that touches pending changes, which also drops the expired and
+stale ones (a list leaves expired ones out until then).
+
 Also keeps repositories fresh: online roles are re-signed once half their lifetime is
 gone, both by the background task and lazily when a host asks for ``timestamp.json``,
 so a repository nobody touches still verifies.
@@ -12,15 +28,18 @@ so a repository nobody touches still verifies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from securesystemslib.signer import Key
+from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.signer import Key, Signature
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from server.online_keys import OnlineKeys
@@ -34,13 +53,20 @@ from server.storage import (
 )
 from server.validation import (
     RepositoryAfterUpload,
-    Shortfall,
     UploadRejected,
     snapshot_held_by_server,
     validate_upload,
 )
 from trustkit.expiry import utc_now
-from trustkit.metadata import ONLINE_ROLES, meta_for, new_snapshot, new_timestamp, sign_with
+from trustkit.metadata import (
+    ONLINE_ROLES,
+    TOP_LEVEL_ROLES,
+    meta_for,
+    new_snapshot,
+    new_timestamp,
+    sign_with,
+    withdraw_statement,
+)
 
 __all__ = ["MAX_PENDING", "MetadataService", "PendingChange", "PublishResult"]
 
@@ -52,16 +78,23 @@ class PendingChange:
     """A pending upload as key holders see it: what it changes and what it lacks."""
 
     upload: PendingUpload
-    shortfalls: list[Shortfall]
+    needs: list[dict[str, Any]]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.upload.id,
-            "created": self.upload.created.isoformat(),
-            "expires": self.upload.expires.isoformat(),
-            "needs": [shortfall.to_dict() for shortfall in self.shortfalls],
-            "roles": {role: json.loads(data) for role, data in self.upload.parts.items()},
-        }
+    def to_json(self) -> bytes:
+        """The change as JSON; its roles go in as the stored bytes (valid JSON, checked
+        when uploaded), so listing changes parses none of them again."""
+        head = json.dumps(
+            {
+                "id": self.upload.id,
+                "created": self.upload.created.isoformat(),
+                "expires": self.upload.expires.isoformat(),
+                "needs": self.needs,
+            }
+        )
+        roles = b",".join(
+            json.dumps(role).encode() + b":" + data for role, data in self.upload.parts.items()
+        )
+        return head[:-1].encode() + b', "roles": {' + roles + b"}}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +138,8 @@ class MetadataService:
         """Validate an upload and publish it, or keep it pending if it lacks co-signers.
 
         A pending upload keeps only signatures that count, and one that signs what an
-        earlier pending change signs joins it rather than making another.
+        earlier pending change signs joins it rather than making another. Content once
+        withdrawn, expired or dropped is not kept pending again (a replay).
         """
         with self._conflicts_as_409(), self.storage.write(gun) as transaction:
             stored = transaction.latest()
@@ -113,12 +147,18 @@ class MetadataService:
             if not state.shortfalls:
                 versions = self._store(gun, transaction, stored, state, parts)
                 transaction.record_change("publish", versions, actor)
+                self._sweep_pending(gun, transaction)
                 return PublishResult(versions)
-            waiting = [
-                upload
-                for upload in transaction.pending()
-                if self._still_pending(gun, transaction, stored, upload)
-            ]
+            waiting = self._sweep_pending(gun, transaction, stored)
+            if transaction.is_retired(_content_digest(state.uploaded)):
+                raise UploadRejected(
+                    409,
+                    "withdrawn_content",
+                    None,
+                    f"this exact content was pending for {gun} before and was withdrawn or "
+                    "expired; it is not taken again. Propose the change afresh (publish "
+                    "again: it signs a new version) and have its co-signers sign that",
+                )
             for upload in waiting:
                 if _same_content(upload.parts, parts):
                     return self._add_signatures(
@@ -138,23 +178,27 @@ class MetadataService:
                 now,
                 now + self.settings.expiry.pending_lifetime,
                 _counted_signatures_only(parts, state),
+                _needs(state),
             )
             transaction.put_pending(upload)
             transaction.record_change("pending", _versions(state), actor, upload.id)
-            return PublishResult(pending=PendingChange(upload, state.shortfalls))
+            return PublishResult(pending=_change(upload))
 
     def pending(self, gun: str) -> list[PendingChange]:
-        """The uploads waiting for co-signers; expired and stale ones are dropped."""
-        with self.storage.write(gun) as transaction:
-            stored = transaction.latest()
-            if "root" not in stored:
-                raise UploadRejected(404, "not_found", None, f"no repository {gun}")
-            waiting = []
-            for upload in transaction.pending():
-                change = self._still_pending(gun, transaction, stored, upload)
-                if change is not None:
-                    waiting.append(change)
-            return waiting
+        """The uploads waiting for co-signers, as last written: a read, which validates
+        nothing and takes no write lock. Expired ones are left out here and dropped by
+        the next write; stale ones were dropped by the write that made them stale."""
+        if self.storage.latest(gun, "root") is None:
+            raise UploadRejected(404, "not_found", None, f"no repository {gun}")
+        uploads = self.storage.pending(gun)
+        if any(upload.needs is None for upload in uploads):
+            # Kept by a server from before pending changes carried what they lack:
+            # worked out once, here, and stored.
+            with self.storage.write(gun) as transaction:
+                self._sweep_pending(gun, transaction)
+            uploads = self.storage.pending(gun)
+        now = utc_now()
+        return [_change(upload) for upload in uploads if upload.expires > now]
 
     def approve(
         self, gun: str, upload_id: str, parts: Mapping[str, bytes], actor: str | None = None
@@ -195,10 +239,11 @@ class MetadataService:
             transaction.delete_pending(upload.id)
             versions = self._store(gun, transaction, stored, state, merged)
             transaction.record_change("publish", versions, actor, f"approved {upload.id}")
+            self._sweep_pending(gun, transaction)
             return PublishResult(versions)
         if not _adds_signatures(before, state):
             if resent:
-                return PublishResult(pending=PendingChange(upload, before.shortfalls))
+                return PublishResult(pending=_change(upload))
             raise UploadRejected(
                 400,
                 "no_new_signature",
@@ -207,17 +252,35 @@ class MetadataService:
                 "sign with a key that may sign it and has not yet",
             )
         upload = PendingUpload(
-            upload.id, upload.created, upload.expires, _counted_signatures_only(merged, state)
+            upload.id,
+            upload.created,
+            upload.expires,
+            _counted_signatures_only(merged, state),
+            _needs(state),
         )
         transaction.put_pending(upload)
         transaction.record_change("approve", _versions(state), actor, upload.id)
-        return PublishResult(pending=PendingChange(upload, state.shortfalls))
+        return PublishResult(pending=_change(upload))
 
-    def withdraw(self, gun: str, upload_id: str, actor: str | None = None) -> None:
+    def withdraw(
+        self,
+        gun: str,
+        upload_id: str,
+        actor: str | None = None,
+        *,
+        proof: Sequence[Signature] = (),
+        admin: bool = False,
+    ) -> None:
+        """Withdraw a pending change: for an ``admin`` caller, or one whose ``proof``
+        holds a signature of ``withdraw_statement(gun, upload_id)`` by a key that the
+        trusted metadata lists for a role of the change (for a change of root, a root
+        key). Its content is retired: a re-upload of it is refused."""
         with self.storage.write(gun) as transaction:
             stored = transaction.latest()
-            self._find_pending(gun, transaction, stored, upload_id)
-            transaction.delete_pending(upload_id)
+            upload = self._find_pending(gun, transaction, stored, upload_id)
+            if not admin:
+                _check_withdraw_proof(gun, upload, stored, proof)
+            self._retire(transaction, upload)
             transaction.record_change("withdraw", {}, actor, upload_id)
 
     def _validate(
@@ -270,8 +333,8 @@ class MetadataService:
         stored: Mapping[str, StoredMetadata],
         upload_id: str,
     ) -> PendingUpload:
-        for upload in transaction.pending():
-            if upload.id == upload_id and self._still_pending(gun, transaction, stored, upload):
+        for upload in self._sweep_pending(gun, transaction, stored):
+            if upload.id == upload_id:
                 return upload
         raise UploadRejected(
             404,
@@ -281,25 +344,41 @@ class MetadataService:
             f"stale by a later publish, or expired (see: trustkit approve {gun})",
         )
 
-    def _still_pending(
+    def _sweep_pending(
         self,
         gun: str,
         transaction: WriteTransaction,
-        stored: Mapping[str, StoredMetadata],
-        upload: PendingUpload,
-    ) -> PendingChange | None:
-        """The upload with what it lacks now, or None (and it is dropped) if it expired
-        or can no longer be published: a later publish took its versions, or it no
-        longer validates against what is stored."""
-        if upload.expires <= utc_now():
-            transaction.delete_pending(upload.id)
-            return None
-        try:
-            state = self._validate(gun, upload.parts, stored)
-        except UploadRejected:
-            transaction.delete_pending(upload.id)
-            return None
-        return PendingChange(upload, state.shortfalls)
+        stored: Mapping[str, StoredMetadata] | None = None,
+    ) -> list[PendingUpload]:
+        """The pending uploads that can still be published, each with what it lacks now
+        (stored again when that changed); the others are dropped and their content
+        retired: expired ones, and those a publish made stale (it took their versions,
+        or they no longer validate against what is stored). Runs in every write that
+        touches pending changes, at most ``MAX_PENDING`` validations."""
+        if stored is None:
+            stored = transaction.latest()
+        waiting: list[PendingUpload] = []
+        now = utc_now()
+        for upload in transaction.pending():
+            if upload.expires <= now:
+                self._retire(transaction, upload)
+                continue
+            try:
+                state = self._validate(gun, upload.parts, stored)
+            except UploadRejected:
+                self._retire(transaction, upload)
+                continue
+            needs = _needs(state)
+            if needs != upload.needs:
+                upload = dataclasses.replace(upload, needs=needs)
+                transaction.put_pending(upload)
+            waiting.append(upload)
+        return waiting
+
+    @staticmethod
+    def _retire(transaction: WriteTransaction, upload: PendingUpload) -> None:
+        transaction.delete_pending(upload.id)
+        transaction.retire_content(_content_digest(_parsed(upload.parts)))
 
     @staticmethod
     @contextlib.contextmanager
@@ -527,3 +606,74 @@ def _counted_signatures_only(
 
 def _versions(state: RepositoryAfterUpload) -> dict[str, int]:
     return {role: metadata.signed.version for role, metadata in state.uploaded.items()}
+
+
+def _needs(state: RepositoryAfterUpload) -> list[dict[str, Any]]:
+    return [shortfall.to_dict() for shortfall in state.shortfalls]
+
+
+def _change(upload: PendingUpload) -> PendingChange:
+    return PendingChange(upload, upload.needs or [])
+
+
+def _parsed(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]:
+    return {role: Metadata.from_bytes(data) for role, data in parts.items()}
+
+
+def _content_digest(roles: Mapping[str, Metadata[Any]]) -> str:
+    """What a pending change signs, whatever signatures it carries: the sha256 of each
+    role's signed bytes, by role. A replay with other or fewer signatures has the same."""
+    signed = {
+        role: hashlib.sha256(metadata.signed_bytes).hexdigest() for role, metadata in roles.items()
+    }
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
+
+
+def _withdrawing_keys(
+    upload: PendingUpload, stored: Mapping[str, StoredMetadata]
+) -> dict[str, Key]:
+    """The keys, listed by the stored (trusted) metadata, that may withdraw ``upload``:
+    a change of root only the root keys; any other, the keys of any of its roles (a
+    role not delegated yet, the targets keys, which delegate)."""
+    trusted = RepositoryAfterUpload({}, stored)
+    root = trusted.root
+    roles = ["root"] if "root" in upload.parts else list(upload.parts)
+    keys: dict[str, Key] = {}
+    for role in roles:
+        found = None if role in TOP_LEVEL_ROLES else trusted.delegator(role)
+        if found is None:
+            listed = role if role in TOP_LEVEL_ROLES else "targets"
+            keys.update({keyid: root.get_key(keyid) for keyid in root.roles[listed].keyids})
+            continue
+        _, parent, delegation = found
+        assert parent.delegations is not None and parent.delegations.keys is not None
+        parent_keys = parent.delegations.keys
+        keys.update({k: parent_keys[k] for k in delegation.keyids if k in parent_keys})
+    return keys
+
+
+def _check_withdraw_proof(
+    gun: str,
+    upload: PendingUpload,
+    stored: Mapping[str, StoredMetadata],
+    proof: Sequence[Signature],
+) -> None:
+    allowed = _withdrawing_keys(upload, stored)
+    statement = withdraw_statement(gun, upload.id)
+    for signature in proof:
+        key = allowed.get(signature.keyid)
+        if key is None:
+            continue
+        with contextlib.suppress(UnverifiedSignatureError, ValueError, TypeError):
+            key.verify_signature(signature, statement)
+            return
+    what = "root" if "root" in upload.parts else ", ".join(sorted(upload.parts))
+    raise UploadRejected(
+        403,
+        "withdraw_not_allowed",
+        None,
+        f"withdrawing the pending change {upload.id} of {gun} needs an admin token or a "
+        f"signature by a key that may sign its {what} (keys: "
+        f"{', '.join(sorted(k[:12] for k in allowed)) or 'none'}); run trustkit approve "
+        f"{gun} --reject where such a key is",
+    )

@@ -19,6 +19,7 @@ class ServerSettings:
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
     limits: Limits = field(default_factory=Limits)
     max_upload_bytes: int = 64 * 1024 * 1024
+    body_timeout: float = 60.0  # seconds a request body may take to arrive
     require_auth: bool = True  # writes need a token whose scope covers the repository
     open_reads: bool = True  # reads need no token (else a pull scope)
     admin_token_file: Path | None = None  # e.g. /run/secrets/trustkit_admin_token

@@ -284,3 +284,36 @@ def test_two_writes_on_one_repository_serialise(storage: Storage) -> None:
     assert seen == {"targets": 1}
     latest = storage.latest(GUN, "targets")
     assert latest is not None and (latest.version, latest.data) == (2, b"two")
+
+
+def test_pending_uploads_keep_what_they_lack_and_are_read_outside_a_transaction(
+    storage: Storage,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from server.storage import PendingUpload
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    needs = [{"role": "root", "checked_by": "root v2", "signed": ["a"], "threshold": 2}]
+    upload = PendingUpload("0123456789abcdef", now, now + timedelta(days=7), {"root": b"{}"}, needs)
+    with storage.write(GUN) as transaction:
+        transaction.put_pending(upload)
+    [read] = storage.pending(GUN)
+    assert (read.id, read.parts, read.needs) == (upload.id, upload.parts, needs)
+    assert read.expires == upload.expires
+    assert storage.pending("registry.test/other") == []
+
+
+def test_retired_content_is_remembered_per_repository_and_outlives_deletion(
+    storage: Storage,
+) -> None:
+    with storage.write(GUN) as transaction:
+        transaction.put("root", 1, b"root")
+        transaction.retire_content("digest-1")
+        assert transaction.is_retired("digest-1")
+    storage.delete_repository(GUN)
+    with storage.write(GUN) as transaction:
+        assert transaction.is_retired("digest-1")
+        assert not transaction.is_retired("digest-2")
+    with storage.write("registry.test/other") as transaction:
+        assert not transaction.is_retired("digest-1")

@@ -52,6 +52,7 @@ __all__ = [
     "public_key_from_dict",
     "public_key_to_dict",
     "sign_with",
+    "withdraw_statement",
 ]
 
 TOP_LEVEL_ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -182,3 +183,11 @@ def sign_with(signed: Any, signers: Iterable[Signer]) -> bytes:
     for signer in signers:
         metadata.sign(signer, append=True)
     return metadata.to_bytes(COMPACT_JSON)
+
+
+def withdraw_statement(gun: str, pending_id: str) -> bytes:
+    """What a key holder signs to withdraw a pending change from the server: canonical
+    JSON naming the act, the repository and the change, so that the signature serves
+    for nothing else."""
+    statement = {"_type": "trustkit-withdraw", "gun": gun, "pending": pending_id}
+    return str(encode_canonical(statement)).encode()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "ChangeRecord",
@@ -94,12 +95,17 @@ class OnlineKeyRecord:
 
 @dataclass(frozen=True)
 class PendingUpload:
-    """An upload waiting for co-signers: never served to hosts, dropped when it expires."""
+    """An upload waiting for co-signers: never served to hosts, dropped when it expires.
+
+    ``needs`` is what it lacks, as validation found it when it was last written (a write
+    to the repository brings it up to date), so listing pending changes validates
+    nothing; None for a change stored before the server kept it."""
 
     id: str
     created: datetime
     expires: datetime
     parts: dict[str, bytes]
+    needs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,14 @@ class WriteTransaction(ABC):
     def delete_pending(self, upload_id: str) -> None: ...
 
     @abstractmethod
+    def retire_content(self, digest: str) -> None:
+        """Remember that content (``digest`` of a pending change's signed roles) was
+        withdrawn, expired or dropped, so that a re-upload of it is refused."""
+
+    @abstractmethod
+    def is_retired(self, digest: str) -> bool: ...
+
+    @abstractmethod
     def record_change(
         self, action: str, versions: dict[str, int], actor: str | None, detail: str | None = None
     ) -> None:
@@ -169,6 +183,11 @@ class Storage(ABC):
 
     @abstractmethod
     def version(self, gun: str, role: str, version: int) -> StoredMetadata | None: ...
+
+    @abstractmethod
+    def pending(self, gun: str) -> list[PendingUpload]:
+        """Every pending upload of ``gun``, oldest first (expired ones too), read
+        outside any write transaction."""
 
     @abstractmethod
     def write(self, gun: str) -> AbstractContextManager[WriteTransaction]:

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import errors
 from psycopg.rows import TupleRow
 
-from server.storage.sql import Dialect, SQLStorage, schema
+from server.storage.sql import ADDED_COLUMNS, Dialect, SQLStorage, schema
 
 __all__ = ["PostgresStorage"]
 
@@ -75,6 +75,8 @@ class PostgresStorage(SQLStorage[_Connection]):
             connection.execute(_SCHEMA_LOCK, (_CHANGEFEED_SPACE,))
             for statement in schema(self.dialect):
                 connection.execute(statement)
+            for table, column, kind in ADDED_COLUMNS:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     def _connection(self) -> _Connection:
         connection: _Connection | None = getattr(self._local, "connection", None)

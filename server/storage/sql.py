@@ -33,7 +33,7 @@ from server.storage.base import (
     WriteTransaction,
 )
 
-__all__ = ["Connection", "Cursor", "Dialect", "SQLStorage", "schema"]
+__all__ = ["ADDED_COLUMNS", "Connection", "Cursor", "Dialect", "SQLStorage", "schema"]
 
 
 class Cursor(Protocol):
@@ -99,6 +99,12 @@ _SCHEMA = [
     parts TEXT NOT NULL,
     PRIMARY KEY (gun, id)
 )""",
+    """CREATE TABLE IF NOT EXISTS retired_pending (
+    gun TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    retired {time} NOT NULL,
+    PRIMARY KEY (gun, digest)
+)""",
     """CREATE TABLE IF NOT EXISTS changefeed (
     seq {serial},
     time {time} NOT NULL,
@@ -125,12 +131,20 @@ def schema(dialect: Dialect) -> list[str]:
     return [statement.format_map(dialect.types) for statement in _SCHEMA]
 
 
+# Columns added to tables after their first release: (table, column, type). An engine
+# adds each one that an older database lacks (``SQLStorage._add_missing_columns``).
+ADDED_COLUMNS = [("pending", "needs", "TEXT")]
+
+
 _KEY_COLUMNS = "(gun, role, keyid, public, sealed, created) VALUES (?, ?, ?, ?, ?, ?)"
 _REPLACE_KEY = (
     " ON CONFLICT (gun, role) DO UPDATE SET keyid = EXCLUDED.keyid, "
     "public = EXCLUDED.public, sealed = EXCLUDED.sealed, created = EXCLUDED.created"
 )
 _SELECT_TOKENS = "SELECT lookup, digest, name, scopes, created, revoked FROM tokens"
+_SELECT_PENDING = (
+    "SELECT id, created, expires, parts, needs FROM pending WHERE gun = ? ORDER BY created, id"
+)
 
 
 def _key_values(record: OnlineKeyRecord) -> tuple[str, str, bytes]:
@@ -202,35 +216,45 @@ class _Transaction(WriteTransaction, Generic[C]):
         return record
 
     def pending(self) -> list[PendingUpload]:
-        load_time = self._storage.dialect.load_time
-        rows = self._execute(
-            "SELECT id, created, expires, parts FROM pending WHERE gun = ? ORDER BY created, id",
-            (self._gun,),
-        ).fetchall()
-        return [
-            PendingUpload(
-                upload_id,
-                load_time(created),
-                load_time(expires),
-                {role: base64.b64decode(text) for role, text in json.loads(parts).items()},
-            )
-            for upload_id, created, expires, parts in rows
-        ]
+        rows = self._execute(_SELECT_PENDING, (self._gun,)).fetchall()
+        return [self._storage._pending_from(row) for row in rows]
 
     def put_pending(self, upload: PendingUpload) -> None:
         store_time = self._storage.dialect.store_time
         parts = json.dumps(
             {role: base64.b64encode(data).decode() for role, data in upload.parts.items()}
         )
+        needs = json.dumps(upload.needs) if upload.needs is not None else None
         self._execute(
-            "INSERT INTO pending (gun, id, created, expires, parts) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO pending (gun, id, created, expires, parts, needs) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (gun, id) DO UPDATE SET created = EXCLUDED.created, "
-            "expires = EXCLUDED.expires, parts = EXCLUDED.parts",
-            (self._gun, upload.id, store_time(upload.created), store_time(upload.expires), parts),
+            "expires = EXCLUDED.expires, parts = EXCLUDED.parts, needs = EXCLUDED.needs",
+            (
+                self._gun,
+                upload.id,
+                store_time(upload.created),
+                store_time(upload.expires),
+                parts,
+                needs,
+            ),
         )
 
     def delete_pending(self, upload_id: str) -> None:
         self._execute("DELETE FROM pending WHERE gun = ? AND id = ?", (self._gun, upload_id))
+
+    def retire_content(self, digest: str) -> None:
+        self._execute(
+            "INSERT INTO retired_pending (gun, digest, retired) VALUES (?, ?, ?) "
+            "ON CONFLICT (gun, digest) DO NOTHING",
+            (self._gun, digest, self._storage._now()),
+        )
+
+    def is_retired(self, digest: str) -> bool:
+        row = self._execute(
+            "SELECT 1 FROM retired_pending WHERE gun = ? AND digest = ?", (self._gun, digest)
+        ).fetchone()
+        return row is not None
 
     def record_change(
         self, action: str, versions: dict[str, int], actor: str | None, detail: str | None = None
@@ -262,6 +286,20 @@ class SQLStorage(Storage, Generic[C]):
 
     def _now(self) -> Any:
         return self.dialect.store_time(datetime.now(UTC))
+
+    def _pending_from(self, row: Sequence[Any]) -> PendingUpload:
+        upload_id, created, expires, parts, needs = row
+        return PendingUpload(
+            upload_id,
+            self.dialect.load_time(created),
+            self.dialect.load_time(expires),
+            {role: base64.b64decode(text) for role, text in json.loads(parts).items()},
+            json.loads(needs) if needs is not None else None,
+        )
+
+    def pending(self, gun: str) -> list[PendingUpload]:
+        rows = self._execute(_SELECT_PENDING, (gun,)).fetchall()
+        return [self._pending_from(row) for row in rows]
 
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> Cursor:
         return self._connection().execute(self.dialect.sql(statement), params)
@@ -313,6 +351,8 @@ class SQLStorage(Storage, Generic[C]):
             deleted = connection.execute(
                 self.dialect.sql("DELETE FROM metadata WHERE gun = ?"), (gun,)
             ).rowcount
+            # retired_pending stays: a repository made again with the same keys must
+            # still refuse a replay of what was withdrawn from the first one.
             for table in ("online_keys", "next_online_keys", "pending"):
                 connection.execute(
                     self.dialect.sql(f"DELETE FROM {table} WHERE gun = ?"),  # noqa: S608 - ours
