@@ -309,7 +309,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "refused upload to %s: %s role=%s",
                 _quoted(where.gun),
                 rejected.error,
-                _quoted(rejected.role or "-"),
+                # Already escaped where the refusal was made (the role name is shown
+                # to a terminal too); quoting it again would double every backslash.
+                rejected.role or "-",
             )
             metrics.count("trustkit_refusals_total", error=rejected.error)
             return _error(rejected.status, rejected.error, rejected.detail, rejected.role)
