@@ -24,6 +24,16 @@ from trustkit.metadata import public_key_from_dict, withdraw_statement
 __all__ = ["ServerAPI"]
 
 
+# What to do about the refusals a user can mend on their side.
+_REFUSAL_HINTS = {
+    "unauthorized": "give a token this server made (TRUSTKIT_TOKEN or --token-file); tokens "
+    "live in one server database: 'trustkit-server token list --data-dir DIR' on the "
+    "server shows them",
+    "forbidden": "the token's scope does not cover this: ask the server's operator for a "
+    "token with that scope (server keys and deletions need admin:…)",
+}
+
+
 class ServerAPI:
     def __init__(self, server_url: str, http: httpx.Client) -> None:
         self.server_url = server_url.rstrip("/")
@@ -59,7 +69,12 @@ class ServerAPI:
         except (ValueError, AttributeError):
             error, detail = "http_error", response.text[:200]
         kind = PublishConflictError if response.status_code == 409 else ServerRefusedError
-        return kind(f"the server refused: {detail}", status=response.status_code, error=error)
+        return kind(
+            f"the server refused: {detail}",
+            status=response.status_code,
+            error=error,
+            hint=_REFUSAL_HINTS.get(error),
+        )
 
     def public_key(self, gun: str, role: str) -> Key:
         """The server's public key for an online role (created on first request)."""

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trustkit-server",
         description="The trustkit metadata server (embedded SQLite by default).",
+        epilog="other commands: 'trustkit-server token create|list|revoke|generate' (access "
+        "tokens) and 'trustkit-server export --to DIR' (a static mirror); each takes --help",
     )
     parser.add_argument("--version", action="version", version=f"trustkit-server {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -260,8 +262,16 @@ def token_command(argv: Sequence[str]) -> int:
         print(make_token())
         return 0
     data_dir: Path = args.data_dir.expanduser()
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    storage = open_storage(args.database, data_dir / "trustkit.db")
+    database = data_dir / "trustkit.db"
+    if args.database is None and not database.is_file():
+        # A token in a database no server reads is a token that never works.
+        raise UsageError(
+            f"no server database in {data_dir}",
+            hint="give the server's --data-dir (or TRUSTKIT_SERVER_DATA); the server makes "
+            "its database when it first starts",
+        )
+    where = "the PostgreSQL database" if args.database else str(database)
+    storage = open_storage(args.database, database)
     try:
         if args.action == "create":
             scopes = tuple(str(parse_scope(scope)) for scope in args.scope)
@@ -276,7 +286,7 @@ def token_command(argv: Sequence[str]) -> int:
                 raise UsageError(str(error), hint=f"revoke it first: token revoke {name}") from None
             print(token)
             print(
-                f"made the token {name} ({', '.join(scopes)}); it is shown only now",
+                f"made the token {name} ({', '.join(scopes)}) in {where}; it is shown only now",
                 file=sys.stderr,
             )
         elif args.action == "list":

@@ -306,3 +306,45 @@ def test_metrics_count_requests_publishes_and_refusals_without_naming_anything(
     assert lines['trustkit_refusals_total{error="server_signed_role"}'] == "1"
     assert int(lines['trustkit_http_requests_total{method="POST",status="200"}']) == 2
     assert gun not in text and "registry.test" not in text
+
+
+def test_token_create_refuses_a_data_dir_with_no_server_database(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "token", "create", "--name", "ci", "--scope",
+         "push:registry.test/**", "--data-dir", str(tmp_path / "not-the-server")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no token that no server would ever accept
+    assert f"no server database in {tmp_path / 'not-the-server'}" in done.stderr
+    assert "give the server's --data-dir" in done.stderr
+    assert not (tmp_path / "not-the-server").exists()
+
+
+def test_a_token_says_which_database_it_went_into_and_a_stranger_token_gets_a_hint(
+    server: ServerProcess, tmp_path: Path, gun: str
+):
+    made = subprocess.run(
+        [sys.executable, "-m", "server", "token", "create", "--name", "where", "--scope",
+         "push:registry.test/**", "--data-dir", str(server.data_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    stranger = _as(tmp_path, server, "stranger", "tkt_not_made_by_this_server")
+
+    refused = stranger("init", gun)
+
+    assert made.returncode == 0, made.stderr
+    assert f"in {server.data_dir / 'trustkit.db'}" in made.stderr
+    assert refused.code == 1
+    assert "the bearer token is not valid" in refused.err
+    assert "trustkit-server token list --data-dir" in refused.err
+
+
+def test_server_help_names_the_token_and_export_commands():
+    shown = subprocess.run(
+        [sys.executable, "-m", "server", "--help"], capture_output=True, text=True, check=True
+    )
+
+    assert "trustkit-server token create|list|revoke|generate" in shown.stdout
+    assert "trustkit-server export --to DIR" in shown.stdout
