@@ -274,6 +274,13 @@ def _dockerfile_path(build: BuildArgs) -> Path:
 # --- running ---------------------------------------------------------------------------
 
 
+def _missing_tool_hint(binary: str) -> str:
+    name = Path(binary).name
+    if name == "docker" or binary != name:
+        return "install Docker, or set TRUSTKIT_DOCKER to the docker binary"
+    return f"install {name}, or choose another tool with --via docker|podman|skopeo"
+
+
 def execute(commands: Sequence[Sequence[str]], *, replace_process: bool) -> int:
     """Run each command in turn, stopping at the first failure; the last may ``exec``."""
     for number, command in enumerate(commands, 1):
@@ -286,8 +293,7 @@ def execute(commands: Sequence[Sequence[str]], *, replace_process: bool) -> int:
             completed = subprocess.run(list(command), check=False)
         except FileNotFoundError:
             raise UsageError(
-                f"{command[0]} is not installed or not on PATH",
-                hint="install it, set TRUSTKIT_DOCKER to the docker binary, or use --via",
+                f"{command[0]} is not installed or not on PATH", hint=_missing_tool_hint(command[0])
             ) from None
         except OSError as error:
             raise UsageError(f"cannot run {command[0]}: {error.strerror}") from None

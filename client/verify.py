@@ -607,7 +607,9 @@ class Verifier:
             raise NotFoundError(
                 f"{gun} is not signed: the server {self._settings.server_url} has no trust "
                 "data for it",
-                hint=f"publishers run: trustkit init {gun}",
+                hint=f"its publisher can sign it (trustkit init {gun}); to run it unsigned "
+                'on this host, give it a rule with trust = "unsigned-ok" in the host policy '
+                "(/etc/trustkit/policy.toml)",
             ) from None
         if self._first_use_check is not None:
             self._first_use_check(gun, root_bytes)
