@@ -73,6 +73,22 @@ class Changelist:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.awaiting_path = path.with_suffix(".pending.json")
+        # Changes of a pending upload of this machine that lapsed on the server
+        # (rejected, withdrawn or expired): never sent again unless asked (--resend).
+        self.lapsed_path = path.with_suffix(".lapsed.json")
+
+    def load_lapsed(self) -> list[Change]:
+        return self._load_changes(self.lapsed_path, "the lapsed changes")
+
+    def save_lapsed(self, changes: list[Change]) -> None:
+        if not changes:
+            self.clear_lapsed()
+            return
+        document = {"changes": [change.to_dict() for change in changes]}
+        write_private_file(self.lapsed_path, json.dumps(document, indent=2).encode())
+
+    def clear_lapsed(self) -> None:
+        self.lapsed_path.unlink(missing_ok=True)
 
     def load_awaiting(self) -> AwaitingApproval | None:
         try:
@@ -99,14 +115,18 @@ class Changelist:
         self.awaiting_path.unlink(missing_ok=True)
 
     def load(self) -> list[Change]:
+        return self._load_changes(self.path, "the changelist")
+
+    @staticmethod
+    def _load_changes(path: Path, what: str) -> list[Change]:
         try:
-            data = json.loads(self.path.read_bytes())
+            data = json.loads(path.read_bytes())
             return [Change.from_dict(item) for item in data["changes"]]
         except FileNotFoundError:
             return []
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise KeystoreError(
-                f"the changelist {self.path} is damaged: {error}",
+                f"{what} {path} is damaged: {error}",
                 hint="inspect or delete it, then stage the changes again",
             ) from None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from securesystemslib.signer import Signer
@@ -55,6 +55,7 @@ __all__ = [
     "NothingToPublishError",
     "PublishResult",
     "Publisher",
+    "reset",
     "stage_or_publish",
 ]
 
@@ -84,6 +85,7 @@ class PublishResult:
     folded: int = 0  # changes of an earlier pending upload of this machine, sent again
     replaced: str | None = None  # that pending change, withdrawn (None if already gone)
     roles: tuple[str, ...] = ()  # every role uploaded
+    lapsed: int = 0  # changes of a lapsed pending upload, kept aside and not sent
 
 
 class KeyHolder:
@@ -372,6 +374,17 @@ class Publisher(KeyHolder):
             gun, changed["targets"].version, 1, tags, "targets", pending, roles=tuple(changed)
         )
 
+    def still_pending(self, gun: str, change_id: str) -> bool:
+        """Whether the server still keeps pending change ``change_id`` for co-signers."""
+        return any(change.get("id") == change_id for change in self._api.pending(gun))
+
+    def unpublished(self, gun: str, changes: list[Change]) -> list[Change]:
+        """The changes hosts do not see yet (a lapsed upload may have been approved)."""
+        if not changes:
+            return []
+        trusted = self._verifier.trusted_repository(gun, tags={c.path for c in changes})
+        return [change for change in changes if not _published(change, trusted)]
+
     def _withdraw_replaced(
         self,
         gun: str,
@@ -468,23 +481,55 @@ def stage_or_publish(
     gun: str,
     new_changes: list[Change],
     signer: str | None = None,
+    *,
+    resend: bool = False,
 ) -> PublishResult | None:
     """Add changes to the staged ones; publish them all unless ``publisher`` is None.
 
     The changelist on disk changes only on success: staged changes are saved only when
-    not publishing, and cleared only once the server has accepted them.
+    not publishing, and cleared only once the server has accepted them. Changes of this
+    machine's pending upload that lapsed on the server (a co-signer rejected or withdrew
+    it, or it expired) are kept aside and never sent again unless ``resend``.
     """
     changes = changelist.load() + new_changes
     if publisher is None:
         changelist.save(changes)
         return None
-    result = publisher.publish(gun, changes, signer, changelist.load_awaiting())
+    awaiting = changelist.load_awaiting()
+    if awaiting is not None and not publisher.still_pending(gun, awaiting.id):
+        lapsed = publisher.unpublished(gun, [*changelist.load_lapsed(), *awaiting.changes])
+        changelist.save_lapsed(lapsed)
+        changelist.clear_awaiting()
+        awaiting = None
+    lapsed = changelist.load_lapsed()
+    if resend:
+        changes = lapsed + changes
+    result = publisher.publish(gun, changes, signer, awaiting)
     if result.pending is not None and result.pending.id is not None:
         changelist.save_awaiting(AwaitingApproval(result.pending.id, list(result.applied)))
     else:
         changelist.clear_awaiting()
     changelist.clear()
-    return result
+    if resend:
+        changelist.clear_lapsed()
+    return replace(result, lapsed=0 if resend else len(lapsed))
+
+
+def reset(changelist: Changelist, tags: list[str]) -> int:
+    """Drop staged and lapsed changes (of ``tags``, or all); the number dropped. The
+    server is not asked: a pending change is withdrawn with approve --reject."""
+    dropped = 0
+    for load, save in (
+        (changelist.load, changelist.save),
+        (changelist.load_lapsed, changelist.save_lapsed),
+    ):
+        changes = load()
+        kept = [c for c in changes if tags and c.path not in tags]
+        dropped += len(changes) - len(kept)
+        save(kept)
+    if not changelist.load():
+        changelist.clear()
+    return dropped
 
 
 def _published(change: Change, trusted: TrustedRepository) -> bool:

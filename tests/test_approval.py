@@ -440,7 +440,7 @@ def test_a_second_release_while_the_first_awaits_approval_carries_both(
     assert_verifies(host, gun, "2.1", DIGEST_B)
 
 
-def test_changes_of_an_expired_pending_change_go_up_with_the_next_release(
+def test_changes_of_an_expired_pending_change_go_up_only_when_sent_again(
     start_server: Any, tmp_path: Path, gun: str
 ):
     server: ServerProcess = start_server("--expiry", "pending=2s")
@@ -449,12 +449,62 @@ def test_changes_of_an_expired_pending_change_go_up_with_the_next_release(
     bob = _targets_two_of_two(publisher, host, server, gun, tmp_path)
     _sign(publisher, gun, "2.0", DIGEST_A)
     time.sleep(3)  # nobody approved 2.0 in time
+
     second = publisher("sign", f"{gun}:2.1", "--digest", DIGEST_B, "--size", "100", "--json")
+
     _ok(second)
-    assert "expired or was withdrawn before it was approved" in second.err
+    assert "1 change(s) of your pending change lapsed" in second.err
+    assert f"trustkit publish {gun} --resend" in second.err
+    status = publisher("status", gun)
+    assert "1 change(s) lapsed (rejected, withdrawn or expired)" in status.out
+    assert "  sign 2.0 -> sha256:" in status.out
+    _ok(bob("approve", gun, "--yes", "--json"))
+    assert_verifies(host, gun, "2.1", DIGEST_B)
+    _not_signed(host, gun, "2.0")  # lapsed: not sent again on its own
+    resent = publisher("publish", gun, "--resend", "--json")
+    _ok(resent)
     _ok(bob("approve", gun, "--yes", "--json"))
     assert_verifies(host, gun, "2.0", DIGEST_A)
-    assert_verifies(host, gun, "2.1", DIGEST_B)
+
+
+def test_a_change_a_co_signer_rejected_is_never_sent_again_silently(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    bob = _targets_two_of_two(publisher, host, server, gun, tmp_path)
+    _sign(publisher, gun, "bad", DIGEST_A)
+    [change_id] = _pending_ids(publisher, gun)
+    rejected = bob("approve", gun, "--reject", "--id", change_id, "--yes")
+    assert rejected.code == 0, rejected.err
+
+    later = publisher("sign", f"{gun}:good", "--digest", DIGEST_B, "--size", "100")
+    _ok(bob("approve", gun, "--yes", "--json"))
+
+    assert later.code == 0, later.err
+    assert "1 change(s) of your pending change lapsed" in later.err
+    assert_verifies(host, gun, "good", DIGEST_B)
+    _not_signed(host, gun, "bad")
+    dropped = publisher("reset", gun, "--json")
+    assert dropped.code == 0 and dropped.json["dropped"] == 1
+    nothing = publisher("publish", gun, "--resend")
+    assert nothing.code == 0 and "nothing to publish" in nothing.out
+
+
+def test_reset_drops_staged_changes_of_the_tags_named(publisher: Trustkit, gun: str):
+    publisher("init", gun)
+    for tag in ("a", "b", "c"):
+        staged = publisher(
+            "sign", f"{gun}:{tag}", "--digest", DIGEST_A, "--size", "1", "--no-publish"
+        )
+        assert staged.code == 0, staged.err
+
+    dropped = publisher("reset", gun, "a", "c", "--json")
+    status = publisher("status", gun)
+
+    assert dropped.json == {"repository": gun, "dropped": 2}
+    assert "1 staged change(s) here" in status.out
+    assert "  sign b -> sha256:" in status.out
+    published = publisher("publish", gun, "--json")
+    assert published.json["changes"] == 1
 
 
 def test_the_same_change_sent_again_joins_its_pending_change_without_junk_signatures(

@@ -403,9 +403,18 @@ def _result_or_pending(
     )
 
 
+def _note_lapsed(ctx: Context, gun: str, lapsed: int) -> None:
+    if lapsed:
+        ctx.out.note(
+            f"trustkit: {lapsed} change(s) of your pending change lapsed (a co-signer "
+            f"rejected or withdrew it, or it expired) and were not sent again: send them "
+            f"with: trustkit publish {gun} --resend, or drop them with: trustkit reset {gun}"
+        )
+
+
 def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
     from client.changelist import Changelist
-    from client.publisher import stage_or_publish
+    from client.publisher import NothingToPublishError, stage_or_publish
 
     changelist = Changelist(ctx.settings.changelist_path(gun))
     if ctx.args.no_publish:
@@ -415,10 +424,20 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
             {"repository": gun, "staged": what, "published": False},
         )
         return EXIT_OK
+    resend = bool(getattr(ctx.args, "resend", False))
     with ctx.session() as (api, verifier):
-        result = stage_or_publish(
-            ctx.publisher(api, verifier), changelist, gun, changes, ctx.args.signer
-        )
+        try:
+            result = stage_or_publish(
+                ctx.publisher(api, verifier),
+                changelist,
+                gun,
+                changes,
+                ctx.args.signer,
+                resend=resend,
+            )
+        except NothingToPublishError:
+            _note_lapsed(ctx, gun, len(changelist.load_lapsed()))
+            raise
     assert result is not None
     if result.replaced:
         ctx.out.note(
@@ -427,9 +446,10 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
         )
     elif result.folded:
         ctx.out.note(
-            f"trustkit: your earlier pending change expired or was withdrawn before it was "
-            f"approved; its {result.folded} change(s) go up again with this one"
+            f"trustkit: your earlier pending change was gone before it was replaced; its "
+            f"{result.folded} change(s) go up with this one"
         )
+    _note_lapsed(ctx, gun, result.lapsed)
     _result_or_pending(
         ctx,
         f"{what}; published {gun} ({result.role} v{result.targets_version})",
@@ -533,6 +553,21 @@ def cmd_publish(ctx: Context) -> int:
             {"repository": gun, "published": False, "changes": 0},
         )
         return EXIT_OK
+
+
+def cmd_reset(ctx: Context) -> int:
+    from client.changelist import Changelist
+    from client.publisher import reset
+    from trustkit.names import parse_gun
+
+    gun = parse_gun(ctx.args.repository)
+    dropped = reset(Changelist(ctx.settings.changelist_path(gun)), list(ctx.args.tags))
+    which = f" of {', '.join(ctx.args.tags)}" if ctx.args.tags else ""
+    ctx.out.result(
+        f"dropped {dropped} staged or lapsed change(s){which} of {gun}; nothing was sent",
+        {"repository": gun, "dropped": dropped},
+    )
+    return EXIT_OK
 
 
 def cmd_verify(ctx: Context) -> int:
@@ -1519,6 +1554,26 @@ def cmd_submit(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _local_changes(ctx: Context, gun: str) -> dict[str, Any]:
+    """This machine's changes of ``gun``: staged, awaiting co-signers, lapsed."""
+    from client.changelist import Changelist
+
+    changelist = Changelist(ctx.settings.changelist_path(gun))
+    awaiting = changelist.load_awaiting()
+
+    def shown(change: Any) -> str:
+        if change.action == "remove":
+            return f"revoke {change.path}"
+        digest = change.target.get("hashes", {}).get("sha256", "?")
+        return f"sign {change.path} -> sha256:{digest}"
+
+    return {
+        "staged": [shown(c) for c in changelist.load()],
+        "awaiting": len(awaiting.changes) if awaiting else 0,
+        "lapsed": [shown(c) for c in changelist.load_lapsed()],
+    }
+
+
 def cmd_status(ctx: Context) -> int:
     from client.lifecycle import expiry_report
     from trustkit.expiry import parse_duration
@@ -1544,10 +1599,24 @@ def cmd_status(ctx: Context) -> int:
         )
     if waiting:
         lines += ["", f"{waiting} change(s) waiting for co-signers: trustkit approve {gun}"]
+    local = _local_changes(ctx, gun)
+    if local["staged"]:
+        lines += [f"{len(local['staged'])} staged change(s) here: trustkit publish {gun}"]
+        lines += [f"  {change}" for change in local["staged"]]
+    if local["awaiting"]:
+        lines += [f"{local['awaiting']} change(s) of this machine's upload await co-signers"]
+    if local["lapsed"]:
+        lines += [
+            f"{len(local['lapsed'])} change(s) lapsed (rejected, withdrawn or expired): "
+            f"trustkit publish {gun} --resend, or trustkit reset {gun}"
+        ]
+        lines += [f"  {change}" for change in local["lapsed"]]
     warnings = [role.role for role in report if role.warning]
     data = {
         "repository": gun,
         "pending_changes": waiting,
+        "staged": local["staged"],
+        "lapsed": local["lapsed"],
         "roles": [
             {
                 "role": r.role,
@@ -1871,7 +1940,17 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add("publish", cmd_publish, "publish the staged changes of a repository")
-    sub.add_argument("repository")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    sub.add_argument(
+        "--resend",
+        action="store_true",
+        help="send again the changes of your pending change that lapsed (rejected, "
+        "withdrawn or expired); they are never sent again without it",
+    )
+
+    sub = add("reset", cmd_reset, "drop staged changes (and lapsed ones) without sending anything")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    sub.add_argument("tags", nargs="*", metavar="TAG", help="only the changes of these tags")
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add(
