@@ -11,6 +11,7 @@ it can never sign for the repository again by mistake.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -22,8 +23,10 @@ from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Role, Root
 
 from client.approval import PendingChange, write_change_file
 from client.publisher import KeyHolder
+from client.settings import ClientSettings
 from client.verify import TrustedRepository
-from keys.keystore import KeyRecord
+from keys.files import write_private_file
+from keys.keystore import KeyRecord, Keystore
 from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import UsageError
 from trustkit.expiry import utc_now
@@ -35,10 +38,12 @@ __all__ = [
     "RefreshResult",
     "RoleExpiry",
     "RotationResult",
+    "RotationsAwaiting",
     "SignerChange",
     "signers_of",
     "validate_signer_name",
     "describe_record",
+    "listed_by",
     "expiry_report",
 ]
 
@@ -268,6 +273,9 @@ class Lifecycle(KeyHolder):
         if pending is None:
             self._retire(gun, role, keep=new.keyid)
             self._verifier.trusted_repository(gun)  # this host follows its own rotation
+        else:
+            # Completed later, by a co-holder: the retired key goes then, as here.
+            RotationsAwaiting(self._settings).add(gun, role, new.keyid)
         return RotationResult(
             gun, role, old_keys, [new.keyid, *(k.keyid for k in co_holders)], root.version, pending
         )
@@ -428,6 +436,63 @@ class Lifecycle(KeyHolder):
         for record in self._keystore.find(gun, role):
             if record.keyid != keep:
                 self._keystore.remove(record)
+
+
+class RotationsAwaiting:
+    """Rotations of this keystore that co-holders must complete, kept so that the keys
+    they retire are removed once they are published (as a one-step rotation removes
+    them at once): which key of which role of which repository replaces the others."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._path = settings.home / "rotations.json"
+
+    def add(self, gun: str, role: str, new_keyid: str) -> None:
+        entries = [e for e in self._load() if (e["gun"], e["role"]) != (gun, role)]
+        entries.append({"gun": gun, "role": role, "new": new_keyid})
+        self._save(entries)
+
+    def retire_published(self, keystore: Keystore, trusted: TrustedRepository) -> list[KeyRecord]:
+        """Remove the keys that ``trusted`` shows rotated out by a rotation of this
+        keystore: its new key listed, theirs not. The keys removed."""
+        removed: list[KeyRecord] = []
+        kept = []
+        for entry in self._load():
+            if entry["gun"] != trusted.gun:
+                kept.append(entry)
+                continue
+            listed = set(trusted.root.roles[entry["role"]].keyids)
+            if entry["new"] not in listed:
+                kept.append(entry)  # not published (yet): nothing is retired
+                continue
+            for record in keystore.find(trusted.gun, entry["role"]):
+                if record.keyid not in listed:
+                    keystore.remove(record)
+                    removed.append(record)
+        self._save(kept)
+        return removed
+
+    def _load(self) -> list[dict[str, str]]:
+        try:
+            entries = json.loads(self._path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            return []
+        return [e for e in entries if isinstance(e, dict) and {"gun", "role", "new"} <= set(e)]
+
+    def _save(self, entries: list[dict[str, str]]) -> None:
+        if not entries:
+            self._path.unlink(missing_ok=True)
+            return
+        write_private_file(self._path, json.dumps(entries, indent=2).encode())
+
+
+def listed_by(record: KeyRecord, trusted: TrustedRepository) -> bool:
+    """Whether the repository, as last verified, still lists the key for its role."""
+    roles = trusted.root.roles
+    if record.role in roles:
+        return record.keyid in roles[record.role].keyids
+    delegations = trusted.targets.delegations
+    role = delegations.roles.get(record.role) if delegations and delegations.roles else None
+    return role is None or record.keyid in role.keyids
 
 
 def describe_record(record: KeyRecord) -> dict[str, str]:

@@ -813,3 +813,39 @@ def test_review_of_a_move_into_more_bins_shows_the_new_count_and_no_tag_change()
     assert "hash bins: 8 signed" in review
     assert "no tag changes (re-signed)" in review
     assert "hash bins: bit_length 2 -> 3" in review
+
+
+def test_a_rotation_a_co_holder_completes_retires_the_old_key_as_a_one_step_rotation_does(
+    publisher: Trustkit, host: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    old_targets = _ok(publisher("key", "list", "--json"))
+    _targets_two_of_two(publisher, host, server, gun, tmp_path)  # bob approves the rotation
+    before = {k["keyid"] for k in old_targets["keys"] if k["role"] == "targets"}
+
+    status = publisher("status", gun)
+    after = {k["keyid"]: k for k in _ok(publisher("key", "list", "--json"))["keys"]}
+
+    assert status.code == 0, status.err
+    assert "removed the retired targets key" in status.err
+    assert not before & set(after)  # the retired targets key is gone
+    assert [k for k in after.values() if k["role"] == "targets" and k["listed"] == "yes"]
+    _sign(publisher, gun, "3.0", DIGEST_B)  # the new key signs (pending for bob)
+
+
+def test_key_list_marks_keys_the_repository_no_longer_lists(
+    publisher: Trustkit, gun: str, tmp_path: Path
+):
+    import shutil
+
+    _ok(publisher("init", gun, "--json"))
+    backup = tmp_path / "backup" / ".trustkit"
+    shutil.copytree(publisher.home, backup)  # a copy of the keystore, made before
+    _ok(publisher("key", "rotate", gun, "targets", "--json"))  # one step: retired here
+    stale = Trustkit(backup, publisher.server_url, publisher.env)
+    _ok(stale("status", gun, "--json"))  # this copy sees the new root
+
+    listed = stale("key", "list")
+
+    retired = [line for line in listed.out.splitlines() if "retired" in line]
+    assert len(retired) == 1 and retired[0].startswith("targets"), listed.out
+    assert "the repository no longer lists it" in retired[0]

@@ -47,7 +47,7 @@ from trustkit.names import parse_digest
 
 FORGED = "sha256:" + "f" * 64
 ROLES = ["root", "targets", "snapshot", "timestamp"]
-RECORD_FIELDS = {"keyid", "repository", "role", "keytype", "kept"}
+RECORD_FIELDS = {"keyid", "repository", "role", "keytype", "kept", "listed"}
 STATUS_FIELDS = {"role", "version", "expires", "days_left", "keys", "threshold", "warning"}
 
 
@@ -555,8 +555,9 @@ def test_status_shows_every_role_with_its_version_and_keys(
     check = host("status", gun, "--check")
 
     assert table.code == 0, table.err
-    assert set(data) == {"repository", "roles", "warnings", "pending_changes"}
+    assert set(data) == {"repository", "roles", "warnings", "pending_changes", "staged", "lapsed"}
     assert data["pending_changes"] == 0
+    assert data["staged"] == data["lapsed"] == []
     assert data["repository"] == gun
     assert data["warnings"] == []
     assert [r["role"] for r in data["roles"]] == ROLES

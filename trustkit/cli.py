@@ -403,6 +403,20 @@ def _result_or_pending(
     )
 
 
+def _retire_completed_rotations(ctx: Context, repository: TrustedRepository | None) -> None:
+    """Keys a rotation of this keystore retired, once co-holders published it: removed
+    as a one-step rotation removes them."""
+    from client.lifecycle import RotationsAwaiting
+
+    if repository is None:
+        return
+    for record in RotationsAwaiting(ctx.settings).retire_published(ctx.keystore(), repository):
+        ctx.out.note(
+            f"trustkit: removed the retired {record.description}: the rotation that "
+            "replaced it is published"
+        )
+
+
 def _note_lapsed(ctx: Context, gun: str, lapsed: int) -> None:
     if lapsed:
         ctx.out.note(
@@ -439,6 +453,7 @@ def _stage(ctx: Context, gun: str, changes: list[Any], what: str) -> int:
             _note_lapsed(ctx, gun, len(changelist.load_lapsed()))
             raise
     assert result is not None
+    _retire_completed_rotations(ctx, verifier.last_verified(gun))
     if result.replaced:
         ctx.out.note(
             f"trustkit: this upload carries the {result.folded} change(s) of your pending "
@@ -1115,13 +1130,22 @@ def cmd_delete(ctx: Context) -> int:
 
 
 def cmd_key_list(ctx: Context) -> int:
-    from client.lifecycle import describe_record
+    from client.lifecycle import describe_record, listed_by
 
-    keys = [describe_record(record) for record in ctx.keystore().records()]
+    records = ctx.keystore().records()
+    keys = [describe_record(record) for record in records]
+    with ctx.session() as (_, verifier):
+        # As this host last verified each repository (no network): keys it no longer
+        # lists are marked, to be removed (trustkit key remove KEYID --yes).
+        seen = {gun: verifier.last_verified(gun) for gun in {r.gun for r in records} - {"*"}}
+    for record, key in zip(records, keys, strict=True):
+        trusted = seen.get(record.gun)
+        key["listed"] = "retired" if trusted and not listed_by(record, trusted) else "yes"
     lines = [f"{'ROLE':<10} {'KEY ID':<14} {'TYPE':<20} {'REPOSITORY':<40} KEPT IN"]
     lines += [
         f"{k['role']:<10} {k['keyid'][:12]:<14} {k['keytype']:<20} {k['repository']:<40} "
         f"{k['kept']}"
+        + ("  (retired: the repository no longer lists it)" if k["listed"] == "retired" else "")
         for k in keys
     ]
     if not keys:
@@ -1584,6 +1608,7 @@ def cmd_status(ctx: Context) -> int:
         repository = verifier.trusted_repository(gun)
         waiting = len(api.pending(gun))
     _note_first_use(ctx, repository)
+    _retire_completed_rotations(ctx, repository)
     report = expiry_report(
         repository, parse_duration(ctx.args.warn_within), parse_duration(ctx.args.warn_online)
     )
