@@ -77,9 +77,34 @@ class AuthzRequest:
         body = None
         raw = document.get("RequestBody")
         if raw:
-            decoded = json.loads(base64.b64decode(raw))
+            decoded = json.loads(base64.b64decode(raw), object_pairs_hook=_one_spelling_per_key)
             body = decoded if isinstance(decoded, dict) else None
         return cls(method, path, parse_qs(uri.query), body)
+
+
+def _one_spelling_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object the daemon reads as this module does. Go's encoding/json matches
+    keys without regard to case (Unicode folding: a long s, U+017F, is s) and takes the
+    last match: ``{"Image": A, "image": B}`` runs B. Any key spelled twice is refused."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        folded = key.casefold()
+        if folded in seen:
+            raise ValueError(f"the key {key!r} appears twice (in some spelling)")
+        seen.add(folded)
+    return dict(pairs)
+
+
+def _field(document: Any, name: str) -> Any:
+    """``document[name]`` as the daemon reads it: in any case (keys are unique by
+    ``_one_spelling_per_key``)."""
+    if not isinstance(document, dict):
+        return None
+    folded = name.casefold()
+    for key, value in document.items():
+        if key.casefold() == folded:
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -136,9 +161,31 @@ def _authorize(
 
 
 def _container_create(request: AuthzRequest, decide: Decide, daemon_image: DaemonImage) -> Verdict:
-    image = (request.body or {}).get("Image")
+    image = _field(request.body, "Image")
     if not isinstance(image, str) or not image:
         return _refused("a container create that names no image cannot be judged")
+    verdict = _judge_image(image, decide, daemon_image)
+    if not verdict.allow:
+        return verdict
+    # Docker 28 mounts images into containers (--mount type=image): each is judged as
+    # the container's own image is.
+    mounts = _field(_field(request.body, "HostConfig"), "Mounts") or []
+    if not isinstance(mounts, list):
+        return _refused("a container create whose mounts cannot be read cannot be judged")
+    for mount in mounts:
+        if str(_field(mount, "Type") or "").casefold() != "image":
+            continue
+        source = _field(mount, "Source")
+        if not isinstance(source, str) or not source:
+            return _refused("an image mount that names no image cannot be judged")
+        verdict = _judge_image(source, decide, daemon_image)
+        if not verdict.allow:
+            return verdict
+    return ALLOW
+
+
+def _judge_image(image: str, decide: Decide, daemon_image: DaemonImage) -> Verdict:
+    """An image a container runs or mounts: signed and held by its signed digest."""
     if _IMAGE_ID.fullmatch(image):
         return _refused(
             f"{image} is an image ID; run images by their signed name (NAME:TAG or NAME@DIGEST)"
@@ -165,8 +212,13 @@ def _container_create(request: AuthzRequest, decide: Decide, daemon_image: Daemo
 
 
 def _service(request: AuthzRequest, decide: Decide) -> Verdict:
-    spec = (request.body or {}).get("TaskTemplate", {}).get("ContainerSpec", {})
-    image = spec.get("Image") if isinstance(spec, dict) else None
+    template = _field(request.body, "TaskTemplate")
+    runtime = str(_field(template, "Runtime") or "container").casefold()
+    if runtime != "container" or _field(template, "PluginSpec") is not None:
+        return _refused(
+            "a service that installs a plugin runs code from an image trustkit cannot judge"
+        )
+    image = _field(_field(template, "ContainerSpec"), "Image")
     if not isinstance(image, str) or not image:
         return _refused("a service that names no image cannot be judged")
     decision = decide(image)

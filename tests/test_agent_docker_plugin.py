@@ -6,11 +6,15 @@ import``, ``commit`` or a local ``tag``. With the agent gone, the daemon refuses
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.agent_process import AgentProcess
@@ -202,3 +206,80 @@ def test_with_the_agent_gone_the_daemon_refuses(enforced: Enforced, owner: Trust
     assert "signed release" not in output
     assert "500" in output or "plugin" in output.lower()
     assert _run(enforced, f"{image}:1.0") == (0, "signed release\n")
+
+
+def _daemon_request(enforced: Enforced, body: dict[str, object] | str) -> httpx.Response:
+    """A raw API request to the daemon, as any program on the socket could send it."""
+    content = body if isinstance(body, str) else json.dumps(body)
+    transport = httpx.HTTPTransport(uds=str(enforced.daemon.socket))
+    with httpx.Client(transport=transport, timeout=60) as daemon:
+        return daemon.post(
+            "http://docker/v1.41/containers/create",
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
+
+
+def _ask_plugin(enforced: Enforced, method: str, uri: str, body: dict[str, object]) -> Any:
+    """The plugin's verdict on a request, asked as the daemon asks it."""
+    request = {
+        "RequestMethod": method,
+        "RequestUri": uri,
+        "RequestBody": base64.b64encode(json.dumps(body).encode()).decode(),
+    }
+    transport = httpx.HTTPTransport(uds=str(enforced.agent.plugin_socket))
+    with httpx.Client(transport=transport, timeout=60) as plugin:
+        return plugin.post("http://plugin/AuthZPlugin.AuthZReq", json=request).json()
+
+
+def test_a_create_naming_the_image_twice_in_two_spellings_is_refused(
+    enforced: Enforced, owner: Trustkit, image: str
+):
+    """Go reads JSON keys without regard to case and takes the last: {"Image": signed,
+    "image": unsigned} would run the unsigned one."""
+    _signed_release(enforced, owner, image, "signed release")
+    _push(enforced, f"{image}:evil", "never signed")
+    assert enforced.docker("pull", f"{image}:1.0")[0] == 0
+    before = enforced.daemon.docker("ps", "--all", "--quiet").stdout.split()
+    for second in ("image", "IMAGE", "iMaGe"):
+        answer = _daemon_request(
+            enforced,
+            f'{{"Image": "{image}:1.0", "{second}": "{image}:evil", "Cmd": ["cat", "/marker"],'
+            ' "HostConfig": {"NetworkMode": "none"}}',
+        )
+        assert answer.status_code == 403, (second, answer.text)
+        assert "authorization denied" in answer.text
+    assert enforced.daemon.docker("ps", "--all", "--quiet").stdout.split() == before
+
+
+def test_an_image_mounted_into_a_container_is_judged_as_its_image(
+    enforced: Enforced, owner: Trustkit, image: str
+):
+    _signed_release(enforced, owner, image, "signed release")
+    assert enforced.docker("pull", f"{image}:1.0")[0] == 0
+    mount = {"Type": "image", "Source": f"{image}:unsigned", "Target": "/x"}
+
+    verdict = _ask_plugin(
+        enforced,
+        "POST",
+        "/v1.50/containers/create",
+        {"Image": f"{image}:1.0", "HostConfig": {"Mounts": [mount]}},
+    )
+
+    assert verdict["Allow"] is False
+    assert f"no signed tag unsigned in {image}" in verdict["Msg"]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"Runtime": "plugin", "PluginSpec": {"Remote": "evil.example/plugin:1"}},
+        {"ContainerSpec": {"Image": "x"}, "pluginspec": {"Remote": "evil.example/plugin:1"}},
+    ],
+    ids=["plugin-runtime", "plugin-spec"],
+)
+def test_a_service_that_installs_a_plugin_is_refused(enforced: Enforced, template: Any):
+    verdict = _ask_plugin(enforced, "POST", "/v1.41/services/create", {"TaskTemplate": template})
+
+    assert verdict["Allow"] is False
+    assert "installs a plugin" in verdict["Msg"]
