@@ -165,7 +165,49 @@ def run_command(
         )
     index = find_image(args, podman=tool.kind == "podman", what=" ".join(head))
     pinned = gate.pin(args[index])
-    return pinned, [tool.binary, *head, *args[:index], pinned.image, *args[index + 1 :]]
+    options = _with_image_mounts_pinned(gate, list(args[:index]))
+    return pinned, [tool.binary, *head, *options, pinned.image, *args[index + 1 :]]
+
+
+def _with_image_mounts_pinned(gate: Gate, options: list[str]) -> list[str]:
+    """``--mount type=image,source=IMAGE`` (Docker 28) runs an image's files in the
+    container too: each such image is decided as the container's own and pinned."""
+    pinned = []
+    index = 0
+    while index < len(options):
+        option = options[index]
+        if option == "--mount" and index + 1 < len(options):
+            pinned += [option, _pinned_mount(gate, options[index + 1])]
+            index += 2
+            continue
+        if option.startswith("--mount="):
+            option = "--mount=" + _pinned_mount(gate, option.split("=", 1)[1])
+        pinned.append(option)
+        index += 1
+    return pinned
+
+
+def _pinned_mount(gate: Gate, value: str) -> str:
+    import csv
+    import io
+
+    [fields] = list(csv.reader(io.StringIO(value))) or [[]]
+    parsed = [field.split("=", 1) for field in fields]
+    # Docker reads the keys without regard to case, as BuildKit does.
+    kinds = [item[1].strip().lower() for item in parsed if item[0].strip().lower() == "type"]
+    if kinds != ["image"]:
+        return value
+    sources = [i for i, item in enumerate(parsed) if item[0].strip().lower() in ("source", "src")]
+    if len(sources) != 1 or len(parsed[sources[0]]) != 2:
+        raise UsageError(
+            f"the image mount '{value}' names no single image to verify",
+            hint="give it one source=IMAGE",
+        )
+    decision = gate.pin(parsed[sources[0]][1].strip())
+    parsed[sources[0]] = [parsed[sources[0]][0], decision.image]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(["=".join(item) for item in parsed])
+    return out.getvalue()
 
 
 @dataclass(frozen=True)

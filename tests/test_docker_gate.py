@@ -408,6 +408,35 @@ def test_docker_run_with_help_as_an_option_value_does_not_skip_verification(
     assert_not_invoked(recorder)
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    ["--mount", "--mount=", "--mount-upper"],
+    ids=["option-value", "option-equals", "keys-in-upper-case"],
+)
+def test_an_image_mounted_into_a_container_is_verified_and_pinned(
+    host: Trustkit, signed: Signed, recorder: Recorder, spelling: str
+):
+    """Docker 28 mounts an image's files (--mount type=image): gated as the image run."""
+    value = f"type=image,source={signed.app}:1.0,target=/mnt"
+    if spelling == "--mount-upper":
+        value = f"Type=IMAGE,SRC={signed.app}:1.0,target=/mnt"
+    args = ["--mount", value] if spelling != "--mount=" else [f"--mount={value}"]
+
+    result = host.process("docker", "run", *args, f"{signed.tools}:1.0", env=recorder.env())
+    unsigned = host.process(
+        "docker", "run", "--mount", f"type=image,source={signed.app}:9.9,target=/mnt",
+        f"{signed.tools}:1.0", env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    [call] = recorder.calls()
+    mounted = call[call.index("--mount") + 1] if "--mount" in call else call[2].split("=", 1)[1]
+    assert f"{signed.app}@{signed.one}" in mounted and f"{signed.app}:1.0" not in mounted
+    assert unsigned.code == 1
+    assert "no signed tag 9.9" in unsigned.err
+    assert len(recorder.calls()) == 1  # the unsigned one never reached docker
+
+
 # --------------------------------------------------------------------------- build
 
 
