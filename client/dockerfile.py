@@ -341,6 +341,20 @@ def _read(
     return images, handled
 
 
+def _mount_sources(value: str) -> list[str]:
+    """The ``from=`` of a ``RUN --mount=…`` value, however it is quoted or cased."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(value)))
+    fields = rows[0] if rows else []
+    return [
+        field.partition("=")[2].strip()
+        for field in fields
+        if field.partition("=")[0].strip().lower() == "from"
+    ]
+
+
 def _refuse_images_outside_from(
     instruction: _Instruction, stages: set[str], stage_count: int
 ) -> None:
@@ -355,11 +369,13 @@ def _refuse_images_outside_from(
         if not word.text.startswith("--"):
             break
         sources: list[str] = []
-        if keyword == "COPY" and word.text.startswith("--from="):
-            sources.append(word.text.removeprefix("--from="))
-        elif keyword == "RUN" and word.text.startswith("--mount="):
-            fields = word.text.removeprefix("--mount=").split(",")
-            sources += [f.partition("=")[2] for f in fields if f.partition("=")[0] == "from"]
+        flag, _, value = word.text.partition("=")
+        # Read as BuildKit reads them: a mount's fields as CSV, their keys in any case;
+        # flag names are matched in any case too, to be safe.
+        if keyword == "COPY" and flag.lower() == "--from":
+            sources.append(value)
+        elif keyword == "RUN" and flag.lower() == "--mount":
+            sources += _mount_sources(value)
         for source in sources:
             earlier_stage = source.lower() in stages or (
                 source.isascii() and source.isdigit() and int(source) < stage_count

@@ -296,19 +296,12 @@ def test_help_that_docker_does_not_read_as_help_is_still_gated(args: list[str], 
         (["service", "create", "img"], "service create", "trustkit resolve"),
         (["service", "update", "--image", "img", "s"], "service update", "trustkit resolve"),
         (["stack", "deploy", "-c", "s.yml", "s"], "stack deploy", "into the stack file"),
-        (["compose", "up", "-d"], "compose up", "into the compose file"),
-        (["compose", "pull"], "compose pull", "into the compose file"),
-        (["compose", "run", "web"], "compose run", "into the compose file"),
-        (["compose", "create"], "compose create", "into the compose file"),
-        (["compose", "build"], "compose build", "into the compose file"),
-        (["compose", "-f", "c.yml", "-p", "x", "up"], "compose up", "compose file"),
-        (["compose", "--file=c.yml", "--dry-run", "pull"], "compose pull", "compose file"),
-        (["-H", "unix:///x", "compose", "up"], "compose up", "compose file"),
+        (["compose", "build"], "compose build", "trustkit compose pin"),
+        (["compose", "-f", "c.yml", "-p", "x", "watch"], "compose watch", "trustkit compose pin"),
         (["buildx", "bake"], "buildx bake", "trustkit docker build"),
         (["buildx", "--builder", "b", "bake", "t"], "buildx bake", "trustkit docker build"),
         (["plugin", "install", "vieux/sshfs"], "plugin install", "trustkit resolve"),
         (["plugin", "upgrade", "p", "vieux/sshfs"], "plugin upgrade", "trustkit resolve"),
-        (["--version", "compose", "up"], "compose up", "compose file"),
     ],
 )
 def test_commands_that_pull_images_the_gate_cannot_verify_are_refused(
@@ -319,6 +312,28 @@ def test_commands_that_pull_images_the_gate_cannot_verify_are_refused(
 
     assert e.value.hint is not None and hint in e.value.hint
     assert "docker binary directly" in e.value.hint or "trustkit docker build" in e.value.hint
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "command"),
+    [
+        (["compose", "up", "-d"], [], ["up", "-d"]),
+        (["compose", "pull"], [], ["pull"]),
+        (["compose", "run", "web"], [], ["run", "web"]),
+        (["compose", "create"], [], ["create"]),
+        (["compose", "-f", "c.yml", "-p", "x", "up"], ["-f", "c.yml", "-p", "x"], ["up"]),
+        (["compose", "--file=c.yml", "--dry-run", "pull"], ["--file=c.yml", "--dry-run"], ["pull"]),
+        (["-H", "unix:///x", "compose", "up"], [], ["up"]),
+    ],
+)
+def test_compose_commands_that_start_images_are_pinned_through_the_gate(
+    args: list[str], options: list[str], command: list[str]
+):
+    parsed = parse_docker_command(args)
+
+    assert parsed.action == "compose"
+    assert parsed.family_options == options
+    assert [parsed.head[-1], *parsed.args] == command
 
 
 def test_an_unknown_compose_option_before_its_command_is_refused():
@@ -894,6 +909,11 @@ def test_buildx_create_options_are_read():
     [
         "FROM a:1\nCOPY --from=evil:1 / /\n",
         "FROM a:1\nRUN --mount=type=cache,target=/c,from=evil:1 true\n",
+        # BuildKit lowercases a mount's keys and reads its fields as CSV:
+        "FROM a:1\nRUN --mount=type=bind,FROM=evil:1,target=/x true\n",
+        "FROM a:1\nRUN --mount=type=bind,From=evil:1,target=/x true\n",
+        'FROM a:1\nRUN --mount=type=bind,"from=evil:1",target=/x true\n',
+        "FROM a:1\nCOPY --FROM=evil:1 / /\n",
         "FROM a:1\nONBUILD COPY --from=evil:1 / /\n",
         "FROM a:1\nCOPY --from=1 / /\n",  # stage 1 does not exist yet
         "//syntax=evil/frontend\nFROM a:1\n",
