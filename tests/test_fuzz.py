@@ -430,7 +430,15 @@ def test_docker_command_line_splits_or_refuses(args: list[str]) -> None:
     command = _refused_or(lambda: parse_docker_command(args))
     if command is not None:
         assert command.head + command.args == args
-        assert command.action in (None, "pull", "run", "create", "build")
+        assert command.action in (
+            None,
+            "pull",
+            "run",
+            "create",
+            "build",
+            "builder-create",
+            "compose",
+        )
 
 
 # --------------------------------------------------------------------------- the server
