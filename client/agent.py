@@ -116,13 +116,54 @@ class FreshRepositories:
 
 @dataclass
 class Agent:
-    """Decisions under one host policy, against one metadata server."""
+    """Decisions under one host policy, against one metadata server.
+
+    The policy file is read again whenever it changes (its size, time or inode), before
+    the next decision: a tightened policy applies at once. A policy that no longer
+    reads refuses every decision until it is mended (fail closed)."""
 
     repositories: FreshRepositories
-    policy: HostPolicy
+    loaded: HostPolicy
     policy_path: str | None
     server_url: str
     has_anchor: Callable[[str], bool] = lambda gun: False
+    _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    _broken: TrustkitError | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._stamp = self._file_stamp()
+
+    @property
+    def policy(self) -> HostPolicy:
+        """The policy in force now, read again if its file changed."""
+        if self.policy_path is None:
+            return self.loaded
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self.loaded = HostPolicy.load(Path(self.policy_path))
+                    self._broken = None
+                except TrustkitError as error:
+                    self._broken = error
+            if self._broken is not None:
+                raise UsageError(
+                    f"the agent's policy {self.policy_path} does not read, so it refuses "
+                    f"everything: {self._broken.message}",
+                    hint="mend the policy file; the agent reads it again at once",
+                )
+            return self.loaded
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        if self.policy_path is None:
+            return None
+        try:
+            status = Path(self.policy_path).stat()
+        except OSError:
+            return (0, 0, 0)  # gone: HostPolicy.load says so, and everything is refused
+        return (status.st_ino, status.st_size, status.st_mtime_ns)
 
     def decide(self, reference: str) -> Decision:
         """The same decision ``trustkit verify``/``pull`` make in-process."""
@@ -245,7 +286,11 @@ async def serve_plugin_socket(
             request = AuthzRequest.from_plugin(document)
         except (ValueError, TypeError):
             return Verdict(False, "trustkit: the request could not be read")
-        return authorize(request, agent.policy, agent.decide, daemon_images)
+        try:
+            policy = agent.policy
+        except TrustkitError as error:
+            return Verdict(False, f"trustkit: {error.diagnostics()}")
+        return authorize(request, policy, agent.decide, daemon_images)
 
     async def respond(target: bytes, body: bytes) -> tuple[int, dict[str, Any]]:
         if target == b"/Plugin.Activate":

@@ -10,6 +10,8 @@ python-tuf as always, so a key rotation the declared keys signed for is followed
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature
 from tuf.api.metadata import Metadata, Root
@@ -24,16 +26,19 @@ __all__ = ["FirstUseCheck", "first_use_check"]
 class FirstUseCheck:
     """Called with a repository's first root before a host trusts it; raises to refuse."""
 
-    def __init__(self, policy: HostPolicy) -> None:
+    def __init__(self, policy: HostPolicy | Callable[[], HostPolicy]) -> None:
+        # A callable gives the policy in force at each check (the agent reads its
+        # policy file again when it changes).
         self._policy = policy
 
     def __call__(self, gun: str, root_bytes: bytes) -> None:
-        rule = self._policy.rule_for(gun)
+        policy = self._policy() if callable(self._policy) else self._policy
+        rule = policy.rule_for(gun)
         if rule.root_keys:
-            _check_declared_keys(gun, root_bytes, rule.root_keys, rule.root_threshold, self._policy)
+            _check_declared_keys(gun, root_bytes, rule.root_keys, rule.root_threshold, policy)
         elif rule.first_use == "refuse":
             raise VerificationError(
-                f"this host holds no root for {gun}, and {self._policy.source} refuses to "
+                f"this host holds no root for {gun}, and {policy.source} refuses to "
                 "trust one on first use",
                 hint=f"get root.json from the publisher, check it, and run: trustkit trust "
                 f"pin {gun} ROOT_JSON (or declare its root_keys in the policy)",

@@ -191,3 +191,32 @@ def test_an_agent_that_answers_nonsense_is_a_refusal_not_a_silent_fallback(
 
     assert refused.code == 3
     assert "answered something unreadable" in refused.err
+
+
+def test_a_policy_changed_while_the_agent_runs_applies_at_once(
+    tmp_path: Path, server: ServerProcess, host: Trustkit
+):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('default = "unsigned-ok"\n')
+    process = AgentProcess(
+        tmp_path / "agent" / ".trustkit", server.url, ("--policy", str(policy))
+    ).start()
+    asking = {**process.cli_env, "TRUSTKIT_POLICY": str(policy)}
+    unsigned = "registry.test/nobody/signs-this:1.0"
+    try:
+        allowed = host("resolve", unsigned, env=asking)
+        policy.write_text('default = "signed"\n')  # tightened
+        tightened = host("resolve", unsigned, env=asking)
+        policy.write_text("default = [not toml\n")  # broken
+        broken = host("resolve", unsigned, env=asking)
+        policy.write_text('default = "unsigned-ok"\n')
+        mended = host("resolve", unsigned, env=asking)
+    finally:
+        process.stop()
+
+    assert allowed.code == 0, allowed.err
+    assert tightened.code == 1
+    assert "has no trust data for it" in tightened.err
+    assert broken.code == 2
+    assert "does not read, so it refuses everything" in broken.err
+    assert mended.code == 0, mended.err

@@ -202,7 +202,9 @@ class Context:
         return self.env.get("TRUSTKIT_TOKEN") or None
 
     @contextmanager
-    def session(self) -> Iterator[tuple[ServerAPI, Verifier]]:
+    def session(
+        self, first_use: Callable[[str, bytes], None] | None = None
+    ) -> Iterator[tuple[ServerAPI, Verifier]]:
         from client.anchors import first_use_check
         from client.fetcher import HttpxFetcher
         from client.server_api import ServerAPI
@@ -218,7 +220,8 @@ class Context:
                 reads = stack.enter_context(self._http_client(settings.mirror_url, {}))
             fetcher = HttpxFetcher(reads, deadline=self.deadline)
             # A host policy that declares trust anchors checks every first root.
-            first_use = first_use_check(self.host_policy) if self.policy_path else None
+            if first_use is None and self.policy_path:
+                first_use = first_use_check(self.host_policy)
             verifier = Verifier(settings, fetcher, first_use)
             yield ServerAPI(settings.server_url, http), verifier
 
@@ -620,6 +623,7 @@ def cmd_verify(ctx: Context) -> int:
 
 def cmd_agent(ctx: Context) -> int:
     from client.agent import Agent, AgentLimits, AgentSockets, FreshRepositories, run_agent
+    from client.anchors import FirstUseCheck
     from trustkit.agent_wire import DEFAULT_SOCKET, SOCKET_VARIABLE
 
     args = ctx.args
@@ -633,15 +637,17 @@ def cmd_agent(ctx: Context) -> int:
         or (docker_host.removeprefix("unix://") if docker_host.startswith("unix://") else "")
         or "/var/run/docker.sock"
     )
-    policy = ctx.host_policy
-    with ctx.session() as (_, verifier):
+    agents: list[Agent] = []  # the verifier's first-use check follows the agent's policy
+    with ctx.session(FirstUseCheck(lambda: agents[0].policy)) as (_, verifier):
         agent = Agent(
             FreshRepositories(verifier, args.freshness),
-            policy,
+            ctx.host_policy,
             ctx.policy_path,
             ctx.server_url,
             verifier.has_anchor,
         )
+        agents.append(agent)
+        policy = agent.loaded
         sockets = AgentSockets(socket, plugin, docker, args.group)
 
         def ready() -> None:
