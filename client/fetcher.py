@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 from tuf.api import exceptions
@@ -34,9 +35,28 @@ class HttpxFetcher(FetcherInterface):
     def __init__(self, http: httpx.Client, *, deadline: float = DEFAULT_DEADLINE) -> None:
         self._http = http
         self._deadline = deadline
+        self._window_ends: float | None = None
+
+    @property
+    def deadline(self) -> float:
+        """Seconds one download may take, whole."""
+        return self._deadline
+
+    @contextmanager
+    def window(self, seconds: float) -> Iterator[None]:
+        """Every download inside ends within ``seconds`` of now, whatever each one's own
+        deadline: a server that serves a long chain of slow roots, each just within the
+        deadline, cannot hold a host for hours."""
+        self._window_ends = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._window_ends = None
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         ends_at = time.monotonic() + self._deadline
+        if self._window_ends is not None:
+            ends_at = min(ends_at, self._window_ends)
         try:
             # gzip only (not whatever decoders happen to be installed): metadata is JSON
             # and compresses well; python-tuf counts the decoded bytes against its limits.

@@ -24,7 +24,7 @@ import fcntl
 import json
 import shutil
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -374,6 +374,11 @@ class TrustedRepository:
         return NotFoundError(f"no signed tag {name} in {self.gun} (signed tags: {listed})")
 
 
+# One verification (the root chain, timestamp, snapshot, targets and bins) must finish
+# within this many whole-request deadlines, however many files it needs.
+VERIFY_WINDOW = 4
+
+
 class Verifier:
     """Runs the TUF client workflow for one repository at a time."""
 
@@ -406,6 +411,15 @@ class Verifier:
                 ) from None
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _download_window(self) -> AbstractContextManager[None]:
+        """All the downloads of one verification end within VERIFY_WINDOW deadlines."""
+        window = getattr(self._fetcher, "window", None)
+        deadline = getattr(self._fetcher, "deadline", None)
+        if window is None or deadline is None:
+            return nullcontext()
+        result: AbstractContextManager[None] = window(deadline * VERIFY_WINDOW)
+        return result
 
     def has_anchor(self, gun: str) -> bool:
         return (self._settings.trust_dir(gun) / "root.json").exists()
@@ -461,7 +475,7 @@ class Verifier:
         Hosts never use it.
         """
         wanted = None if tags is None else frozenset(tags)
-        with self._exclusive(gun):
+        with self._exclusive(gun), self._download_window():
             return self._trusted_repository(gun, allow_expired, wanted)
 
     def last_verified(self, gun: str) -> TrustedRepository | None:

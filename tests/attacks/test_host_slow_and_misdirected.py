@@ -189,3 +189,34 @@ def test_credentials_never_go_over_plain_http_to_a_token_service_elsewhere(
     assert result.code == 1, result.err
     assert "Traceback" not in result.err
     assert "refusing to send credentials there" in result.err
+
+
+def test_a_mirror_slow_on_every_file_cannot_stretch_one_verification_past_its_window(
+    publisher: Trustkit, server: ServerProcess, gun: str, tmp_path: Path
+):
+    """Each file arrives just within the 2 s deadline, but a fresh host walking a chain
+    of roots needs many files: one verification still ends within 4 deadlines."""
+    from tests.harness import TamperingProxy
+
+    ok(publisher("init", gun))
+    sign(publisher, gun, "1.0", DIGEST_A)
+    for _ in range(3):  # roots v2..v4: a longer chain for the host to walk
+        ok(publisher("key", "rotate", gun, "root"))
+    proxy = TamperingProxy(server.url)
+
+    def slowly(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        time.sleep(1.5)  # within the per-file deadline
+        return status, body
+
+    proxy.rewrite = slowly
+    proxy.start()
+    try:
+        host = pinned_host(server, gun, tmp_path / "host", proxy.url)
+        result = host.process("verify", f"{gun}:1.0", "--offline", env=DEADLINE, timeout=SAFETY_NET)
+    finally:
+        proxy.stop()
+
+    assert result.code == 3, result.err
+    assert "Traceback" not in result.err
+    assert STALLED.split(";")[1].strip() in result.err
+    assert len(proxy.requests) < 7  # cut before the last file it needed
