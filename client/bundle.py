@@ -96,7 +96,14 @@ def read_bundle(path: Path, gun: str) -> dict[str, bytes]:
             hint="a bundle written by trustkit export is far smaller: this one is broken "
             "or hostile (a decompression bomb)",
         ) from None
-    except (OSError, EOFError, tarfile.TarError, ValueError, lzma.LZMAError) as error:
+    except (
+        OSError,
+        EOFError,
+        tarfile.TarError,
+        ValueError,
+        lzma.LZMAError,
+        RecursionError,
+    ) as error:  # a manifest nested too deep to read is as unreadable as a broken one
         raise UsageError(
             f"cannot read the bundle {path}: {error}",
             hint="give a file written by: trustkit export REPO -o FILE",

@@ -66,7 +66,7 @@ class ServerAPI:
         try:
             body = response.json()
             error, detail = str(body.get("error")), str(body.get("detail"))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             error, detail = "http_error", response.text[:200]
         kind = PublishConflictError if response.status_code == 409 else ServerRefusedError
         return kind(
@@ -87,7 +87,7 @@ class ServerAPI:
     def _key_from(response: httpx.Response, role: str) -> Key:
         try:
             return public_key_from_dict(response.json())
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise ServerRefusedError(
                 f"the server sent an unreadable {role} key: {error}",
                 status=response.status_code,
@@ -133,7 +133,7 @@ class ServerAPI:
             raise self._refusal(response)
         try:
             changes = json.loads(response.content)["pending"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             changes = None
         if not isinstance(changes, list):
             raise ServerRefusedError(
@@ -168,7 +168,14 @@ class ServerAPI:
         response = self._send("POST", url, files=files)
         if response.status_code not in (200, 202):
             raise self._refusal(response)
-        result: dict[str, Any] = json.loads(response.content)
+        try:
+            result: dict[str, Any] = json.loads(response.content)
+        except (ValueError, RecursionError):
+            raise ServerRefusedError(
+                "the server sent an unreadable answer to an upload",
+                status=response.status_code,
+                error="bad_answer",
+            ) from None
         return result
 
     def delete(self, gun: str) -> None:

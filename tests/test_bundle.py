@@ -174,3 +174,20 @@ def test_a_decompression_bomb_bundle_is_refused_early(tmp_path: Path, gun: str):
     assert result.code == 2, result.err
     assert "Traceback" not in result.err
     assert "holds more than 536870912 bytes, decompressed" in result.err
+
+
+def test_a_bundle_whose_manifest_nests_too_deep_is_refused_without_a_traceback(
+    host: Trustkit, gun: str, tmp_path: Path
+):
+    bundle = tmp_path / "deep.tar"
+    deep = b"[" * 200_000
+    with tarfile.open(bundle, "w") as tar:
+        info = tarfile.TarInfo("trustkit-bundle.json")
+        info.size = len(deep)
+        tar.addfile(info, io.BytesIO(deep))
+
+    result = host.process("verify", f"{gun}:1.0", "--bundle", str(bundle))
+
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    assert str(bundle) in result.err

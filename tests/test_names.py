@@ -87,6 +87,8 @@ def test_durations():
         ("registry-1.docker.io:443/library/nginx", "docker.io/library/nginx"),
         ("docker.io:443/nginx", "docker.io/library/nginx"),
         ("index.docker.io/nginx", "docker.io/library/nginx"),
+        ("registry.hub.docker.com/library/nginx", "docker.io/library/nginx"),
+        ("registry.hub.docker.com:443/nginx", "docker.io/library/nginx"),
         ("LOCALHOST:5000/app", "localhost:5000/app"),
         ("[::1]:5000/app", "[::1]:5000/app"),
         ("[0:0::1]:5000/app", "[::1]:5000/app"),

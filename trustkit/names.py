@@ -35,7 +35,12 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = "docker.io"
-DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_ALIASES = (
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",  # Docker Hub answers there too
+)
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"  # where Docker Hub's registry API answers
 DEFAULT_TAG = "latest"
 MAX_GUN_LENGTH = 255
