@@ -397,14 +397,19 @@ async def _serve(
 ) -> None:
     import signal
 
-    slots = asyncio.Semaphore(limits.max_connections)
     paths = [sockets.cli] + ([sockets.plugin] if sockets.plugin is not None else [])
     for path in paths:
         prepare_socket(path, sockets.group)
-    servers = [await serve_cli_socket(agent, sockets.cli, limits, slots)]
+    # Each socket has connections of its own: a flood of CLI clients must not leave the
+    # Docker daemon waiting (it refuses everything while its plugin does not answer).
+    cli_slots = asyncio.Semaphore(limits.max_connections)
+    servers = [await serve_cli_socket(agent, sockets.cli, limits, cli_slots)]
     if sockets.plugin is not None:
         images = DockerDaemonImages(sockets.docker)
-        servers.append(await serve_plugin_socket(agent, images, sockets.plugin, limits, slots))
+        plugin_slots = asyncio.Semaphore(limits.max_connections)
+        servers.append(
+            await serve_plugin_socket(agent, images, sockets.plugin, limits, plugin_slots)
+        )
     for path in paths:
         secure_socket(path, sockets.group)
     stop = asyncio.Event()

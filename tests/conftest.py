@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docker_daemon import DockerDaemon
 from tests.harness import ServerProcess, TamperingProxy, Trustkit, gun_for, publisher_cli
 from tests.registry import RegistryProcess, TestCA, TokenService
 
@@ -88,3 +89,17 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryP
     ).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A real Docker daemon for the module (its own socket and roots; see docker_daemon)."""
+    process = DockerDaemon(tmp_path_factory.mktemp("dockerd")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def image(request: pytest.FixtureRequest, registry: RegistryProcess) -> str:
+    """A repository of the test's own on the real registry."""
+    return f"{registry.host}/{gun_for(request.node.name).split('/', 1)[1]}"

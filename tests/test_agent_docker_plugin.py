@@ -19,7 +19,7 @@ import pytest
 
 from tests.agent_process import AgentProcess
 from tests.docker_daemon import DockerDaemon
-from tests.harness import ServerProcess, Trustkit, gun_for, publisher_cli
+from tests.harness import ServerProcess, Trustkit, publisher_cli
 from tests.registry import RegistryProcess
 
 PLUGIN_DIR = Path("/etc/docker/plugins")
@@ -81,11 +81,6 @@ def enforced(
 @pytest.fixture(scope="module")
 def owner(tmp_path_factory: pytest.TempPathFactory, server: ServerProcess) -> Trustkit:
     return publisher_cli(tmp_path_factory.mktemp("owner") / ".trustkit", server.url)
-
-
-@pytest.fixture
-def image(request: pytest.FixtureRequest, registry: RegistryProcess) -> str:
-    return f"{registry.host}/{gun_for(request.node.name).split('/', 1)[1]}"
 
 
 def _push(enforced: Enforced, reference: str, marker: str) -> str:
@@ -283,3 +278,26 @@ def test_a_service_that_installs_a_plugin_is_refused(enforced: Enforced, templat
 
     assert verdict["Allow"] is False
     assert "installs a plugin" in verdict["Msg"]
+
+
+def test_a_flood_of_idle_cli_clients_does_not_stop_the_daemon(
+    enforced: Enforced, owner: Trustkit, image: str
+):
+    """The plugin's connections are its own: idle clients on the CLI socket, as many as
+    it takes at once, leave Docker's requests answered."""
+    import socket
+
+    _signed_release(enforced, owner, image, "signed release")
+    assert enforced.docker("pull", f"{image}:1.0")[0] == 0
+    idle = []
+    try:
+        for _ in range(300):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(str(enforced.agent.socket))
+            idle.append(client)
+        ran = _run(enforced, f"{image}:1.0")
+    finally:
+        for client in idle:
+            client.close()
+
+    assert ran == (0, "signed release\n")

@@ -4,29 +4,14 @@ runs at all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.docker_daemon import DockerDaemon, docker_client
-from tests.harness import Trustkit, gun_for
-from tests.registry import RegistryProcess
+from tests.harness import Trustkit
 
 COMPOSE = "/usr/bin/docker-compose"
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
-    process = DockerDaemon(tmp_path_factory.mktemp("dockerd")).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def image(request: pytest.FixtureRequest, registry: RegistryProcess) -> str:
-    return f"{registry.host}/{gun_for(request.node.name).split('/', 1)[1]}"
 
 
 def _project(directory: Path, services: dict[str, str]) -> Path:

@@ -5,21 +5,10 @@ signing, never reaches the daemon as what the registry now serves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.docker_daemon import DockerDaemon, docker_client
-from tests.harness import Trustkit, gun_for
-from tests.registry import RegistryProcess
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
-    # A short path: the daemon's sockets must fit in a Unix socket address.
-    process = DockerDaemon(tmp_path_factory.mktemp("dockerd")).start()
-    yield process
-    process.stop()
+from tests.harness import Trustkit
 
 
 @pytest.fixture
@@ -27,12 +16,6 @@ def fresh_daemon(daemon: DockerDaemon) -> DockerDaemon:
     """The module's daemon holding no image, as a new host."""
     daemon.remove_all_images()
     return daemon
-
-
-@pytest.fixture
-def image(request: pytest.FixtureRequest, registry: RegistryProcess) -> str:
-    """A repository of the test's own on the real registry."""
-    return f"{registry.host}/{gun_for(request.node.name).split('/', 1)[1]}"
 
 
 def on_daemon(host: Trustkit, daemon: DockerDaemon) -> Trustkit:
