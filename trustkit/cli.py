@@ -1978,11 +1978,11 @@ def _parser() -> argparse.ArgumentParser:
         help="send again the changes of your pending change that lapsed (rejected, "
         "withdrawn or expired); they are never sent again without it",
     )
+    sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add("reset", cmd_reset, "drop staged changes (and lapsed ones) without sending anything")
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("tags", nargs="*", metavar="TAG", help="only the changes of these tags")
-    sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add(
         "verify",
