@@ -251,17 +251,21 @@ PLUGIN_MAX_BODY = 4 * 1024 * 1024  # the daemon forwards bodies of up to 1 MiB, 
 
 @dataclass
 class DockerDaemonImages:
-    """What the Docker daemon holds under an image name, asked over its socket."""
+    """What the Docker daemon holds under an image name, asked over its socket (one
+    client, kept: a decision costs a request, not a new connection pool)."""
 
     socket: Path
     timeout: float = 5.0
+    _http: Any = field(default=None, repr=False)
 
     def __call__(self, name: str) -> list[str] | None:
         import httpx
 
-        transport = httpx.HTTPTransport(uds=os.fspath(self.socket))
-        with httpx.Client(transport=transport, timeout=self.timeout) as http:
-            answer = http.get(f"http://docker/images/{quote(name, safe='')}/json")
+        if self._http is None:
+            # A Unix socket carries no TLS: no certificate context to build for it.
+            transport = httpx.HTTPTransport(uds=os.fspath(self.socket), verify=False)
+            self._http = httpx.Client(transport=transport, timeout=self.timeout)
+        answer = self._http.get(f"http://docker/images/{quote(name, safe='')}/json")
         if answer.status_code == 404:
             return None
         answer.raise_for_status()
