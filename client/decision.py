@@ -34,7 +34,7 @@ from trustkit.errors import (
     TrustkitError,
     VerificationError,
 )
-from trustkit.metadata import ImageTarget
+from trustkit.metadata import ImageTarget, is_file_target
 from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
 
 __all__ = ["Decision", "RepositorySource", "first_use_note", "verify_reference"]
@@ -149,6 +149,12 @@ def _signed_target(repository: TrustedRepository, reference: ImageReference) -> 
     """The signed tag the reference names: by its tag, or the first tag signed with
     its digest."""
     if reference.tag is not None:
+        if is_file_target(repository.target_file(reference.tag)):
+            raise NotFoundError(
+                f"{reference.tag} in {reference.gun} is a signed file, not an image tag",
+                hint=f"check the file with: trustkit verify-file {reference.gun} "
+                f"{reference.tag} FILE",
+            )
         target = repository.target(reference.tag)
         if reference.digest is not None and str(reference.digest) != target.digest:
             raise VerificationError(
@@ -157,7 +163,11 @@ def _signed_target(repository: TrustedRepository, reference: ImageReference) -> 
             )
         return target
     assert reference.digest is not None  # parse_reference gives a tag or a digest
-    tags = repository.tags_with_digest(str(reference.digest))
+    tags = [
+        tag
+        for tag in repository.tags_with_digest(str(reference.digest))
+        if not is_file_target(repository.target_file(tag))
+    ]
     if not tags:
         raise NotFoundError(
             f"{reference.digest} is not signed under any tag of {reference.gun}",

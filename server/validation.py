@@ -71,7 +71,7 @@ from trustkit.bins import (
     is_bin_count_allowed,
     is_bin_name,
 )
-from trustkit.metadata import ONLINE_ROLES, key_id_of, key_material_of
+from trustkit.metadata import ONLINE_ROLES, is_file_target, key_id_of, key_material_of
 from trustkit.names import MAX_FILE_NAME_LENGTH, is_docker_tag, is_safe_file_name
 
 __all__ = ["Limits", "RepositoryAfterUpload", "Shortfall", "UploadRejected", "validate_upload"]
@@ -335,7 +335,7 @@ def check_target_names(uploaded: Mapping[str, Metadata[Any]]) -> None:
         if not isinstance(metadata.signed, Targets):
             continue
         for path, target in metadata.signed.targets.items():
-            if not _is_signed_file(target):
+            if not is_file_target(target):
                 if not is_docker_tag(path):
                     raise UploadRejected(
                         400,
@@ -370,12 +370,6 @@ def check_target_names(uploaded: Mapping[str, Metadata[Any]]) -> None:
 def _custom(target: TargetFile) -> Mapping[str, Any]:
     custom = target.unrecognized_fields.get("custom")
     return custom if isinstance(custom, dict) else {}
-
-
-def _is_signed_file(target: TargetFile) -> bool:
-    """``sign-file`` (and Notary's ``add``) hash a file with more than sha256 and give no
-    media type; an image tag is signed by its manifest's sha256 alone."""
-    return "media_type" not in _custom(target) and set(target.hashes) != {"sha256"}
 
 
 def check_delegated_role_names(uploaded: Mapping[str, Metadata[Any]]) -> None:

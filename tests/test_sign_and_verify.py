@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
@@ -177,6 +178,29 @@ def test_signed_file_verifies_and_a_changed_file_is_refused(
 
     assert refused.code == 1
     assert "does not match the signed charts/app-1.0.tgz" in refused.err
+
+
+def test_a_signed_file_is_never_taken_for_an_image_tag(
+    publisher: Trustkit, host: Trustkit, gun: str, tmp_path
+):
+    """verify REPO:NAME of a signed file would hand Docker the file's hash as an image
+    digest: refused, with the command that checks a file."""
+    chart = tmp_path / "app.tgz"
+    chart.write_bytes(b"chart contents")
+    publisher("init", gun)
+    assert publisher("sign-file", gun, "app.tgz", str(chart)).code == 0
+    file_digest = "sha256:" + hashlib.sha256(b"chart contents").hexdigest()
+
+    as_tag = host("verify", f"{gun}:app.tgz", "--offline")
+    resolved = host("resolve", f"{gun}:app.tgz")
+    by_digest = host("resolve", f"{gun}@{file_digest}")
+
+    for refused in (as_tag, resolved):
+        assert refused.code == 1, refused.err
+        assert f"app.tgz in {gun} is a signed file, not an image tag" in refused.err
+        assert f"trustkit verify-file {gun} app.tgz FILE" in refused.err
+    assert by_digest.code == 1
+    assert "is not signed under any tag" in by_digest.err
 
 
 def test_keystore_is_private_and_keys_are_encrypted(publisher: Trustkit, gun: str):

@@ -41,6 +41,7 @@ __all__ = [
     "ImageTarget",
     "describe_target",
     "file_target",
+    "is_file_target",
     "image_target",
     "key_id_of",
     "key_material_of",
@@ -85,6 +86,15 @@ def file_target(name: str, data: bytes) -> TargetFile:
         "sha512": hashlib.sha512(data).hexdigest(),
     }
     return TargetFile(len(data), hashes, name)
+
+
+def is_file_target(target: TargetFile) -> bool:
+    """Whether a target is a signed file (``sign-file``, Notary's ``add``), not an image
+    tag: files are hashed with more than sha256 and carry no media type; a tag is its
+    manifest's sha256 alone."""
+    custom = target.unrecognized_fields.get("custom")
+    has_media_type = isinstance(custom, dict) and "media_type" in custom
+    return not has_media_type and set(target.hashes) != {"sha256"}
 
 
 def describe_target(target: TargetFile) -> ImageTarget:
