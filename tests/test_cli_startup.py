@@ -83,3 +83,31 @@ def test_sign_and_publish_opens_the_signing_key_once(
 
     assert signed.code == 0, signed.err
     assert len(key_file_opens) == 1
+
+
+def test_every_argument_of_every_command_says_what_it_is():
+    from trustkit import cli
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, words: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*words, name])
+            elif action.help is None and not isinstance(action, argparse._HelpAction):
+                missing.append((" ".join(words), action.option_strings or action.dest))
+
+    walk(cli._parser(), [])
+
+    assert missing == []
+
+
+def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]):
+    from trustkit import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"], {})
+
+    shown = " ".join(capsys.readouterr().out.split())  # as wrapped to any terminal width
+    assert "exit codes: 0 ok, 1 refused" in shown and "3 server or network unreachable" in shown

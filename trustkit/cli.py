@@ -1865,6 +1865,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trustkit",
         description="Sign container image tags and verify them before they run.",
+        epilog="exit codes: 0 ok, 1 refused (verification, or by the server), 2 usage "
+        "error, 3 server or network unreachable",
         parents=[common],
     )
     # Options of every command: set where missing after parsing (see main), because a
@@ -1903,7 +1905,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = add("init", cmd_init, "create a signed repository: root and targets keys, root v1")
     sub.add_argument("repository", help="e.g. registry.example.com/team/app")
-    sub.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    sub.add_argument(
+        "--key-type",
+        choices=["ed25519", "ecdsa"],
+        default="ed25519",
+        help="the new key's type (default %(default)s)",
+    )
     sub.add_argument(
         "--bins",
         type=_bin_count,
@@ -1920,7 +1927,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Signing one tag then re-signs one bin, and a host verifying one tag "
         "downloads one bin. Hosts need no change. Needs the targets key.",
     )
-    sub.add_argument("repository")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument(
         "--count",
         type=_bin_count,
@@ -1955,9 +1962,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
     sub = add("sign-file", cmd_sign_file, "sign an arbitrary file under NAME")
-    sub.add_argument("repository")
-    sub.add_argument("name")
-    sub.add_argument("file")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    sub.add_argument("name", help="the file's name in the repository, e.g. charts/app-1.0.tgz")
+    sub.add_argument("file", help="the file to sign")
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
@@ -1990,7 +1997,9 @@ def _parser() -> argparse.ArgumentParser:
         "verify a tag, check the registry still serves it, and print its signed digest",
         [registry, policy],
     )
-    sub.add_argument("reference", metavar="IMAGE[:TAG]")
+    sub.add_argument(
+        "reference", metavar="IMAGE[:TAG]", help="e.g. registry.example.com/team/app:1.4.2"
+    )
     sub.add_argument(
         "--offline", action="store_true", help="do not compare with the registry's current tag"
     )
@@ -2001,7 +2010,9 @@ def _parser() -> argparse.ArgumentParser:
         "decide on IMAGE[:TAG] as pull would, and print the IMAGE@sha256:… to give docker",
         [policy],
     )
-    sub.add_argument("reference", metavar="IMAGE[:TAG]")
+    sub.add_argument(
+        "reference", metavar="IMAGE[:TAG]", help="e.g. registry.example.com/team/app:1.4.2"
+    )
     sub.add_argument("--bundle", metavar="FILE", help=BUNDLE_HELP)
 
     compose = add("compose", lambda ctx: EXIT_USAGE, "verify and pin compose projects")
@@ -2074,7 +2085,9 @@ def _parser() -> argparse.ArgumentParser:
         "differs.",
     )
     notary.set_defaults(handler=cmd_migrate_notary)
-    notary.add_argument("repository", nargs="?", metavar="REPO")
+    notary.add_argument(
+        "repository", nargs="?", metavar="REPO", help="the repository to move (or --all)"
+    )
     notary.add_argument("--from", dest="source", required=True, metavar="URL",
                         help="the Notary server, e.g. https://notary.example.com")  # fmt: skip
     notary.add_argument("--from-ca", dest="source_ca", metavar="FILE",
@@ -2096,28 +2109,30 @@ def _parser() -> argparse.ArgumentParser:
         cmd_export,
         "write a bundle of a repository's verified metadata, for hosts with no network",
     )
-    sub.add_argument("repository")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle (tar)")
 
     sub = add("verify-file", cmd_verify_file, "verify a file against its signed NAME")
-    sub.add_argument("repository")
-    sub.add_argument("name")
-    sub.add_argument("file")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    sub.add_argument("name", help="the file's name in the repository, e.g. charts/app-1.0.tgz")
+    sub.add_argument("file", help="the file to check against what was signed")
 
     sub = add("inspect", cmd_inspect, "show signed tags and every role's version and expiry")
-    sub.add_argument("reference", metavar="REPO[:TAG]")
+    sub.add_argument("reference", metavar="REPO[:TAG]", help="a repository, or one tag of it")
 
     trust = add("trust", lambda ctx: EXIT_USAGE, "manage the roots this host trusts")
     trust_commands = trust.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
     pin = trust_commands.add_parser("pin", parents=[common], help="trust this root for REPO")
     pin.set_defaults(handler=cmd_trust_pin)
-    pin.add_argument("repository")
-    pin.add_argument("root_file", metavar="ROOT_JSON")
+    pin.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    pin.add_argument(
+        "root_file", metavar="ROOT_JSON", help="the repository's root.json, checked out of band"
+    )
     forget = trust_commands.add_parser(
         "forget", parents=[common], help="forget the trusted root (next use trusts anew)"
     )
     forget.set_defaults(handler=cmd_trust_forget)
-    forget.add_argument("repository")
+    forget.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
 
     key = add("key", lambda ctx: EXIT_USAGE, "list and rotate keys")
     key_commands = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
@@ -2131,8 +2146,13 @@ def _parser() -> argparse.ArgumentParser:
         help="make a signer key for a person or pipeline; writes its public half to NAME.pub",
     )
     generate.set_defaults(handler=cmd_key_generate)
-    generate.add_argument("name", metavar="NAME")
-    generate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    generate.add_argument("name", metavar="NAME", help="the signer's name, e.g. releases")
+    generate.add_argument(
+        "--key-type",
+        choices=["ed25519", "ecdsa"],
+        default="ed25519",
+        help="the new key's type (default %(default)s)",
+    )
     generate.add_argument("--out", metavar="FILE", help="where to write the public key PEM")
     export = key_commands.add_parser(
         "export", parents=[common], help="print a key's public half as PEM (never the private)"
@@ -2173,20 +2193,20 @@ def _parser() -> argparse.ArgumentParser:
         "each opened with NOTARY_{ROOT,TARGETS,SNAPSHOT,DELEGATION}_PASSPHRASE or "
         "TRUSTKIT_IMPORT_PASSPHRASE; with --repository, only that repository's keys (and root)",
     )
-    importing.add_argument("--repository")
-    importing.add_argument("--role", choices=["root", "targets"])
+    importing.add_argument("--repository", help="the repository the key is for")
+    importing.add_argument("--role", choices=["root", "targets"], help="the role the key is for")
     passwd = key_commands.add_parser(
         "passwd",
         parents=[common],
         help="change a key's passphrase (the new one from TRUSTKIT_NEW_PASSPHRASE or a prompt)",
     )
     passwd.set_defaults(handler=cmd_key_passwd)
-    passwd.add_argument("keyid", metavar="KEYID")
+    passwd.add_argument("keyid", metavar="KEYID", help="the key id or its first 8+ characters")
     removing = key_commands.add_parser(
         "remove", parents=[common], help="delete a key from this keystore"
     )
     removing.set_defaults(handler=cmd_key_remove)
-    removing.add_argument("keyid", metavar="KEYID")
+    removing.add_argument("keyid", metavar="KEYID", help="the key id or its first 8+ characters")
     removing.add_argument("--yes", action="store_true", help="confirm")
     rotate = key_commands.add_parser(
         "rotate",
@@ -2195,9 +2215,18 @@ def _parser() -> argparse.ArgumentParser:
         "made by the server); existing tags stay valid",
     )
     rotate.set_defaults(handler=cmd_key_rotate)
-    rotate.add_argument("repository")
-    rotate.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
-    rotate.add_argument("--key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    rotate.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    rotate.add_argument(
+        "role",
+        choices=["root", "targets", "snapshot", "timestamp"],
+        help="the role whose keys are replaced",
+    )
+    rotate.add_argument(
+        "--key-type",
+        choices=["ed25519", "ecdsa"],
+        default="ed25519",
+        help="the new key's type (default %(default)s)",
+    )
     rotate.add_argument(
         "--use",
         metavar="KEYID",
@@ -2239,7 +2268,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd_approve,
         "show changes waiting for co-signers and sign them (multi-signature approval)",
     )
-    approve.add_argument("repository")
+    approve.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     approve.add_argument("--id", help="only this pending change")
     approve.add_argument("--yes", action="store_true", help="sign without asking")
     approve.add_argument("--reject", action="store_true", help="withdraw instead of signing")
@@ -2250,8 +2279,8 @@ def _parser() -> argparse.ArgumentParser:
         "--file", metavar="FILE", help="sign the change in FILE here, offline, and save it"
     )
     submit = add("submit", cmd_submit, "send a change from a file (approve --file) to the server")
-    submit.add_argument("repository")
-    submit.add_argument("file", metavar="FILE")
+    submit.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
+    submit.add_argument("file", metavar="FILE", help="the change file approve --file signed")
 
     signer = add("signer", lambda ctx: EXIT_USAGE, "who may sign which tags (delegations)")
     signer_commands = signer.add_subparsers(dest="signer_command", metavar="ACTION", required=True)
@@ -2259,8 +2288,8 @@ def _parser() -> argparse.ArgumentParser:
         "add", parents=[common], help="let NAME's keys sign tags matching --paths"
     )
     adding.set_defaults(handler=cmd_signer_add)
-    adding.add_argument("name", metavar="NAME")
-    adding.add_argument("repository")
+    adding.add_argument("name", metavar="NAME", help="the signer's name, e.g. releases")
+    adding.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     adding.add_argument(
         "--key", action="append", required=True, metavar="PUB_PEM", help="a public key file"
     )
@@ -2275,16 +2304,18 @@ def _parser() -> argparse.ArgumentParser:
         "remove", parents=[common], help="take a signer out; its tags stop verifying"
     )
     dropping.set_defaults(handler=cmd_signer_remove)
-    dropping.add_argument("name", metavar="NAME")
-    dropping.add_argument("repository")
+    dropping.add_argument("name", metavar="NAME", help="the signer to take out")
+    dropping.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     listing_signers = signer_commands.add_parser(
         "list", parents=[common], help="signers, their paths, keys and tags"
     )
     listing_signers.set_defaults(handler=cmd_signer_list)
-    listing_signers.add_argument("repository")
+    listing_signers.add_argument(
+        "repository", help="the repository, e.g. registry.example.com/team/app"
+    )
 
     sub = add("status", cmd_status, "every role's version, keys and expiry, with warnings")
-    sub.add_argument("repository")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument(
         "--warn-within",
         default="30d",
@@ -2302,13 +2333,13 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 1 when a role expires within the window"
     )
     sub = add("refresh", cmd_refresh, "re-sign root and targets when they expire soon")
-    sub.add_argument("repository")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument(
         "--within", default="30d", metavar="DURATION", help="re-sign what expires within (30d)"
     )
 
     sub = add("delete", cmd_delete, "delete a repository's trust data from the server")
-    sub.add_argument("repository")
+    sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("--yes", action="store_true", help="confirm")
     passthrough = (
         "trustkit's own options go right after the command, before Docker's; everything "
