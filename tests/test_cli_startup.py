@@ -111,3 +111,26 @@ def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]):
 
     shown = " ".join(capsys.readouterr().out.split())  # as wrapped to any terminal width
     assert "exit codes: 0 ok, 1 refused" in shown and "3 server or network unreachable" in shown
+
+
+@pytest.mark.parametrize("command", ["verify", "resolve", "pull", "run", "create", "inspect"])
+def test_host_commands_offer_no_signing_options(command: str, capsys: pytest.CaptureFixture[str]):
+    from trustkit import cli
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"], {})
+
+    shown = capsys.readouterr().out
+    assert "--passphrase-file" not in shown and "--expiry" not in shown
+    if command in ("run", "create"):
+        assert "skopeo" not in shown  # skopeo runs no container
+
+
+def test_signing_commands_keep_their_signing_options(capsys: pytest.CaptureFixture[str]):
+    from trustkit import cli
+
+    for command in (["sign"], ["init"], ["key", "rotate"], ["signer", "add"]):
+        with pytest.raises(SystemExit):
+            cli.main([*command, "--help"], {})
+        shown = capsys.readouterr().out
+        assert "--passphrase-file" in shown and "--expiry" in shown, command

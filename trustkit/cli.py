@@ -1790,12 +1790,6 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
     common.add_argument(
-        "--passphrase-file",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="read key passphrases from this file (e.g. /run/secrets/…)",
-    )
-    common.add_argument(
         "--token-file",
         type=Path,
         default=argparse.SUPPRESS,
@@ -1821,7 +1815,15 @@ def _parser() -> argparse.ArgumentParser:
         help="CA certificates for the metadata server's TLS (env TRUSTKIT_CA_FILE)",
     )
 
-    common.add_argument(
+    # Options of the commands that sign: not offered where nothing is signed.
+    signing = argparse.ArgumentParser(add_help=False)
+    signing.add_argument(
+        "--passphrase-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="read key passphrases from this file (e.g. /run/secrets/…)",
+    )
+    signing.add_argument(
         "--expiry",
         action="append",
         default=argparse.SUPPRESS,
@@ -1861,13 +1863,21 @@ def _parser() -> argparse.ArgumentParser:
         help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
         "names the docker binary)",
     )
+    runs = argparse.ArgumentParser(add_help=False, parents=[policy])  # skopeo runs nothing
+    runs.add_argument(
+        "--via",
+        choices=["docker", "podman"],
+        default=argparse.SUPPRESS,
+        help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
+        "names the docker binary)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="trustkit",
         description="Sign container image tags and verify them before they run.",
         epilog="exit codes: 0 ok, 1 refused (verification, or by the server), 2 usage "
         "error, 3 server or network unreachable",
-        parents=[common],
+        parents=[common, signing],
     )
     # Options of every command: set where missing after parsing (see main), because a
     # parser default would also reach the sub-commands sharing these option objects and
@@ -1891,10 +1901,12 @@ def _parser() -> argparse.ArgumentParser:
         text: str,
         parents: Sequence[argparse.ArgumentParser] = (),
         epilog: str | None = None,
+        *,
+        signs: bool = True,
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(
             name,
-            parents=[common, *parents],
+            parents=[common, *([signing] if signs else []), *parents],
             help=text,
             description=text,
             epilog=epilog,
@@ -1987,7 +1999,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
-    sub = add("reset", cmd_reset, "drop staged changes (and lapsed ones) without sending anything")
+    sub = add(
+        "reset",
+        cmd_reset,
+        "drop staged changes (and lapsed ones) without sending anything",
+        signs=False,
+    )
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("tags", nargs="*", metavar="TAG", help="only the changes of these tags")
 
@@ -1996,6 +2013,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd_verify,
         "verify a tag, check the registry still serves it, and print its signed digest",
         [registry, policy],
+        signs=False,
     )
     sub.add_argument(
         "reference", metavar="IMAGE[:TAG]", help="e.g. registry.example.com/team/app:1.4.2"
@@ -2009,6 +2027,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd_verify,
         "decide on IMAGE[:TAG] as pull would, and print the IMAGE@sha256:… to give docker",
         [policy],
+        signs=False,
     )
     sub.add_argument(
         "reference", metavar="IMAGE[:TAG]", help="e.g. registry.example.com/team/app:1.4.2"
@@ -2045,6 +2064,7 @@ def _parser() -> argparse.ArgumentParser:
         "run the host's resident verifier: trustkit commands and Docker's authorization "
         "plugin ask it (see deploy/trustkit-agent.service)",
         [policy],
+        signs=False,
     )
     sub.add_argument(
         "--socket",
@@ -2078,7 +2098,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate_commands = migrate.add_subparsers(dest="migrate_command", metavar="FROM", required=True)
     notary = migrate_commands.add_parser(
         "notary",
-        parents=[common],
+        parents=[common, signing],
         help="read a Notary / Docker Content Trust repository, verify it, republish it here",
         description="Every tag keeps its digest and size; targets/NAME delegations become "
         "signers with the same keys, paths and threshold. Running again changes only what "
@@ -2108,16 +2128,19 @@ def _parser() -> argparse.ArgumentParser:
         "export",
         cmd_export,
         "write a bundle of a repository's verified metadata, for hosts with no network",
+        signs=False,
     )
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle (tar)")
 
-    sub = add("verify-file", cmd_verify_file, "verify a file against its signed NAME")
+    sub = add("verify-file", cmd_verify_file, "verify a file against its signed NAME", signs=False)
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("name", help="the file's name in the repository, e.g. charts/app-1.0.tgz")
     sub.add_argument("file", help="the file to check against what was signed")
 
-    sub = add("inspect", cmd_inspect, "show signed tags and every role's version and expiry")
+    sub = add(
+        "inspect", cmd_inspect, "show signed tags and every role's version and expiry", signs=False
+    )
     sub.add_argument("reference", metavar="REPO[:TAG]", help="a repository, or one tag of it")
 
     trust = add("trust", lambda ctx: EXIT_USAGE, "manage the roots this host trusts")
@@ -2142,7 +2165,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_key_list)
     generate = key_commands.add_parser(
         "generate",
-        parents=[common],
+        parents=[common, signing],
         help="make a signer key for a person or pipeline; writes its public half to NAME.pub",
     )
     generate.set_defaults(handler=cmd_key_generate)
@@ -2162,7 +2185,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="write the PEM to FILE")
     importing = key_commands.add_parser(
         "import",
-        parents=[common],
+        parents=[common, signing],
         help="keep a PEM private key made elsewhere, encrypted in this keystore, or use a "
         "key in a PKCS#11 token (--hsm)",
         description="PEM_FILE: a private key, re-encrypted here. --hsm KEY: an EC key "
@@ -2197,7 +2220,7 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_argument("--role", choices=["root", "targets"], help="the role the key is for")
     passwd = key_commands.add_parser(
         "passwd",
-        parents=[common],
+        parents=[common, signing],
         help="change a key's passphrase (the new one from TRUSTKIT_NEW_PASSPHRASE or a prompt)",
     )
     passwd.set_defaults(handler=cmd_key_passwd)
@@ -2210,7 +2233,7 @@ def _parser() -> argparse.ArgumentParser:
     removing.add_argument("--yes", action="store_true", help="confirm")
     rotate = key_commands.add_parser(
         "rotate",
-        parents=[common],
+        parents=[common, signing],
         help="replace a role's key in a new root version (snapshot and timestamp keys are "
         "made by the server); existing tags stay valid",
     )
@@ -2285,7 +2308,7 @@ def _parser() -> argparse.ArgumentParser:
     signer = add("signer", lambda ctx: EXIT_USAGE, "who may sign which tags (delegations)")
     signer_commands = signer.add_subparsers(dest="signer_command", metavar="ACTION", required=True)
     adding = signer_commands.add_parser(
-        "add", parents=[common], help="let NAME's keys sign tags matching --paths"
+        "add", parents=[common, signing], help="let NAME's keys sign tags matching --paths"
     )
     adding.set_defaults(handler=cmd_signer_add)
     adding.add_argument("name", metavar="NAME", help="the signer's name, e.g. releases")
@@ -2301,7 +2324,9 @@ def _parser() -> argparse.ArgumentParser:
         "--terminating", action="store_true", help="tags it may sign are looked up nowhere else"
     )
     dropping = signer_commands.add_parser(
-        "remove", parents=[common], help="take a signer out; its tags stop verifying"
+        "remove",
+        parents=[common, signing],
+        help="take a signer out; its tags stop verifying",
     )
     dropping.set_defaults(handler=cmd_signer_remove)
     dropping.add_argument("name", metavar="NAME", help="the signer to take out")
@@ -2314,7 +2339,9 @@ def _parser() -> argparse.ArgumentParser:
         "repository", help="the repository, e.g. registry.example.com/team/app"
     )
 
-    sub = add("status", cmd_status, "every role's version, keys and expiry, with warnings")
+    sub = add(
+        "status", cmd_status, "every role's version, keys and expiry, with warnings", signs=False
+    )
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument(
         "--warn-within",
@@ -2338,7 +2365,7 @@ def _parser() -> argparse.ArgumentParser:
         "--within", default="30d", metavar="DURATION", help="re-sign what expires within (30d)"
     )
 
-    sub = add("delete", cmd_delete, "delete a repository's trust data from the server")
+    sub = add("delete", cmd_delete, "delete a repository's trust data from the server", signs=False)
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("--yes", action="store_true", help="confirm")
     passthrough = (
@@ -2352,6 +2379,7 @@ def _parser() -> argparse.ArgumentParser:
         [registry, gate],
         "usage: trustkit pull [--via docker|podman|skopeo] [--dest DEST] [docker pull "
         "options] IMAGE[:TAG]\n\n" + passthrough,
+        signs=False,
     )
     sub.add_argument(
         "--dest",
@@ -2364,20 +2392,22 @@ def _parser() -> argparse.ArgumentParser:
             name,
             cmd_run,
             f"verify the image, then docker {name} it pinned to its signed digest",
-            [registry, gate],
+            [registry, runs],
             f"usage: trustkit {name} [--via docker|podman] [docker {name} options] IMAGE[:TAG] "
             "[COMMAND…]\n\n" + passthrough,
+            signs=False,
         )
     add(
         "docker",
         cmd_docker,
         "docker with pull, run, create and build gated (alias docker='trustkit docker')",
-        [registry, gate],
+        [registry, runs],
         "usage: trustkit docker [--via docker|podman] DOCKER-ARGS…\n\nBase images in FROM "
         "lines, --build-context images and a buildx builder's BuildKit image are pinned; "
         "commands that start no image pass through; commands that pull images trustkit "
         "cannot verify (compose up, bake, service create, …) and unknown commands are "
         "refused.",
+        signs=False,
     )
     return parser
 
