@@ -118,7 +118,7 @@ class FreshRepositories:
 class Agent:
     """Decisions under one host policy, against one metadata server.
 
-    The policy file is read again whenever it changes (its size, time or inode), before
+    The policy file is read again whenever it changes (size, times or inode), before
     the next decision: a tightened policy applies at once. A policy that no longer
     reads refuses every decision until it is mended (fail closed)."""
 
@@ -127,7 +127,7 @@ class Agent:
     policy_path: str | None
     server_url: str
     has_anchor: Callable[[str], bool] = lambda gun: False
-    _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    _stamp: tuple[int, int, int, int] | None = field(default=None, repr=False)
     _broken: TrustkitError | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -156,14 +156,14 @@ class Agent:
                 )
             return self.loaded
 
-    def _file_stamp(self) -> tuple[int, int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int, int] | None:
         if self.policy_path is None:
             return None
         try:
             status = Path(self.policy_path).stat()
         except OSError:
-            return (0, 0, 0)  # gone: HostPolicy.load says so, and everything is refused
-        return (status.st_ino, status.st_size, status.st_mtime_ns)
+            return (0, 0, 0, 0)  # gone: HostPolicy.load says so, and everything is refused
+        return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
     def decide(self, reference: str) -> Decision:
         """The same decision ``trustkit verify``/``pull`` make in-process."""

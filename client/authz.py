@@ -41,12 +41,11 @@ from client.decision import Decision
 from client.policy import SIGNED, HostPolicy
 from trustkit.display import printable
 from trustkit.errors import TrustkitError
-from trustkit.names import parse_reference
+from trustkit.names import may_name_an_image_id, parse_reference
 
 __all__ = ["AuthzRequest", "DaemonImage", "Verdict", "authorize"]
 
 _VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
-_IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
 # State-changing requests that run nothing from an image, or act on what was judged.
 _ALLOWED_WRITES = re.compile(
     r"^/(?:"
@@ -88,6 +87,10 @@ def _one_spelling_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     last match: ``{"Image": A, "image": B}`` runs B. Any key spelled twice is refused."""
     seen: set[str] = set()
     for key, _ in pairs:
+        if not key.isascii():
+            # Go folds some letters Python does not (and newer Go folds more): a key
+            # outside ASCII could be read as "Image" by the daemon and not here.
+            raise ValueError(f"the key {key!r} is not ASCII")
         folded = key.casefold()
         if folded in seen:
             raise ValueError(f"the key {key!r} appears twice (in some spelling)")
@@ -186,9 +189,10 @@ def _container_create(request: AuthzRequest, decide: Decide, daemon_image: Daemo
 
 def _judge_image(image: str, decide: Decide, daemon_image: DaemonImage) -> Verdict:
     """An image a container runs or mounts: signed and held by its signed digest."""
-    if _IMAGE_ID.fullmatch(image):
+    if may_name_an_image_id(image):
         return _refused(
-            f"{image} is an image ID; run images by their signed name (NAME:TAG or NAME@DIGEST)"
+            f"{image} may name an image by its ID; run images by their signed name "
+            "(NAME:TAG or NAME@DIGEST)"
         )
     decision = decide(image)
     if decision.digest is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from client.decision import Decision
 from trustkit.errors import UsageError
+from trustkit.names import may_name_an_image_id
 
 __all__ = [
     "PinnedProject",
@@ -109,6 +110,19 @@ def pin_project(project: Mapping[str, Any], decide: Callable[[str], Decision]) -
         image = service.get("image")
         if not isinstance(image, str) or not image:
             raise UsageError(f"the compose service {name} names no image")
+        for volume in service.get("volumes") or []:
+            if isinstance(volume, dict) and str(volume.get("type", "")).lower() == "image":
+                raise UsageError(
+                    f"the compose service {name} mounts an image (volumes: type: image), "
+                    "which trustkit cannot pin yet",
+                    hint="copy what it needs into the service's own image instead",
+                )
+        if may_name_an_image_id(image):
+            raise UsageError(
+                f"the compose service {name} names '{image}', which Docker may take for a "
+                "local image's ID",
+                hint="name the image: NAME:TAG",
+            )
         decision = decide(image)
         decisions.append(decision)
         services[name] = {"image": decision.image}

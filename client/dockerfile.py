@@ -369,6 +369,16 @@ def _refuse_images_outside_from(
         if not word.text.startswith("--"):
             break
         sources: list[str] = []
+        if keyword in ("RUN", "COPY") and (
+            any(mark in word.text for mark in ("'", '"', "\\")) or not word.text.isascii()
+        ):
+            # BuildKit takes quotes and escapes out of flags before reading them: a
+            # mount or a --from spelled with them could name an image unseen here.
+            raise UsageError(
+                f"line {instruction.first_line + 1} has a flag with quotes, escapes or "
+                f"characters other than ASCII ({word.text}); write it plainly",
+                hint="e.g. RUN --mount=type=cache,target=/c …",
+            )
         flag, _, value = word.text.partition("=")
         # Read as BuildKit reads them: a mount's fields as CSV, their keys in any case;
         # flag names are matched in any case too, to be safe.

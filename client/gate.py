@@ -34,7 +34,7 @@ from client.dockerfile import pin_base_images
 from client.policy import HostPolicy
 from client.verify import TrustedRepository
 from trustkit.errors import UsageError
-from trustkit.names import DEFAULT_TAG, parse_reference
+from trustkit.names import DEFAULT_TAG, may_name_an_image_id, parse_reference
 
 __all__ = [
     "TOOLS",
@@ -164,9 +164,20 @@ def run_command(
             "skopeo cannot run containers", hint="use --via docker or --via podman, or pull"
         )
     index = find_image(args, podman=tool.kind == "podman", what=" ".join(head))
+    refuse_image_ids(args[index])
     pinned = gate.pin(args[index])
     options = _with_image_mounts_pinned(gate, list(args[:index]))
     return pinned, [tool.binary, *head, *options, pinned.image, *args[index + 1 :]]
+
+
+def refuse_image_ids(image: str) -> None:
+    """A container's image named by something Docker may take for an image ID runs
+    whatever local image has that ID: never verified, so refused."""
+    if may_name_an_image_id(image):
+        raise UsageError(
+            f"'{image}' may name a local image by its ID, which trustkit cannot verify",
+            hint="run images by their signed name: NAME:TAG or NAME@sha256:…",
+        )
 
 
 def _with_image_mounts_pinned(gate: Gate, options: list[str]) -> list[str]:
@@ -192,10 +203,13 @@ def _pinned_mount(gate: Gate, value: str) -> str:
     import io
 
     [fields] = list(csv.reader(io.StringIO(value))) or [[]]
+    if not value.isascii():
+        # Go lowercases some letters to ASCII that Python does not (İ is i): refused.
+        raise UsageError(f"the mount '{value}' has characters other than ASCII; write it plainly")
     parsed = [field.split("=", 1) for field in fields]
-    # Docker reads the keys without regard to case, as BuildKit does.
+    # Docker reads the keys without regard to case, and the last "type" wins.
     kinds = [item[1].strip().lower() for item in parsed if item[0].strip().lower() == "type"]
-    if kinds != ["image"]:
+    if not kinds or kinds[-1] != "image":
         return value
     sources = [i for i, item in enumerate(parsed) if item[0].strip().lower() in ("source", "src")]
     if len(sources) != 1 or len(parsed[sources[0]]) != 2:

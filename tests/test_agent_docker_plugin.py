@@ -301,3 +301,24 @@ def test_a_flood_of_idle_cli_clients_does_not_stop_the_daemon(
             client.close()
 
     assert ran == (0, "signed release\n")
+
+
+def test_a_short_image_id_is_refused_even_where_unsigned_images_may_run(
+    enforced: Enforced, registry: RegistryProcess
+):
+    """The daemon takes a bare hex string for an image ID prefix once no image has that
+    name: judged as docker.io/library/<hex>, it could run any local image."""
+    enforced.daemon.import_busybox(f"{registry.host}/open/local:1", "an unsigned image")
+    short_id = enforced.daemon.docker("images", "--quiet", f"{registry.host}/open/local:1")
+    prefix = short_id.stdout.strip()[:8]
+
+    for spelling in (prefix, f"sha256:{prefix}"):
+        code, output = _run(enforced, spelling)
+        assert code != 0, spelling
+        assert "may name an image by its ID" in output
+
+
+def test_a_body_with_a_key_outside_ascii_is_refused(enforced: Enforced, image: str):
+    answer = _daemon_request(enforced, f'{{"Image": "{image}:1.0", "\u0131mage": "x"}}')
+
+    assert answer.status_code == 403, answer.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.docker_daemon import DockerDaemon, docker_client
@@ -116,3 +117,19 @@ def test_a_service_that_builds_its_image_is_refused(
 
     assert refused.code == 2
     assert "the compose service app builds its image" in refused.err
+
+
+def test_a_service_mounting_an_image_or_naming_an_image_id_is_refused():
+    from client.compose import pin_project
+    from trustkit.errors import UsageError
+
+    def never(image: str) -> object:
+        raise AssertionError(f"{image} should not be decided")
+
+    mounting = {"services": {"app": {"image": "registry.test/a:1", "volumes": [
+        {"type": "image", "source": "evil.example/x:1", "target": "/x"}]}}}  # fmt: skip
+    by_id = {"services": {"app": {"image": "e49ceb9f"}}}
+
+    for project, words in ((mounting, "mounts an image"), (by_id, "local image's ID")):
+        with pytest.raises(UsageError, match=words):
+            pin_project(project, never)  # type: ignore[arg-type]

@@ -1464,3 +1464,37 @@ def test_invalid_policy_is_a_usage_error_and_docker_never_runs(
     assert reason in result.err
     assert "Traceback" not in result.err
     assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize(
+    "mount",
+    [
+        "type=bind,type=image,source={image},target=/mnt",  # Docker takes the last type
+        "type=\u0130mage,source={image},target=/mnt",  # Go lowercases İ to i
+    ],
+    ids=["type-twice", "dotted-capital-i"],
+)
+def test_image_mounts_cannot_hide_behind_another_spelling(
+    host: Trustkit, signed: Signed, recorder: Recorder, mount: str
+):
+    result = host.process(
+        "docker", "run", "--mount", mount.format(image=f"{signed.app}:9.9"),
+        f"{signed.tools}:1.0", env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code in (1, 2), result.err
+    assert_not_invoked(recorder)
+
+
+@pytest.mark.parametrize("image", ["e49ceb9f", "e49ceb9f0a1", "sha256:e49ceb9f"])
+def test_a_run_by_something_docker_may_take_for_an_image_id_is_refused(
+    host: Trustkit, recorder: Recorder, tmp_path: Path, image: str
+):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('default = "unsigned-ok"\n')
+
+    result = host.process("run", "--policy", str(policy), image, env=recorder.env())
+
+    assert result.code == 2, result.err
+    assert "may name a local image by its ID" in result.err
+    assert_not_invoked(recorder)

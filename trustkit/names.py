@@ -322,3 +322,13 @@ def is_safe_file_name(name: str) -> bool:
         and "\\" not in name
         and not any(part in ("", ".", "..") for part in name.split("/"))
     )
+
+
+_ID_LIKE = re.compile(r"(?:sha256:)?[0-9a-f]+")
+
+
+def may_name_an_image_id(text: str) -> bool:
+    """Whether Docker may take ``text`` for an image ID (or a prefix of one) rather than
+    a name: a bare run of hex digits, with no registry, path, tag or digest. The daemon
+    looks such a string up as an ID once no image has that name, whatever it holds."""
+    return bool(_ID_LIKE.fullmatch(text.strip()))
