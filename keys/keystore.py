@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
     load_ssh_private_key,
 )
+from cryptography.x509 import load_pem_x509_certificate
 from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
 from keys.files import ensure_private_dir, write_private_file
@@ -174,13 +175,18 @@ def read_pem_private_key(data: bytes, password: str | None, source: str) -> Priv
 
 
 def public_key_from_pem(data: bytes, source: str) -> Key:
-    """A public key file (PEM SubjectPublicKeyInfo, as ``key export`` writes it)."""
+    """A public key file (PEM SubjectPublicKeyInfo, as ``key export`` writes it), or an
+    X.509 certificate holding one (as ``docker trust signer add --key cert.pem`` takes:
+    its public key is used; the certificate's dates and issuer are not trust here)."""
     try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            return SSlibKey.from_crypto(load_pem_x509_certificate(data).public_key())
         return SSlibKey.from_crypto(load_pem_public_key(data))
     except (ValueError, TypeError, UnsupportedAlgorithm) as error:
         raise KeystoreError(
             f"{source} is not a public key TUF metadata can use: {error}",
-            hint="give the PEM public key that trustkit key generate or key export wrote",
+            hint="give the PEM public key that trustkit key generate or key export wrote, "
+            "or an X.509 certificate of it",
         ) from None
 
 
