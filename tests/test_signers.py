@@ -498,13 +498,16 @@ def test_the_owner_signs_any_tag_and_as_a_signer_when_asked(
         "release-2": (DIGEST_B, "alice"),
         "release-3": (DIGEST_B, "targets"),
         "release-4": (DIGEST_C, "alice"),
-        "release-notes": (
-            "sha256:"
-            + served_metadata(server, gun, "alice.json")
-            .signed.targets["release-notes"]
-            .hashes["sha256"],
-            "alice",
-        ),
+    }
+    # The signed file is listed as a file, not among the image tags.
+    [notes_file] = host("inspect", gun, "--json").json["files"]
+    assert notes_file == {
+        "name": "release-notes",
+        "sha256": served_metadata(server, gun, "alice.json")
+        .signed.targets["release-notes"]
+        .hashes["sha256"],
+        "size": len("release notes\n"),
+        "signer": "alice",
     }
     checked = host("verify-file", gun, "release-notes", str(notes))
     assert checked.code == 0, checked.err

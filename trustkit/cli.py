@@ -1011,7 +1011,7 @@ def cmd_verify_file(ctx: Context) -> int:
 
 
 def cmd_inspect(ctx: Context) -> int:
-    from trustkit.metadata import describe_target
+    from trustkit.metadata import describe_target, is_file_target
     from trustkit.names import parse_reference
 
     ref = parse_reference(ctx.args.reference)
@@ -1019,7 +1019,9 @@ def cmd_inspect(ctx: Context) -> int:
     names = [ref.tag] if ref.tag else repository.signed_tags()
     if ref.tag:
         repository.target(ref.tag)  # raises if not signed
-    tags = [describe_target(repository.target_file(name)) for name in names]
+    # Signed files (sign-file) are listed apart: their hashes are no image digests.
+    files = [n for n in names if is_file_target(repository.target_file(n))]
+    tags = [describe_target(repository.target_file(n)) for n in names if n not in files]
     shown = _roles_shown(repository)
     roles = [
         {
@@ -1042,6 +1044,13 @@ def cmd_inspect(ctx: Context) -> int:
     ]
     if not tags:
         lines.append("(no signed tags)")
+    if files:
+        lines += ["", f"{'FILE':<30} {'SHA256':<71} {'SIZE':>9}  SIGNER"]
+        lines += [
+            f"{name:<30} {repository.target_file(name).hashes.get('sha256', '-'):<71} "
+            f"{repository.target_file(name).length:>9}  {repository.signer(name)}"
+            for name in files
+        ]
     lines += ["", f"{'ROLE':<10} {'VERSION':>7}  {'EXPIRES':<26} KEYS"]
     lines += [
         f"{r.role:<10} {r.version:>7}  {r.expires.isoformat():<26} "
@@ -1059,6 +1068,15 @@ def cmd_inspect(ctx: Context) -> int:
                 "signer": repository.signer(t.name),
             }
             for t in tags
+        ],
+        "files": [
+            {
+                "name": name,
+                "sha256": repository.target_file(name).hashes.get("sha256"),
+                "size": repository.target_file(name).length,
+                "signer": repository.signer(name),
+            }
+            for name in files
         ],
         "roles": roles,
     }
