@@ -381,6 +381,16 @@ def test_docker_run_refuses_an_unknown_option(host: Trustkit, signed: Signed, re
     assert_not_invoked(recorder)
 
 
+def test_docker_help_says_what_trustkit_gates_before_dockers_own(
+    host: Trustkit, recorder: Recorder
+):
+    result = host.process("docker", "--help", env=recorder.env())
+
+    assert result.code == 0, result.err
+    assert "trustkit docker: docker with every command that pulls or starts an image" in result.err
+    assert recorder.calls() == [["docker", "--help"]]
+
+
 def test_docker_run_help_passes_through(host: Trustkit, recorder: Recorder):
     result = host.process("docker", "run", "--help", env=recorder.env())
 

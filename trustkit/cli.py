@@ -1745,6 +1745,14 @@ def cmd_docker(ctx: Context) -> int:
     tool = ctx.tool()
     if tool.kind == "skopeo":
         raise UsageError("trustkit docker wraps docker or podman, not skopeo")
+    if ctx.args.docker_args in ([], ["--help"], ["-h"]):
+        ctx.out.note(
+            "trustkit docker: docker with every command that pulls or starts an image "
+            "verified first (pull, run, create, build, buildx create, compose up/pull/run/"
+            "create), commands that start no image passed through, and every other command "
+            "refused; trustkit's own options (--policy, --via, --no-agent, …) go before "
+            "'docker'. Docker's help follows.\n"
+        )
     command = parse_docker_command(ctx.args.docker_args)
     if command.action is None:
         return execute([[tool.binary, *command.head, *command.args]], replace_process=True)
