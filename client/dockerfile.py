@@ -370,7 +370,8 @@ def _refuse_images_outside_from(
             break
         sources: list[str] = []
         if keyword in ("RUN", "COPY") and (
-            any(mark in word.text for mark in ("'", '"', "\\")) or not word.text.isascii()
+            # a backtick too: "# escape=`" makes it the escape character
+            any(mark in word.text for mark in ("'", '"', "\\", "`")) or not word.text.isascii()
         ):
             # BuildKit takes quotes and escapes out of flags before reading them: a
             # mount or a --from spelled with them could name an image unseen here.
