@@ -28,6 +28,7 @@ __all__ = [
     "pin_project",
     "pinned_compose_run",
     "project_files",
+    "refuse_profiles",
     "read_project",
     "with_files",
     "with_override",
@@ -91,6 +92,28 @@ def read_project(
     if not isinstance(project, dict) or not isinstance(project.get("services"), dict):
         raise UsageError("the compose project has no services")
     return project
+
+
+def refuse_profiles(files: Sequence[str], cwd: Path) -> None:
+    """Services behind a profile are left out of ``COMPOSE config`` unless the profile is
+    on, yet ``compose run SERVICE`` turns a named service's profile on: such a service
+    would run unpinned. Refused until trustkit pins every profile's services."""
+    import yaml
+
+    for name in files:
+        path = cwd / name
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise UsageError(f"cannot read the compose file {path}: {error}") from None
+        services = document.get("services") if isinstance(document, dict) else None
+        for service, body in (services or {}).items():
+            if isinstance(body, dict) and "profiles" in body:
+                raise UsageError(
+                    f"the compose service {service} in {name} is behind a profile, which "
+                    "trustkit cannot pin yet",
+                    hint="drop its profiles, or run that service with trustkit run",
+                )
 
 
 def pin_project(project: Mapping[str, Any], decide: Callable[[str], Decision]) -> PinnedProject:
@@ -217,6 +240,7 @@ def pinned_compose_run(
     """``COMPOSE [options] COMMAND…`` with every image of the project pinned: the
     override is written to ``scratch`` and named last."""
     files = project_files(compose_options, env, cwd)
+    refuse_profiles(files, cwd)
     project = read_project(compose, with_files(compose_options, files), env)
     pinned = pin_project(project, decide)
     override = scratch / OVERRIDE_NAME

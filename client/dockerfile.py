@@ -225,6 +225,14 @@ def _instructions(lines: list[str]) -> list[_Instruction]:
                 index += 1
                 if (body.lstrip("\t") if strip_tabs else body) == name:
                     break
+                if _LOOKS_LIKE_IMAGE_COPY.match(body):
+                    # A builder without heredocs (an older frontend) reads this line
+                    # as an instruction, which would take files from an unpinned image.
+                    raise UsageError(
+                        f"line {index} inside the heredoc opened on line {first + 1} reads "
+                        "like an instruction that takes files from an image; builders "
+                        "without heredocs would run it: move it out of the heredoc"
+                    )
             else:
                 raise UsageError(
                     f"the heredoc <<{name} opened on line {first + 1} never ends; "
@@ -234,6 +242,10 @@ def _instructions(lines: list[str]) -> list[_Instruction]:
 
 
 MAX_EXPANDED = 64 * 1024
+# A COPY or RUN (ONBUILD too) naming an image with --from or a mount's from=.
+_LOOKS_LIKE_IMAGE_COPY = re.compile(
+    r"(?is)\s*(?:onbuild\s+)?(?:copy|run|add)\b.*(?:--from|--mount|\bfrom\s*=)"
+)
 
 
 def _expand(

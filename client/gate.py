@@ -183,18 +183,15 @@ def refuse_image_ids(image: str) -> None:
 def _with_image_mounts_pinned(gate: Gate, options: list[str]) -> list[str]:
     """``--mount type=image,source=IMAGE`` (Docker 28) runs an image's files in the
     container too: each such image is decided as the container's own and pinned."""
-    pinned = []
-    index = 0
-    while index < len(options):
-        option = options[index]
+    # Every word after a "--mount" is read as a mount, even one that another option
+    # may take as its value (--label --mount --mount type=image,…): pinning a word that
+    # is no image mount changes nothing, and none is skipped.
+    pinned = list(options)
+    for index, option in enumerate(options):
         if option == "--mount" and index + 1 < len(options):
-            pinned += [option, _pinned_mount(gate, options[index + 1])]
-            index += 2
-            continue
-        if option.startswith("--mount="):
-            option = "--mount=" + _pinned_mount(gate, option.split("=", 1)[1])
-        pinned.append(option)
-        index += 1
+            pinned[index + 1] = _pinned_mount(gate, options[index + 1])
+        elif option.startswith("--mount="):
+            pinned[index] = "--mount=" + _pinned_mount(gate, option.split("=", 1)[1])
     return pinned
 
 

@@ -133,3 +133,32 @@ def test_a_service_mounting_an_image_or_naming_an_image_id_is_refused():
     for project, words in ((mounting, "mounts an image"), (by_id, "local image's ID")):
         with pytest.raises(UsageError, match=words):
             pin_project(project, never)  # type: ignore[arg-type]
+
+
+def test_a_service_behind_a_profile_is_refused(
+    daemon: DockerDaemon, host: Trustkit, tmp_path: Path
+):
+    """Compose leaves profiled services out of its config unless asked, yet runs one when
+    it is named: it would run unpinned."""
+    project = tmp_path / "project"
+    project.mkdir()
+    compose = project / "docker-compose.yml"
+    compose.write_text(
+        yaml.safe_dump(
+            {
+                "version": "3.9",
+                "services": {
+                    "app": {"image": "registry.test/app:1"},
+                    "evil": {"image": "evil.example/x:1", "profiles": ["debug"]},
+                },
+            }
+        )
+    )
+
+    pinned = _on_daemon(host, daemon).process("compose", "pin", "-f", str(compose))
+    ran = _on_daemon(host, daemon).process("docker", "compose", "-f", str(compose), "run", "evil")
+
+    for refused in (pinned, ran):
+        assert refused.code == 2, refused.err
+        assert "the compose service evil in" in refused.err
+        assert "is behind a profile" in refused.err

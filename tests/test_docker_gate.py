@@ -1508,3 +1508,18 @@ def test_a_run_by_something_docker_may_take_for_an_image_id_is_refused(
     assert result.code == 2, result.err
     assert "may name a local image by its ID" in result.err
     assert_not_invoked(recorder)
+
+
+def test_an_image_mount_cannot_hide_behind_another_options_value(
+    host: Trustkit, signed: Signed, recorder: Recorder
+):
+    """Docker gives --label the word "--mount" as its value; the next --mount is real."""
+    result = host.process(
+        "docker", "run", "--label", "--mount", "--mount",
+        f"type=image,source={signed.app}:9.9,target=/mnt", f"{signed.tools}:1.0",
+        env=recorder.env(),
+    )  # fmt: skip
+
+    assert result.code == 1, result.err
+    assert "no signed tag 9.9" in result.err
+    assert_not_invoked(recorder)

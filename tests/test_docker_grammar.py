@@ -921,6 +921,9 @@ def test_buildx_create_options_are_read():
         "FROM a:1\nRUN --mount=type=bind,fr\\om=evil:1,target=/x true\n",
         'FROM a:1\nCOPY --"from"=evil:1 / /\n',
         "# escape=`\nFROM a:1\nRUN --mount=type=bind,fr`om=evil:1,target=/x true\n",
+        # A builder without heredocs reads these lines as instructions:
+        "FROM a:1\nRUN true # <<#x\nCOPY --from=evil:1 /e /e\n#x\n",
+        "FROM a:1\nRUN <<EOF\nRUN --mount=type=bind,from=evil:1,target=/m true\nEOF\n",
         "FROM a:1\nONBUILD COPY --from=evil:1 / /\n",
         "FROM a:1\nCOPY --from=1 / /\n",  # stage 1 does not exist yet
         "//syntax=evil/frontend\nFROM a:1\n",

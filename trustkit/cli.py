@@ -689,6 +689,7 @@ def cmd_compose_pin(ctx: Context) -> int:
         pin_project,
         project_files,
         read_project,
+        refuse_profiles,
         with_files,
         write_override,
     )
@@ -705,6 +706,7 @@ def cmd_compose_pin(ctx: Context) -> int:
     for profile in args.profile or []:
         options += ["--profile", profile]
     files = project_files(options, ctx.env, Path.cwd())
+    refuse_profiles(files, Path.cwd())
     compose = compose_command(ctx.env, ctx.env.get("TRUSTKIT_DOCKER") or "docker")
     project = read_project(compose, with_files(options, files), ctx.env)
     with ctx.session() as (_, verifier):
