@@ -1883,22 +1883,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="host policy (env TRUSTKIT_POLICY, default /etc/trustkit/policy.toml)",
     )
-    gate = argparse.ArgumentParser(add_help=False, parents=[policy])
-    gate.add_argument(
-        "--via",
-        choices=["docker", "podman", "skopeo"],
-        default=argparse.SUPPRESS,
-        help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
-        "names the docker binary)",
-    )
-    runs = argparse.ArgumentParser(add_help=False, parents=[policy])  # skopeo runs nothing
-    runs.add_argument(
-        "--via",
-        choices=["docker", "podman"],
-        default=argparse.SUPPRESS,
-        help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
-        "names the docker binary)",
-    )
+    # pull may hand images to skopeo too; run and create need a tool that runs them.
+    gate, runs = (argparse.ArgumentParser(add_help=False, parents=[policy]) for _ in range(2))
+    for parent, tools in ((gate, ["docker", "podman", "skopeo"]), (runs, ["docker", "podman"])):
+        parent.add_argument(
+            "--via",
+            choices=tools,
+            default=argparse.SUPPRESS,
+            help="the tool to hand the verified image to (default docker; TRUSTKIT_DOCKER "
+            "names the docker binary)",
+        )
 
     parser = argparse.ArgumentParser(
         prog="trustkit",
