@@ -1344,29 +1344,22 @@ def test_unsigned_ok_fails_closed_when_a_repository_this_host_trusts_is_unreacha
     assert_not_invoked(recorder)
 
 
+def _signers_policy(path: Path, repository: str, signer: str, rest: str = "") -> Path:
+    """A host policy whose rule for ``repository`` accepts only ``signer``'s tags."""
+    rule = f'[[rule]]\nrepositories = ["{repository}"]\nsigners = ["{signer}"]\n'
+    return write_policy(path, rule + rest)
+
+
 def test_policy_signers_refuse_a_tag_signed_by_another_role(
     host: Trustkit, signed: Signed, recorder: Recorder, tmp_path: Path
 ):
-    releases = write_policy(
+    releases = _signers_policy(
         tmp_path / "releases.toml",
-        f"""\
-        [[rule]]
-        repositories = ["{signed.app}"]
-        signers = ["targets/releases"]
-
-        [[rule]]
-        repositories = ["**"]
-        trust = "unsigned-ok"
-        """,
+        signed.app,
+        "targets/releases",
+        '\n[[rule]]\nrepositories = ["**"]\ntrust = "unsigned-ok"\n',
     )
-    targets = write_policy(
-        tmp_path / "targets.toml",
-        f"""\
-        [[rule]]
-        repositories = ["{signed.app}"]
-        signers = ["targets"]
-        """,
-    )
+    targets = _signers_policy(tmp_path / "targets.toml", signed.app, "targets")
 
     refused = host.process(
         "run", "--policy", str(releases), f"{signed.app}:1.0", env=recorder.env()
@@ -1391,14 +1384,7 @@ def test_every_command_refuses_a_tag_the_policy_signers_rule_refuses(
 ):
     """verify and resolve decide through the gate's one function: a resolved
     IMAGE@sha256:… written into a compose file obeys the same policy as trustkit pull."""
-    releases = write_policy(
-        tmp_path / "releases.toml",
-        f"""\
-        [[rule]]
-        repositories = ["{signed.app}"]
-        signers = ["targets/releases"]
-        """,
-    )
+    releases = _signers_policy(tmp_path / "releases.toml", signed.app, "targets/releases")
 
     refused = host.process(
         *command, f"{signed.app}:1.0", env=recorder.env(TRUSTKIT_POLICY=str(releases))
@@ -1414,10 +1400,7 @@ def test_every_command_refuses_a_tag_the_policy_signers_rule_refuses(
 def test_resolve_and_verify_follow_the_policy_given_on_the_command_line(
     host: Trustkit, signed: Signed, tmp_path: Path
 ):
-    releases = write_policy(
-        tmp_path / "releases.toml",
-        f'[[rule]]\nrepositories = ["{signed.app}"]\nsigners = ["targets/releases"]\n',
-    )
+    releases = _signers_policy(tmp_path / "releases.toml", signed.app, "targets/releases")
     targets = write_policy(
         tmp_path / "targets.toml",
         f'[[rule]]\nrepositories = ["{signed.app}"]\nsigners = ["targets"]\n',
