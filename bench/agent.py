@@ -34,11 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.agent_process import AgentProcess  # noqa: E402
-from tests.docker_daemon import DockerDaemon, docker_client  # noqa: E402
-from tests.harness import ServerProcess, Trustkit, publisher_cli  # noqa: E402
-from tests.notary_server import NotaryCLI, NotaryServer, image_target  # noqa: E402
-from tests.registry import RegistryProcess  # noqa: E402
+from tests.support.agent_process import AgentProcess  # noqa: E402
+from tests.support.docker_daemon import DockerDaemon, docker_client  # noqa: E402
+from tests.support.harness import ServerProcess, Trustkit, publisher_cli  # noqa: E402
+from tests.support.notary_server import NotaryCLI, NotaryServer, image_target  # noqa: E402
+from tests.support.registry import RegistryProcess  # noqa: E402
 
 PLUGIN_DIR = Path("/etc/docker/plugins")
 

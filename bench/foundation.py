@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from client.changelist import Change, Changelist  # noqa: E402
 from client.settings import ClientSettings  # noqa: E402
-from tests.harness import (  # noqa: E402
+from tests.support.harness import (  # noqa: E402
     ROOT_PASSPHRASE,
     TARGETS_PASSPHRASE,
     ServerProcess,

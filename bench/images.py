@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.oci_layout import build_image  # noqa: E402
-from tests.harness import ROOT_PASSPHRASE, TARGETS_PASSPHRASE, ServerProcess, Trustkit  # noqa: E402
-from tests.registry import RegistryProcess, push  # noqa: E402
+from tests.support.harness import ROOT_PASSPHRASE, TARGETS_PASSPHRASE, ServerProcess, Trustkit  # noqa: E402
+from tests.support.registry import RegistryProcess, push  # noqa: E402
 
 
 def timed(tk: Trustkit, *args: str, env: dict[str, str] | None = None) -> float:

@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.harness import ServerProcess, publisher_cli  # noqa: E402
-from tests.notary_server import NotaryCLI, NotaryServer, image_target  # noqa: E402
+from tests.support.harness import ServerProcess, publisher_cli  # noqa: E402
+from tests.support.notary_server import NotaryCLI, NotaryServer, image_target  # noqa: E402
 
 GUN = "registry.bench/team/app"
 

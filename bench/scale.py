@@ -62,13 +62,13 @@ from tuf.api.metadata import Metadata, Targets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import tests.notary_server as notary_harness  # noqa: E402
+import tests.support.notary_server as notary_harness  # noqa: E402
 from client.changelist import Change, Changelist  # noqa: E402
 from client.settings import ClientSettings  # noqa: E402
 from keys.keystore import Keystore  # noqa: E402
 from keys.passphrase import PassphraseSource  # noqa: E402
-from tests.harness import ServerProcess, Trustkit, publisher_cli  # noqa: E402
-from tests.notary_server import ImageTarget, NotaryCLI, NotaryServer  # noqa: E402
+from tests.support.harness import ServerProcess, Trustkit, publisher_cli  # noqa: E402
+from tests.support.notary_server import ImageTarget, NotaryCLI, NotaryServer  # noqa: E402
 from trustkit.bins import bin_count_for  # noqa: E402
 from trustkit.metadata import image_target, sign_with  # noqa: E402
 from trustkit.names import parse_digest  # noqa: E402
@@ -283,7 +283,7 @@ def _decoded_length(raw: bytes, encoding: str) -> int | None:
 
 
 class PlainNotaryServer(NotaryServer):
-    """notary-server as tests/notary_server.py runs it (memory store, local signer), on
+    """notary-server as tests/support/notary_server.py runs it (memory store, local signer), on
     plain HTTP as trustkit-server is here, and logging only warnings, as trustkit is."""
 
     def __init__(self, directory: Path) -> None:

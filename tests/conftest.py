@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_daemon import DockerDaemon
-from tests.harness import ServerProcess, TamperingProxy, Trustkit, gun_for, publisher_cli
-from tests.registry import RegistryProcess, TestCA, TokenService
+from tests.support.docker_daemon import DockerDaemon
+from tests.support.harness import ServerProcess, TamperingProxy, Trustkit, gun_for, publisher_cli
+from tests.support.registry import RegistryProcess, TestCA, TokenService
 
 
 @pytest.fixture(scope="session")

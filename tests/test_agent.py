@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_process import AgentProcess
-from tests.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit
+from tests.support.agent_process import AgentProcess
+from tests.support.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit
 
 
 @pytest.fixture

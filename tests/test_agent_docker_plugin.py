@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agent_process import AgentProcess
-from tests.docker_daemon import DockerDaemon
-from tests.harness import ServerProcess, Trustkit, publisher_cli
-from tests.registry import RegistryProcess
+from tests.support.agent_process import AgentProcess
+from tests.support.docker_daemon import DockerDaemon
+from tests.support.harness import ServerProcess, Trustkit, publisher_cli
+from tests.support.registry import RegistryProcess
 
 PLUGIN_DIR = Path("/etc/docker/plugins")
 

@@ -26,7 +26,7 @@ from client.verify import TrustedRepository
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
 from server.publishing import MAX_PENDING
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -34,7 +34,7 @@ from tests.harness import (
     assert_verifies,
     publisher_cli,
 )
-from tests.server_side import post_upload, served_metadata, served_version
+from tests.support.server_side import post_upload, served_metadata, served_version
 from trustkit.bins import BINS_ROLE, bins_of, lay_out_bins
 from trustkit.expiry import utc_now
 from trustkit.metadata import TOP_LEVEL_ROLES, image_target, new_root, new_targets, sign_with

@@ -20,7 +20,7 @@ from tuf.api.metadata import DelegatedRole, Delegations, Snapshot, SuccinctRoles
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -32,7 +32,7 @@ from tests.harness import (
     role_of,
     sign_many,
 )
-from tests.server_side import post_upload, served_metadata, served_version
+from tests.support.server_side import post_upload, served_metadata, served_version
 from trustkit.bins import AUTO_BINS_AT, bin_count_for
 from trustkit.metadata import sign_with
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from scripts.oci_layout import build_image
-from tests.harness import DIGEST_A, DIGEST_B, Trustkit, gun_for
-from tests.registry import RegistryProcess, push
+from tests.support.harness import DIGEST_A, DIGEST_B, Trustkit, gun_for
+from tests.support.registry import RegistryProcess, push
 
 
 def _digest(n: int) -> str:

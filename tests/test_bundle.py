@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
 
 UNREACHABLE = "http://127.0.0.1:9"  # the air-gapped host's idea of a server: none
 

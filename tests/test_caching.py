@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import DIGEST_A, ServerProcess, publisher_cli
+from tests.support.harness import DIGEST_A, ServerProcess, publisher_cli
 
 IDENTITY = {"Accept-Encoding": "identity"}
 

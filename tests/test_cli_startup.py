@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.harness import DIGEST_A, Trustkit
+from tests.support.harness import DIGEST_A, Trustkit
 from trustkit.cli import COMMON_DEFAULTS, Context, Output
 
 HEAVY = ("httpx", "tuf", "securesystemslib", "cryptography", "keys.keystore", "client")

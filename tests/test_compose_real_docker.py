@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.docker_daemon import DockerDaemon, docker_client
-from tests.harness import Trustkit
+from tests.support.docker_daemon import DockerDaemon, docker_client
+from tests.support.harness import Trustkit
 
 COMPOSE = "/usr/bin/docker-compose"
 

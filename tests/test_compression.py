@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from server.app import GZIP_ENV, GZIP_MIN_BYTES
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli, sign_many
-from tests.local_http import LocalHTTPServer
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli, sign_many
+from tests.support.local_http import LocalHTTPServer
 
 # What a client sends through a proxy and what the server's answer carries back.
 FORWARDED_REQUEST = ("accept-encoding", "if-none-match", "authorization")

@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.fresh_clone import fresh_copy, newcomer_env
+from tests.support.fresh_clone import fresh_copy, newcomer_env
 
 
 def test_demo_on_a_fresh_clone_signs_pulls_and_refuses(tmp_path: Path):

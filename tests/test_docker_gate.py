@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from scripts.oci_layout import build_image
-from tests.harness import (
+from tests.support.harness import (
     ServerProcess,
     TamperingProxy,
     Trustkit,
@@ -33,7 +33,7 @@ from tests.harness import (
     publisher_cli,
     role_of,
 )
-from tests.registry import RegistryProcess, push, registry_digest
+from tests.support.registry import RegistryProcess, push, registry_digest
 
 RECORDER = """\
 #!{python}

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from keys.docker_trust import DockerTrustKey, open_docker_trust_key
 from keys.keystore import Keystore, public_pem
-from tests.harness import Trustkit
+from tests.support.harness import Trustkit
 
 NOTARY_PASSPHRASES = {
     "NOTARY_ROOT_PASSPHRASE": "notary root passphrase",

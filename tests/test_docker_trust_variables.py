@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, assert_verifies
+from tests.support.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, assert_verifies
 
 UNSET = {
     "TRUSTKIT_SERVER": "",

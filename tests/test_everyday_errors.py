@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.harness import Trustkit
+from tests.support.harness import Trustkit
 
 
 def _without(tool: str) -> str:

@@ -28,7 +28,7 @@ import pytest
 
 from client.publisher import MAX_ATTEMPTS
 from client.server_api import ServerAPI
-from tests.harness import DIGEST_A, Result, ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import DIGEST_A, Result, ServerProcess, Trustkit, publisher_cli
 
 KILL_ROUNDS = 30
 CONCURRENT_PUBLISHERS = 20

@@ -35,7 +35,7 @@ from client.docker_cli import (
     pull_options,
 )
 from client.dockerfile import base_images, pin_base_images
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
 from trustkit.errors import TrustkitError, UsageError
 from trustkit.expiry import ExpiryPolicy, parse_duration
 from trustkit.names import (

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from client.docker_config import DockerConfig
-from tests.harness import ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import ServerProcess, Trustkit, publisher_cli
 from tests.test_docker_gate import Recorder, write_recorder
 
 DIGEST = "sha256:" + "4a" * 32

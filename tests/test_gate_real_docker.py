@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docker_daemon import DockerDaemon, docker_client
-from tests.harness import Trustkit
+from tests.support.docker_daemon import DockerDaemon, docker_client
+from tests.support.harness import Trustkit
 
 
 @pytest.fixture

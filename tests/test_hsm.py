@@ -25,7 +25,7 @@ import pytest
 from securesystemslib.signer import Key
 from tuf.api.metadata import Root
 
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ROOT_PASSPHRASE,
@@ -34,7 +34,7 @@ from tests.harness import (
     assert_verifies,
     sign_many,
 )
-from tests.server_side import served_metadata, served_version
+from tests.support.server_side import served_metadata, served_version
 
 SOFTHSM_MODULES = [
     Path("/usr/lib/softhsm/libsofthsm2.so"),

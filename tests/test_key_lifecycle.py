@@ -22,7 +22,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from keys.keystore import Keystore, unseal
 from keys.passphrase import PassphraseSource
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ROOT_PASSPHRASE,
@@ -35,7 +35,7 @@ from tests.harness import (
     role_of,
     sign_many,
 )
-from tests.server_side import (
+from tests.support.server_side import (
     post_upload,
     served_metadata,
     served_version,

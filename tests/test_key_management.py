@@ -25,7 +25,7 @@ from securesystemslib.signer import SSlibKey
 
 from keys.keystore import OPENSSH_PEM_BEGIN, KeyRecord, Keystore, PrivateKey, unseal
 from keys.passphrase import PassphraseSource
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     ROOT_PASSPHRASE,
     TARGETS_PASSPHRASE,

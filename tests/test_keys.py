@@ -27,7 +27,7 @@ import keys.keystore
 from keys.keystore import KeyRecord, Keystore, PrivateKey, unseal
 from keys.passphrase import PassphraseSource
 from server.master_key import MasterKey
-from tests.harness import DIGEST_A, TARGETS_PASSPHRASE, Trustkit
+from tests.support.harness import DIGEST_A, TARGETS_PASSPHRASE, Trustkit
 from trustkit.errors import EXIT_USAGE, KeystoreError, PassphraseError, UsageError
 
 

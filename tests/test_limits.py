@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 from tests.test_upload_validation import A, HandMadeRepository, assert_refused
 from trustkit.metadata import sign_with
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from keys.keystore import Keystore, public_key_from_pem
-from tests.harness import ServerProcess, Trustkit, publisher_cli
-from tests.notary_server import (
+from tests.support.harness import ServerProcess, Trustkit, publisher_cli
+from tests.support.notary_server import (
     PASSPHRASES,
     DelegateKey,
     NotaryCLI,

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
 
 
 class _Recording(SimpleHTTPRequestHandler):

@@ -43,7 +43,7 @@ from migrate.notary import (
     read_notary_repository,
     verify_root,
 )
-from tests.notary_server import (
+from tests.support.notary_server import (
     DelegateKey,
     NotaryCLI,
     NotaryProxy,
@@ -54,7 +54,7 @@ from tests.notary_server import (
     publish_as_delegate,
     role_of,
 )
-from tests.registry import TokenService
+from tests.support.registry import TokenService
 
 GUN = "registry.test/team/app"
 RELEASES = "targets/releases"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fresh_clone import fresh_copy, newcomer_env
-from tests.harness import DIGEST_A, ServerProcess, Trustkit
+from tests.support.fresh_clone import fresh_copy, newcomer_env
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit
 
 SERVER_STACK = {"fastapi", "uvicorn", "uvloop", "httptools", "psycopg", "python-multipart"}
 

@@ -9,7 +9,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.harness import DIGEST_A, ServerProcess, Trustkit
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit
 
 
 def _policy(tmp_path: Path, gun: str, body: str) -> Path:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
-from tests.postgres import PostgresCluster, postgresql_cluster  # noqa: F401 - a fixture
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
+from tests.support.postgres import PostgresCluster, postgresql_cluster  # noqa: F401 - a fixture
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
 
 DEAD_SERVER = "http://127.0.0.1:9"
 

@@ -16,14 +16,14 @@ from tuf.api.metadata import MetaFile, Snapshot, Targets
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import post_upload, served_metadata, stolen_online_signers
+from tests.support.server_side import post_upload, served_metadata, stolen_online_signers
 from trustkit.expiry import utc_now
 from trustkit.metadata import image_target, sign_with
 from trustkit.names import parse_digest

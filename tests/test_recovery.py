@@ -25,7 +25,7 @@ from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
 from keys.keystore import unseal
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     TARGETS_PASSPHRASE,
@@ -35,7 +35,7 @@ from tests.harness import (
     assert_verifies,
     sign_many,
 )
-from tests.server_side import (
+from tests.support.server_side import (
     post_upload,
     served_metadata,
     served_version,

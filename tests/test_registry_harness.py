@@ -1,6 +1,6 @@
 """The registry harness itself: real pushes to a real registry serve the digests we built.
 
-If these fail, every test built on ``tests.registry`` would be checking nothing.
+If these fail, every test built on ``tests.support.registry`` would be checking nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from scripts.oci_layout import OCI_INDEX, OCI_MANIFEST, build_image
-from tests.registry import (
+from tests.support.registry import (
     RegistryProcess,
     TokenService,
     fetch_manifest,

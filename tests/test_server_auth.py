@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ROOT_PASSPHRASE,
@@ -21,7 +21,7 @@ from tests.harness import (
     assert_verifies,
     publisher_cli,
 )
-from tests.registry import TestCA
+from tests.support.registry import TestCA
 
 TEAM = "registry.test/team"
 

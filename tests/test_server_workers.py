@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import ServerProcess, Trustkit, assert_verifies, publisher_cli
+from tests.support.harness import ServerProcess, Trustkit, assert_verifies, publisher_cli
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import stat
 import pytest
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 
-from tests.harness import DIGEST_A, DIGEST_B, Trustkit
+from tests.support.harness import DIGEST_A, DIGEST_B, Trustkit
 
 
 def test_signed_tag_verifies_on_another_host(publisher: Trustkit, host: Trustkit, gun: str):
@@ -222,7 +222,7 @@ def test_keystore_is_private_and_keys_are_encrypted(publisher: Trustkit, gun: st
 def test_second_publisher_with_its_own_keystore_cannot_sign(
     publisher: Trustkit, gun: str, tmp_path, server
 ):
-    from tests.harness import publisher_cli
+    from tests.support.harness import publisher_cli
 
     publisher("init", gun)
     stranger = publisher_cli(tmp_path / "stranger" / ".trustkit", server.url)

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from scripts.oci_layout import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST, BuiltImage, build_image
-from tests.harness import Trustkit, free_port, gun_for
-from tests.registry import (
+from tests.support.harness import Trustkit, free_port, gun_for
+from tests.support.registry import (
     RegistryProcess,
     push,
     registry_digest,

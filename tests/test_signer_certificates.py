@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from securesystemslib.signer import SSlibKey
 
-from tests.harness import Trustkit
+from tests.support.harness import Trustkit
 
 
 def _certificate(path: Path) -> tuple[str, Path]:

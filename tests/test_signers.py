@@ -24,7 +24,7 @@ from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -33,7 +33,7 @@ from tests.harness import (
     assert_verifies,
     role_of,
 )
-from tests.server_side import (
+from tests.support.server_side import (
     post_upload,
     served_metadata,
     served_version,

@@ -21,7 +21,7 @@ from server.storage import (
     VersionConflict,
 )
 from server.storage.postgres import PostgresStorage
-from tests.postgres import PostgresCluster, postgresql_cluster  # noqa: F401 - a fixture
+from tests.support.postgres import PostgresCluster, postgresql_cluster  # noqa: F401 - a fixture
 
 GUN = "registry.test/contract"
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 
 CTRL_D = "\x04"  # end of input, typed at the start of a line
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
 
 
 def test_pinned_root_verifies_without_trusting_on_first_use(

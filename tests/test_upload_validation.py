@@ -16,7 +16,7 @@ import pytest
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Root, Targets
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 from trustkit.metadata import (
     image_target,
     new_root,

@@ -19,8 +19,8 @@ from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
-from tests.harness import DIGEST_A, Result, ServerProcess, TamperingProxy, Trustkit
-from tests.server_side import served_metadata
+from tests.support.harness import DIGEST_A, Result, ServerProcess, TamperingProxy, Trustkit
+from tests.support.server_side import served_metadata
 from trustkit.expiry import utc_now
 from trustkit.metadata import COMPACT_JSON, image_target, meta_for, sign_with
 from trustkit.names import parse_digest

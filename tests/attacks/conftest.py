@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import keys.keystore
-from tests.harness import ServerProcess, TamperingProxy, gun_for
+from tests.support.harness import ServerProcess, TamperingProxy, gun_for
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.attacks.common import (
     serve,
     sign,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -37,7 +37,7 @@ from tests.harness import (
     assert_verifies,
     edit_json,
 )
-from tests.server_side import served_metadata, stolen_online_signers
+from tests.support.server_side import served_metadata, stolen_online_signers
 from trustkit.metadata import image_target, sign_with
 from trustkit.names import parse_digest
 

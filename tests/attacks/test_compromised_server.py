@@ -23,7 +23,7 @@ from tests.attacks.common import (
     sign,
     with_tag,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -31,7 +31,7 @@ from tests.harness import (
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import served_metadata, served_version, stolen_online_signers
+from tests.support.server_side import served_metadata, served_version, stolen_online_signers
 from trustkit.metadata import sign_with
 
 

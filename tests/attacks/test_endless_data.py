@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.attacks.common import EndlessProxy, assert_refused, ok, pinned_host, sign
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, assert_verifies
-from tests.server_side import served_metadata, served_version
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, assert_verifies
+from tests.support.server_side import served_metadata, served_version
 
 ROOT_CEILING = 512 * 1024
 TIMESTAMP_CEILING = 16 * 1024

@@ -22,7 +22,7 @@ from tests.attacks.common import (
     served_bytes,
     sign,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -30,7 +30,7 @@ from tests.harness import (
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import served_metadata, served_version, stolen_online_signers
+from tests.support.server_side import served_metadata, served_version, stolen_online_signers
 from trustkit.expiry import utc_now
 from trustkit.metadata import sign_with
 

@@ -13,7 +13,7 @@ import pytest
 
 from server.auth import AuthFailure, authorize, make_token, token_digest, token_lookup
 from server.storage import TokenRecord
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 from tests.test_server_auth import _as, _token
 
 

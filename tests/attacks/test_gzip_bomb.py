@@ -19,8 +19,8 @@ import pytest
 
 from tests.attacks.common import assert_refused, ok, pinned_host, sign
 from tests.attacks.test_endless_data import _endless_file_and_limit
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, assert_verifies
-from tests.local_http import LocalHTTPServer
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, assert_verifies
+from tests.support.local_http import LocalHTTPServer
 
 EXPANSION = 64  # the bomb decodes to this many times the host's limit
 

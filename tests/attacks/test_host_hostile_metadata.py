@@ -28,7 +28,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from tests.harness import Trustkit
+from tests.support.harness import Trustkit
 from tests.test_conformance_client import (
     IN_A_MONTH,
     Client,

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.attacks.common import ok, pinned_host, sign
-from tests.harness import DIGEST_A, ServerProcess, Trustkit
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit
 
 DEADLINE = {"TRUSTKIT_DEADLINE": "2"}
 SAFETY_NET = 90  # seconds; a host without a deadline would wait far longer
@@ -196,7 +196,7 @@ def test_a_mirror_slow_on_every_file_cannot_stretch_one_verification_past_its_wi
 ):
     """Each file arrives just within the 2 s deadline, but a fresh host walking a chain
     of roots needs many files: one verification still ends within 4 deadlines."""
-    from tests.harness import TamperingProxy
+    from tests.support.harness import TamperingProxy
 
     ok(publisher("init", gun))
     sign(publisher, gun, "1.0", DIGEST_A)

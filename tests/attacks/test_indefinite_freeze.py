@@ -20,7 +20,7 @@ from tests.attacks.common import (
     serve,
     sign,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -29,7 +29,7 @@ from tests.harness import (
     assert_verifies,
     publisher_cli,
 )
-from tests.server_side import served_metadata, stolen_online_signers
+from tests.support.server_side import served_metadata, stolen_online_signers
 from trustkit.expiry import utc_now
 from trustkit.metadata import sign_with
 

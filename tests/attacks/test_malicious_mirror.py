@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.attacks.common import assert_host_refuses, ok, passthrough, pinned_host, sign
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     ServerProcess,
     TamperingProxy,

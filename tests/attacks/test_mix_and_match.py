@@ -19,7 +19,7 @@ from tests.attacks.common import (
     served_bytes,
     sign,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -27,7 +27,7 @@ from tests.harness import (
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import served_version
+from tests.support.server_side import served_version
 
 
 @pytest.mark.parametrize("role", ["targets", "snapshot"])

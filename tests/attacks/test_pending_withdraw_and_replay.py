@@ -20,8 +20,8 @@ import httpx
 from securesystemslib.signer import CryptoSigner
 
 from tests.attacks.common import ok, sign
-from tests.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
-from tests.server_side import served_version
+from tests.support.harness import DIGEST_A, DIGEST_B, ServerProcess, Trustkit, publisher_cli
+from tests.support.server_side import served_version
 from trustkit.metadata import withdraw_statement
 
 PASSPHRASE = "key holder passphrase for withdraw tests"

@@ -14,8 +14,8 @@ import httpx
 from tuf.api.metadata import Metadata, Targets
 
 from tests.attacks.common import key_of, ok
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
-from tests.server_side import post_upload, served_metadata
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli
+from tests.support.server_side import post_upload, served_metadata
 from trustkit.expiry import utc_now
 from trustkit.metadata import COMPACT_JSON, image_target
 from trustkit.names import parse_digest

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 
 
 def _mode(path: Path) -> int:

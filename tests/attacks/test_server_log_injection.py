@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 
 FORGED = "2026-01-01 00:00:00,000 trustkit.server published registry.test/forged"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 
 
 def test_with_read_auth_the_api_description_and_metrics_need_a_token(start_server: Any):

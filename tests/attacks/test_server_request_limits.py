@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 
 LIMIT = 1024 * 1024  # --max-upload-bytes of these servers
 CAP = 96 * 1024 * 1024  # what a sender sends at most: far past the limit

@@ -28,7 +28,7 @@ from tests.attacks.common import (
     with_signers,
     with_tag,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -36,7 +36,7 @@ from tests.harness import (
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import post_upload, served_metadata, stolen_online_signers
+from tests.support.server_side import post_upload, served_metadata, stolen_online_signers
 from trustkit.expiry import utc_now
 from trustkit.metadata import new_targets, sign_with
 

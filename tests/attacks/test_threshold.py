@@ -33,7 +33,7 @@ from tests.attacks.common import (
     serve,
     sign,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,
@@ -41,7 +41,7 @@ from tests.harness import (
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import post_upload, served_metadata, stolen_online_signers
+from tests.support.server_side import post_upload, served_metadata, stolen_online_signers
 from trustkit.expiry import utc_now
 from trustkit.metadata import image_target, new_targets, sign_with
 from trustkit.names import parse_digest

@@ -25,14 +25,14 @@ from tests.attacks.common import (
     sign,
     with_tag,
 )
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     ServerProcess,
     TamperingProxy,
     Trustkit,
     assert_verifies,
 )
-from tests.server_side import post_upload, served_metadata, served_version
+from tests.support.server_side import post_upload, served_metadata, served_version
 from trustkit.metadata import sign_with
 
 

@@ -23,8 +23,8 @@ from tuf.api.metadata import SuccinctRoles, Targets
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
 from tests.attacks.common import FORGED, assert_not_signed, generate, ok, person, sign
-from tests.harness import DIGEST_A, ServerProcess, Trustkit, assert_verifies
-from tests.server_side import post_upload, served_metadata
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, assert_verifies
+from tests.support.server_side import post_upload, served_metadata
 from trustkit.bins import BINS_ROLE, MAX_BIT_LENGTH
 from trustkit.expiry import utc_now
 from trustkit.metadata import image_target, new_targets, sign_with

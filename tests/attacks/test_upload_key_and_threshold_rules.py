@@ -16,7 +16,7 @@ import pytest
 from securesystemslib.signer import CryptoSigner, Key, Signature, SSlibKey
 from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Targets
 
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 from tests.test_upload_validation import FUTURE, A, HandMadeRepository, _releases, assert_refused
 from trustkit.bins import BINS_ROLE, lay_out_bins
 from trustkit.metadata import COMPACT_JSON, key_id_of, sign_with

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from scripts.oci_layout import MANIFEST_ACCEPT, BuiltImage
-from tests.harness import free_port
+from tests.support.harness import free_port
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SKOPEO_BINARY = "skopeo"

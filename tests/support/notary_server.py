@@ -2,8 +2,8 @@
 
 ``NotaryServer`` runs ``notary-server`` on 127.0.0.1 (a free port) with its in-memory
 storage, its local signer (ed25519 timestamp and snapshot keys, in process) and TLS from
-a throwaway CA (``tests.registry.TestCA``); with ``token_auth`` it wants bearer tokens
-from a real token service (``tests.registry.TokenService``), as Docker Hub's Notary does.
+a throwaway CA (``tests.support.registry.TestCA``); with ``token_auth`` it wants bearer tokens
+from a real token service (``tests.support.registry.TokenService``), as Docker Hub's Notary does.
 
 ``NotaryCLI`` drives the real ``notary`` client non-interactively: its own trust
 directory (``-d``), the server and CA on every call, passphrases from
@@ -47,8 +47,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from securesystemslib.formats import encode_canonical
 
-from tests.harness import free_port
-from tests.registry import TestCA, TokenService
+from tests.support.harness import free_port
+from tests.support.registry import TestCA, TokenService
 
 NOTARY_SERVER_BINARY = "/usr/bin/notary-server"
 NOTARY_BINARY = "/usr/bin/notary"

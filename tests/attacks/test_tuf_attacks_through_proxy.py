@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import (
+from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
     ServerProcess,

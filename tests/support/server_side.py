@@ -12,7 +12,7 @@ from tuf.api.metadata import Metadata
 from server.master_key import MasterKey
 from server.online_keys import OnlineKeys
 from server.storage import SQLiteStorage
-from tests.harness import ServerProcess
+from tests.support.harness import ServerProcess
 
 
 def served_metadata(server: ServerProcess, gun: str, filename: str) -> Metadata[Any]:
