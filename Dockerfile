@@ -2,12 +2,14 @@
 # Operator guide: docs/deployment.md. Start it with: docker compose up -d --build
 #
 # Both stages use the same base image, pinned by digest so that a rebuild gets these
-# exact bytes and not whatever the tag points to that day. Where the pin comes from
-# and how to refresh it: docs/deployment.md, "The base image pin".
+# exact bytes and not whatever the tag points to that day. How to check and refresh
+# the pin, or build on a mirrored copy (--build-arg BASE_IMAGE=…): docs/deployment.md,
+# "The base image pin".
 #   python:3.11-slim-bookworm (CPython 3.11.16, Debian 12)
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84
 
 # --- builder: a wheel from this source tree, installed with its dependencies into a venv
-FROM python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84 AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -25,14 +27,15 @@ COPY server ./server
 COPY migrate ./migrate
 
 # The server's stack is the wheel's "server" extra (app hosts install without it).
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && python -m venv /opt/trustkit \
+RUN python -m venv /opt/trustkit \
+    && /opt/trustkit/bin/python -m pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/trustkit/bin/python -m pip install "$(ls /wheels/trustkit_tuf-*.whl)[server]" \
     && /opt/trustkit/bin/python -m pip uninstall --yes pip setuptools \
     && /opt/trustkit/bin/trustkit-server --version
 
-# --- runtime: the base image, one unprivileged user and the venv; nothing else
-FROM python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84 AS runtime
+# --- runtime: the base image, one unprivileged user and the venv; nothing else (and
+# no pip: removed where the base image has one)
+FROM ${BASE_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="trustkit-server" \
       org.opencontainers.image.description="trustkit metadata server (content trust for container images)" \
@@ -49,7 +52,8 @@ RUN groupadd --gid 10001 trustkit \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin trustkit \
     && install --directory --owner=10001 --group=10001 --mode=0700 /var/lib/trustkit \
-    && python -m pip uninstall --yes pip setuptools wheel
+    && if python -m pip --version >/dev/null 2>&1; then \
+           python -m pip uninstall --yes pip setuptools wheel; fi
 
 COPY --from=builder /opt/trustkit /opt/trustkit
 

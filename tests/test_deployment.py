@@ -95,10 +95,17 @@ def parse_dockerfile(text: str) -> list[Instruction]:
 
 
 def stages(instructions: list[Instruction]) -> list[Stage]:
+    """The build stages; a FROM's ``${ARG}`` is the default of the ARG before it."""
     found: list[Stage] = []
+    defaults: dict[str, str] = {}
     for instruction in instructions:
-        if instruction.keyword == "FROM":
-            words = instruction.args.split()
+        if instruction.keyword == "ARG" and not found:
+            name, _, default = instruction.args.partition("=")
+            defaults[name] = default
+        elif instruction.keyword == "FROM":
+            words = re.sub(
+                r"\$\{(\w+)\}", lambda match: defaults[match[1]], instruction.args
+            ).split()
             assert not words[0].startswith("--"), "FROM --platform is not expected"
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             assert len(words) in (1, 3), f"unexpected FROM {instruction.args}"
