@@ -1,17 +1,22 @@
-"""GETs of one Notary repository's metadata, bounded in size, with Docker's token flow."""
+"""GETs of one Notary repository's metadata, bounded in size, with Docker's token flow
+(``client.registry_auth``, the same rules as for registries)."""
 
 from __future__ import annotations
 
-import base64
-import ipaddress
-import re
 import ssl
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from client.docker_config import Credentials
+from client.registry_auth import (
+    TokenRequest,
+    basic_authorization,
+    choose_challenge,
+    fetch_token,
+    parse_challenges,
+)
 from migrate.notary.errors import (
     NotaryAuthError,
     NotaryNotFoundError,
@@ -20,36 +25,13 @@ from migrate.notary.errors import (
     NotaryVerificationError,
 )
 from migrate.notary.model import ROOT, TIMESTAMP
+from trustkit.errors import ServerRefusedError, ServerUnreachableError, VerificationError
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-_CHALLENGE_PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
-
-
-def _parse_challenges(headers: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
-    """``WWW-Authenticate`` values as (scheme, parameters), schemes lower-cased."""
-    challenges = []
-    for header in headers:
-        for part in re.split(r",\s*(?=[A-Za-z][A-Za-z0-9_-]*\s+[A-Za-z])", header.strip()):
-            scheme, _, rest = part.strip().partition(" ")
-            params = {}
-            for name, value in _CHALLENGE_PARAM.findall(rest):
-                if value.startswith('"'):
-                    value = re.sub(r"\\(.)", r"\1", value[1:-1])
-                params[name.lower()] = value
-            if scheme:
-                challenges.append((scheme.lower(), params))
-    return challenges
+def _loopback_only(host: str) -> bool:
+    """No host beyond loopback is reached over plain http with credentials: a Notary
+    server has no "insecure" marking."""
+    return False
 
 
 class Remote:
@@ -76,7 +58,8 @@ class Remote:
         self.server = server.rstrip("/")
         self.gun = gun
         self._base = f"{self.server}/v2/{quote(gun, safe='/:@')}/_trust/tuf/"
-        self._credentials = credentials
+        self._credentials = Credentials(*credentials) if credentials else None
+        self._timeout = timeout
         self._authorization: str | None = None
         self._own_client = client is None
         if client is None:
@@ -171,68 +154,37 @@ class Remote:
         )
 
     def _authenticate(self, response: httpx.Response) -> bool:
-        """Answer a 401's challenge; False when there is nothing to answer it with."""
-        for scheme, params in _parse_challenges(response.headers.get_list("WWW-Authenticate")):
-            if scheme == "bearer" and params.get("realm"):
-                self._authorization = "Bearer " + self._token(params)
-                return True
-            if scheme == "basic" and self._credentials:
-                server = urlsplit(self.server)
-                if server.scheme != "https" and not _is_loopback(server.hostname):
-                    raise NotaryAuthError(
-                        f"refusing to send credentials to {self.server} over plain http",
-                        status=401,
-                        error="insecure_server",
-                    )
-                user, password = self._credentials
-                encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-                self._authorization = f"Basic {encoded}"
-                return True
-        return False
-
-    def _token(self, params: Mapping[str, str]) -> str:
-        """Docker's token flow: GET the realm (basic auth, if given) for a bearer token."""
-        realm = params["realm"]
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise NotaryAuthError(
-                f"the server's token realm {realm!r} is not an http(s) URL",
-                status=401,
-                error="bad_realm",
-            )
-        auth = None
-        if self._credentials:
-            if parts.scheme != "https" and not _is_loopback(parts.hostname):
-                raise NotaryAuthError(
-                    f"refusing to send credentials to the token realm {realm} over plain http",
-                    status=401,
-                    error="insecure_realm",
+        """Answer a 401's challenge (``client.registry_auth``, as for registries); False
+        when there is nothing to answer it with."""
+        challenges = parse_challenges(response.headers.get_list("WWW-Authenticate"))
+        challenge = choose_challenge(challenges, self._credentials)
+        if challenge is None:
+            return False
+        who = f"the Notary server {self.server}"
+        try:
+            if challenge.scheme == "bearer":
+                request = TokenRequest(
+                    challenge,
+                    default_scope=f"repository:{self.gun}:pull",
+                    who=who,
+                    credentials=self._credentials,
+                    login_hint="give the Notary server's username and password",
                 )
-            auth = httpx.BasicAuth(*self._credentials)
-        query = {"service": params.get("service", ""), "scope": params.get("scope", "")}
-        if not query["scope"]:
-            query["scope"] = f"repository:{self.gun}:pull"
-        try:
-            answer = self._client.get(
-                realm, params={k: v for k, v in query.items() if v}, auth=auth
-            )
-        except httpx.HTTPError as error:
-            raise NotaryUnreachableError(f"cannot reach the token realm {realm}: {error}") from None
-        if answer.status_code != 200:
+                token = fetch_token(
+                    self._client, request, allows_plain_http=_loopback_only, timeout=self._timeout
+                )
+                self._authorization = f"Bearer {token}"
+            else:
+                assert self._credentials is not None  # Basic is chosen only with a user
+                self._authorization = basic_authorization(
+                    self._credentials, self.server, who=who, allows_plain_http=_loopback_only
+                )
+        except ServerUnreachableError as error:
+            raise NotaryUnreachableError(error.message, hint=error.hint) from None
+        except ServerRefusedError as error:
             raise NotaryAuthError(
-                f"the token realm {realm} answered {answer.status_code}"
-                + ("" if self._credentials else " (no credentials were given)"),
-                status=answer.status_code,
-                error="unauthorized",
-                hint="give the Notary server's username and password",
-            )
-        try:
-            body = answer.json()
-            token = body.get("token") or body.get("access_token")
-        except (ValueError, AttributeError):
-            token = None
-        if not isinstance(token, str) or not token:
-            raise NotaryAuthError(
-                f"the token realm {realm} answered without a token", status=401, error="no_token"
-            )
-        return token
+                error.message, status=error.status, error=error.error, hint=error.hint
+            ) from None
+        except VerificationError as error:
+            raise NotaryVerificationError(error.message, hint=error.hint) from None
+        return True
