@@ -7,9 +7,10 @@ digest matches nothing), and with only the single-platform types a manifest list
 resolves to one platform. So every request lists all four types, and a multi-arch image
 resolves to its index.
 
-Authentication follows Docker: a 401 with ``WWW-Authenticate: Bearer realm=…`` sends the
-user's credentials (from Docker's config) to the token realm for a token scoped to the
-repository; ``Basic`` sends them to the registry itself. TLS is verified (a custom CA
+Authentication follows Docker (``client.registry_auth``, shared with the Notary reader):
+a 401 with ``WWW-Authenticate: Bearer realm=…`` sends the user's credentials (from
+Docker's config) to the token realm for a token scoped to the repository; ``Basic``
+sends them to the registry itself. TLS is verified (a custom CA
 can be given); plain http is used only for loopback registries and those the user marks
 insecure, and only after https fails, as Docker does.
 
@@ -19,23 +20,26 @@ metadata. It only tells a publisher what to sign and a host what the registry se
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import ipaddress
-import json
-import re
 import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from tuf.api import exceptions
 
 from client.docker_config import Credentials, DockerConfig
 from client.fetcher import DEFAULT_DEADLINE, decoded_body, too_slow
+from client.registry_auth import (
+    TokenRequest,
+    basic_authorization,
+    choose_challenge,
+    fetch_token,
+    is_loopback,
+    parse_challenges,
+)
 from trustkit.errors import (
     NotFoundError,
     ServerRefusedError,
@@ -74,8 +78,6 @@ SCHEMA1_MEDIA_TYPES = (
 )
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's limit for manifests
 
-_CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -98,21 +100,6 @@ class RegistrySettings:
 
     def allows_plain_http(self, host: str) -> bool:
         return is_loopback(host) or host.lower() in self.insecure
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` and ``::1``, with or without a port."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def registry_endpoint(gun: str) -> tuple[str, str]:
@@ -271,23 +258,37 @@ class Registry:
         answer = self._send(method, host, url_path, session, session.tokens.get(scope))
         if answer[0].status_code != 401:
             return answer
-        challenge = answer[0].headers.get("WWW-Authenticate", "")
-        scheme, _, params_text = challenge.partition(" ")
-        params = {
-            match.group(1).lower(): match.group(2) if match.group(2) is not None else match.group(3)
-            for match in _CHALLENGE_PARAM.finditer(params_text)
-        }
         credentials = self._credentials(host)
-        if scheme.lower() == "bearer" and "realm" in params:
-            token = self._token(host, params, scope, credentials)
+        challenges = parse_challenges(answer[0].headers.get_list("WWW-Authenticate"))
+        challenge = choose_challenge(challenges, credentials)
+        if challenge is None:
+            return answer
+        who = f"the registry {host}"
+        if challenge.scheme == "bearer":
+            token = fetch_token(
+                self._http,
+                TokenRequest(
+                    challenge,
+                    default_scope=scope,
+                    who=who,
+                    credentials=credentials,
+                    credentials_origin="the credentials in Docker's config",
+                    login_hint=f"log in with: docker login {host}",
+                ),
+                allows_plain_http=self._settings.allows_plain_http,
+                timeout=self._settings.timeout,
+                deadline=self._settings.deadline,
+            )
             session.tokens[scope] = token
             return self._send(method, host, url_path, session, token)
-        if scheme.lower() == "basic" and credentials is not None and credentials.username:
-            basic = f"{credentials.username}:{credentials.password}".encode()
-            return self._send(
-                method, host, url_path, session, None, "Basic " + base64.b64encode(basic).decode()
-            )
-        return answer
+        assert credentials is not None  # choose_challenge answers Basic only with a user
+        basic = basic_authorization(
+            credentials,
+            f"{session.scheme}://{host}",
+            who=who,
+            allows_plain_http=self._settings.allows_plain_http,
+        )
+        return self._send(method, host, url_path, session, None, basic)
 
     def _send(
         self,
@@ -380,106 +381,6 @@ class Registry:
         if self._config is None:
             self._config = DockerConfig.load(self._settings.docker_config)
         return self._config.credentials(host)
-
-    def _checked_realm(self, host: str, realm: str) -> str:
-        """The host of the token service ``realm``, if credentials may go there: an
-        http(s) URL naming no user (``http://localhost:1@evil.example/`` is
-        evil.example), and over plain http only a loopback host or one the user marked
-        insecure (as for registries)."""
-        invalid = ServerRefusedError(
-            f"the registry {host} names an invalid token service ({realm!r})",
-            status=401,
-            error="registry_token",
-        )
-        try:
-            parts = urlsplit(realm)
-            hostname, port = parts.hostname, parts.port
-        except ValueError:
-            raise invalid from None
-        if parts.scheme not in ("http", "https") or not hostname:
-            raise invalid
-        if "@" in parts.netloc:
-            raise ServerRefusedError(
-                f"the registry {host} names a token service with a user name in its URL "
-                f"({realm!r}); refusing to send credentials there",
-                status=401,
-                error="registry_token",
-                hint="a token service URL never carries credentials: the registry or "
-                "something between is misconfigured or hostile",
-            )
-        realm_host = hostname if port is None else f"{hostname}:{port}"
-        same_host = realm_host == host.lower() or hostname == urlsplit(f"//{host}").hostname
-        if parts.scheme != "https" and not (
-            is_loopback(hostname)
-            or self._settings.allows_plain_http(realm_host)
-            or (same_host and self._settings.allows_plain_http(host))
-        ):
-            raise ServerRefusedError(
-                f"the registry {host} sends clients to a token service over plain http "
-                f"({realm}); refusing to send credentials there",
-                status=401,
-                error="insecure_realm",
-                hint=f"if you trust this network, add --insecure-registry {realm_host}",
-            )
-        return realm_host
-
-    def _token(
-        self, host: str, params: dict[str, str], scope: str, credentials: Credentials | None
-    ) -> str:
-        realm = params["realm"]
-        realm_host = self._checked_realm(host, realm)
-        query = {"scope": params.get("scope") or scope}
-        if params.get("service"):
-            query["service"] = params["service"]
-        try:
-            if credentials is not None and credentials.identity_token:
-                request = self._http.build_request(
-                    "POST",
-                    realm,
-                    data={
-                        **query,
-                        "grant_type": "refresh_token",
-                        "refresh_token": credentials.identity_token,
-                        "client_id": "trustkit",
-                    },
-                )
-            else:
-                request = self._http.build_request("GET", realm, params=query)
-                if credentials is not None and credentials.username:
-                    basic = f"{credentials.username}:{credentials.password}".encode()
-                    request.headers["Authorization"] = "Basic " + base64.b64encode(basic).decode()
-            # Never follow a redirect with credentials: it could lead them anywhere.
-            response, body = self._read(request, host, follow_redirects=False)
-        except (httpx.InvalidURL, ValueError):  # UnicodeError is a ValueError
-            raise ServerRefusedError(
-                f"the registry {host} names an invalid token service ({realm!r})",
-                status=401,
-                error="registry_token",
-            ) from None
-        except httpx.HTTPError as error:
-            raise ServerUnreachableError(
-                f"cannot reach the token service of the registry {host} ({realm_host}): {error}"
-            ) from None
-        if response.status_code in (401, 403):
-            raise ServerRefusedError(
-                f"the token service of the registry {host} refused "
-                + ("the credentials in Docker's config" if credentials else "anonymous access"),
-                status=response.status_code,
-                error="registry_denied",
-                hint=f"log in with: docker login {host}",
-            )
-        try:
-            answer = json.loads(body)
-            token = answer.get("token") or answer.get("access_token")
-        except (ValueError, AttributeError):
-            token = None
-        if response.status_code != 200 or not isinstance(token, str) or not token:
-            raise ServerRefusedError(
-                f"the token service of the registry {host} gave no token ({response.status_code})",
-                status=response.status_code,
-                error="registry_token",
-            )
-        return token
 
 
 def _untrusted_certificate(error: BaseException) -> bool:

@@ -31,8 +31,9 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 from securesystemslib.signer import CryptoSigner
 
-from keys.keystore import KeyRecord, Keystore, PrivateKey
+from keys.keystore import Keystore, PrivateKey
 from keys.passphrase import PassphraseSource
+from keys.records import KeyRecord
 from trustkit.errors import KeystoreError, PassphraseError, UsageError
 
 __all__ = [

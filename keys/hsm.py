@@ -5,48 +5,65 @@ securesystemslib's ``HSMSigner`` reads, ``hsm:<CKA_ID as a number>?label=<token 
 Signing opens the token with its PIN: ``TRUSTKIT_HSM_PIN`` or the file
 ``TRUSTKIT_HSM_PIN_FILE`` names, else the passphrase of the key's role
 (``TRUSTKIT_ROOT_PASSPHRASE``, ``--passphrase-file`` or a prompt). ``PYKCS11LIB`` names
-the token's PKCS#11 module.
+the token's PKCS#11 module: the command line reads it into ``HsmSettings``
+(``HsmSettings.from_environment``). securesystemslib's ``HSMSigner`` reads that variable
+itself too, so the module given here must be the one it names.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from securesystemslib.exceptions import UnsupportedLibraryError, UnverifiedSignatureError
 from securesystemslib.signer import HSMSigner
 
-from keys.keystore import KeyRecord
+from keys.external import INSTALL_HINT, LIBRARY_HINT, LIBRARY_VARIABLE, explained
+from keys.external import external_key_error as external_key_error
+from keys.records import KeyRecord
 from trustkit.errors import KeystoreError, PassphraseError, TrustkitError
 
 if TYPE_CHECKING:
     from keys.passphrase import PassphraseSource
 
-__all__ = ["LIBRARY_VARIABLE", "external_key_error", "hsm_record"]
+__all__ = ["LIBRARY_VARIABLE", "HsmSettings", "external_key_error", "hsm_record"]
 
-LIBRARY_VARIABLE = "PYKCS11LIB"
-LIBRARY_HINT = (
-    f"set {LIBRARY_VARIABLE} to the token's PKCS#11 module, e.g. "
-    "/usr/lib/softhsm/libsofthsm2.so for SoftHSM (Debian: softhsm2)"
-)
-INSTALL_HINT = "install the PKCS#11 support: pip install 'trustkit-tuf[hsm]' (python-pkcs11)"
+
+@dataclass(frozen=True)
+class HsmSettings:
+    """Where the token's PKCS#11 module is (``None``: not configured)."""
+
+    library_path: str | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> HsmSettings:
+        """The settings ``PYKCS11LIB`` in ``env`` gives (empty counts as not set)."""
+        return cls(env.get(LIBRARY_VARIABLE) or None)
 
 
 def hsm_record(
-    gun: str, role: str, key: str, token: str | None, passphrases: PassphraseSource
+    gun: str,
+    role: str,
+    key: str,
+    token: str | None,
+    passphrases: PassphraseSource,
+    settings: HsmSettings | None = None,
 ) -> KeyRecord:
     """The record of the EC key named ``key`` (its CKA_ID in hex, as ``pkcs11-tool`` and
     ``softhsm2-util`` show it, or its CKA_LABEL) in the token labelled ``token`` (or the
     only initialised token). Reads only public objects; logs in only when the token
-    shows no public key without it."""
-    pkcs11 = _pkcs11()
+    shows no public key without it. ``settings`` default to those of the process
+    environment."""
+    library = (settings or HsmSettings.from_environment(os.environ)).library_path
+    pkcs11, library_path = _pkcs11(library)
     description = f"{role} key of {gun} in the PKCS#11 token (its PIN)"
 
     def pin(_name: str = "pin") -> str:
         return passphrases.pin(role, description)
 
     try:
-        found = _find_token(pkcs11, token)
+        found = _find_token(pkcs11, library_path, token)
         with found.open() as session:
             ids = _matching_ids(pkcs11, session, key)
         if not ids:
@@ -81,69 +98,36 @@ def hsm_record(
     except TrustkitError:
         raise
     except Exception as error:
-        raise _explained(error, f"the PKCS#11 token for '{key}'", passphrases, role) from None
+        raise explained(error, f"the PKCS#11 token for '{key}'", passphrases, role) from None
     return KeyRecord(public.keyid, gun, role, public, uri)
 
 
-def external_key_error(
-    record: KeyRecord, error: Exception, passphrases: PassphraseSource
-) -> TrustkitError:
-    """Why a key kept outside the keystore could not be loaded or sign, in words."""
-    where = f"the {record.description} at {record.uri}"
-    return _explained(error, where, passphrases, record.role)
-
-
-def _explained(
-    error: Exception, where: str, passphrases: PassphraseSource, role: str
-) -> TrustkitError:
-    name = type(error).__name__  # python-pkcs11 may be missing: match its errors by name
-    if name in ("PinIncorrect", "PinInvalid", "PinLenRange"):
-        return PassphraseError(
-            f"wrong PIN for {where}",
-            hint=f"check the PIN given by {passphrases.pin_origin(role)}",
-        )
-    if name == "PinLocked":
-        return PassphraseError(
-            f"the PIN of {where} is locked", hint="unlock it with the token's SO PIN"
-        )
-    if isinstance(error, UnverifiedSignatureError):
-        return KeystoreError(
-            f"{where} signs as another key than the one recorded for it",
-            hint="the token holds a different key under that id now; import it again",
-        )
-    if isinstance(error, UnsupportedLibraryError):
-        return KeystoreError(f"cannot use {where}: {error}", hint=INSTALL_HINT)
-    if name == "PKCS11Error" or (isinstance(error, ValueError) and LIBRARY_VARIABLE in str(error)):
-        return KeystoreError(f"cannot load the PKCS#11 module for {where}", hint=LIBRARY_HINT)
-    detail = str(error) or name
-    return KeystoreError(f"cannot use {where}: {detail}")
-
-
-def _pkcs11() -> Any:
+def _pkcs11(library: str | None) -> tuple[Any, str]:
+    """python-pkcs11 and the module path, or why they cannot be used."""
     try:
         import pkcs11
         import pkcs11.util
     except ImportError:
         raise KeystoreError("PKCS#11 support is not installed", hint=INSTALL_HINT) from None
-    if not os.environ.get(LIBRARY_VARIABLE):
+    if not library:
         raise KeystoreError(f"{LIBRARY_VARIABLE} is not set", hint=LIBRARY_HINT)
-    return pkcs11
+    return pkcs11, library
 
 
-def _find_token(pkcs11: Any, label: str | None) -> Any:
+def _find_token(pkcs11: Any, library: str, label: str | None) -> Any:
     try:
-        library = pkcs11.lib(os.environ[LIBRARY_VARIABLE])
+        loaded = pkcs11.lib(library)
     except pkcs11.exceptions.PKCS11Error as error:
         raise KeystoreError(
-            f"cannot load the PKCS#11 module {os.environ[LIBRARY_VARIABLE]}: {error}",
+            f"cannot load the PKCS#11 module {library}: {error}",
             hint=LIBRARY_HINT,
         ) from None
     try:
-        return library.get_token(token_label=label, token_flags=pkcs11.TokenFlag.TOKEN_INITIALIZED)
+        return loaded.get_token(token_label=label, token_flags=pkcs11.TokenFlag.TOKEN_INITIALIZED)
     except pkcs11.exceptions.NoSuchToken:
         named = f" labelled '{label}'" if label else ""
         raise KeystoreError(
-            f"no initialised PKCS#11 token{named} in {os.environ[LIBRARY_VARIABLE]}",
+            f"no initialised PKCS#11 token{named} in {library}",
             hint="check the token is plugged in and its label (e.g. softhsm2-util --show-slots)",
         ) from None
     except pkcs11.exceptions.MultipleTokensReturned:

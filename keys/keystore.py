@@ -35,7 +35,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -56,8 +55,10 @@ from cryptography.hazmat.primitives.serialization import (
 from cryptography.x509 import load_pem_x509_certificate
 from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
+from keys.external import external_key_error
 from keys.files import ensure_private_dir, write_private_file
 from keys.passphrase import PassphraseSource
+from keys.records import KeyRecord
 from trustkit.errors import KeystoreError, PassphraseError, TrustkitError
 
 __all__ = [
@@ -77,41 +78,6 @@ KEYSTORE_SCHEME = "keystore"
 BCRYPT_ROUNDS = 16
 OPENSSH_PEM_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 KEY_TYPES = ("ed25519", "ecdsa")
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    """One key the keystore knows: its purpose, its public half and where its private half is."""
-
-    keyid: str
-    gun: str
-    role: str
-    public: Key
-    uri: str
-
-    @property
-    def description(self) -> str:
-        return f"{self.role} key of {self.gun} ({self.keyid[:12]})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "keyid": self.keyid,
-            "gun": self.gun,
-            "role": self.role,
-            "public": self.public.to_dict(),
-            "uri": self.uri,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KeyRecord:
-        keyid = str(data["keyid"])
-        return cls(
-            keyid=keyid,
-            gun=str(data["gun"]),
-            role=str(data["role"]),
-            public=Key.from_dict(keyid, dict(data["public"])),
-            uri=str(data["uri"]),
-        )
 
 
 PrivateKey = Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey
@@ -354,7 +320,6 @@ class Keystore:
         """A key kept elsewhere (an HSM, a KMS), proved now by one signature: a wrong PIN
         or a missing token is reported here, in words, as a wrong passphrase is for a key
         kept here, and not later from inside metadata signing."""
-        from keys.hsm import external_key_error  # keys.hsm builds on this module
 
         def secret(name: str) -> str:
             description = f"{record.description} ({name})"

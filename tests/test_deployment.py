@@ -572,7 +572,7 @@ def test_builder_sources_build_a_wheel_with_the_server_and_its_console_script(
         "server/main.py",
         "server/launcher.py",
         "server/app.py",
-        "migrate/notary.py",
+        "migrate/notary/__init__.py",
         "server/auth.py",
         "keys/__init__.py",
         "trustkit/__init__.py",
