@@ -13,18 +13,18 @@ A change can also travel as a file, for key holders who never go online: ``appro
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from securesystemslib.signer import Signer
-from tuf.api.metadata import Metadata, Signed, Targets
+from tuf.api.metadata import Signed, Targets
 
-from client.publisher import KeyHolder
+from client.holders import KeyHolder
+from client.pending import Need, PendingChange, pending_from
 from client.review import describe_bins, describe_role
-from client.verify import TrustedRepository
+from client.verify import TrustedRepository, Verifier
 from keys.files import write_private_file
 from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import KeystoreError, ServerRefusedError, UsageError
@@ -32,9 +32,13 @@ from trustkit.metadata import TOP_LEVEL_ROLES
 
 __all__ = [
     "ApprovalResult",
+    "ApprovalRound",
     "Approver",
     "Need",
     "PendingChange",
+    "Prompter",
+    "approve_file",
+    "approve_pending",
     "describe_change",
     "pending_from",
     "read_change_file",
@@ -43,92 +47,11 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Need:
-    """Signatures a role of a pending change still lacks, as the server counts them."""
-
-    role: str
-    checked_by: str
-    signed: list[str]
-    threshold: int
-    keyids: list[str]
-
-    def describe(self) -> str:
-        missing = self.threshold - len(self.signed)
-        return (
-            f"{self.role} needs {missing} more signature(s) from the keys {self.checked_by} "
-            f"lists ({len(self.signed)} of {self.threshold}; may sign: "
-            f"{', '.join(k[:12] for k in self.keyids if k not in self.signed)})"
-        )
-
-
-@dataclass
-class PendingChange:
-    """Metadata waiting for signatures; ``id`` is None for a change kept in a file."""
-
-    gun: str
-    roles: dict[str, Metadata[Any]]
-    id: str | None = None
-    expires: datetime | None = None
-    needs: list[Need] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "gun": self.gun,
-            "id": self.id,
-            "expires": self.expires.isoformat() if self.expires else None,
-            "needs": [need.__dict__ for need in self.needs],
-            "roles": {role: metadata.to_dict() for role, metadata in self.roles.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, gun: str, data: Mapping[str, Any], source: str) -> PendingChange:
-        try:
-            roles = {
-                str(role): Metadata.from_dict(json.loads(json.dumps(metadata)))
-                for role, metadata in dict(data["roles"]).items()
-            }
-            for role, metadata in roles.items():
-                expected = role if role in ("root", "snapshot") else "targets"
-                if metadata.signed.type != expected:
-                    raise ValueError(f"{role} holds {metadata.signed.type} metadata")
-            expires = data.get("expires")
-            return cls(
-                gun,
-                roles,
-                str(data["id"]) if data.get("id") else None,
-                datetime.fromisoformat(expires) if expires else None,
-                [
-                    Need(
-                        str(need["role"]),
-                        str(need["checked_by"]),
-                        [str(k) for k in need["signed"]],
-                        int(need["threshold"]),
-                        [str(k) for k in need["keyids"]],
-                    )
-                    for need in data.get("needs") or []
-                ],
-            )
-        except Exception as error:  # python-tuf and json raise several types
-            raise UsageError(
-                f"{source} does not hold a readable pending change: {error}",
-                hint="use a file written by trustkit approve --export or key rotate --out",
-            ) from None
-
-
-@dataclass(frozen=True)
 class ApprovalResult:
     change: PendingChange
     signed_with: list[str]
     versions: dict[str, int]  # what was published, empty while still pending
     still_pending: PendingChange | None
-
-
-def pending_from(gun: str, answer: Mapping[str, Any]) -> PendingChange | None:
-    """The pending change in a server's answer to an upload; None if it was published."""
-    pending = answer.get("pending")
-    if not isinstance(pending, dict):
-        return None
-    return PendingChange.from_dict(gun, pending, "the server's answer")
 
 
 def read_change_file(path: Path, gun: str) -> PendingChange:
@@ -307,3 +230,125 @@ def _delegated_keyids(targets: Targets, role: str) -> set[str]:
     if delegations is None or not delegations.roles or role not in delegations.roles:
         return set()
     return set(delegations.roles[role].keyids)
+
+
+@dataclass(frozen=True)
+class Prompter:
+    """How an approval talks to the key holder: ``note`` says what is going on,
+    ``show`` shows a change (its lines), ``confirm`` asks a yes/no question."""
+
+    note: Callable[[str], None]
+    show: Callable[[list[str]], None]
+    confirm: Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class ApprovalRound:
+    """What ``approve`` did with the pending changes of a repository: one line and one
+    result per change; ``pending`` is how many were pending (0: nothing to do)."""
+
+    pending: int
+    lines: list[str] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def approve_file(
+    approver: Approver, verifier: Verifier, path: Path, gun: str, prompter: Prompter
+) -> list[str] | None:
+    """Sign the change kept in ``path`` here, offline, and save it; the key ids it was
+    signed with, or None if the key holder declined. Nothing is fetched: the change is
+    compared with what this machine verified last."""
+    change = read_change_file(path, gun)
+    cached = verifier.last_verified(gun)
+    if cached is None:
+        prompter.note(
+            f"this machine never verified {gun}: the change is shown in full, not compared "
+            "with what hosts trust now"
+        )
+    else:
+        prompter.note(
+            f"compared with what this machine verified last of {gun} "
+            f"(root v{cached.root.version}, targets v{cached.targets.version})"
+        )
+    prompter.show(describe_change(change, cached))
+    if not prompter.confirm(f"sign this change to {gun}?"):
+        return None
+    _, keyids = approver.sign(change)
+    write_change_file(path, change)
+    return keyids
+
+
+def approve_pending(
+    approver: Approver,
+    verifier: Verifier,
+    gun: str,
+    prompter: Prompter,
+    *,
+    change_id: str | None = None,
+    reject: bool = False,
+    export: str | None = None,
+) -> ApprovalRound:
+    """Show each pending change of ``gun`` (only ``change_id`` when given) against what
+    hosts trust now, and, as the key holder confirms, sign it (``reject``: withdraw
+    it); with ``export``, write the one pending change to that file instead."""
+    changes = [c for c in approver.pending(gun) if change_id in (None, c.id)]
+    if change_id and not changes:
+        raise UsageError(
+            f"{gun} has no pending change {change_id}", hint=f"see: trustkit approve {gun}"
+        )
+    done = ApprovalRound(len(changes))
+    if not changes:
+        return done
+    if export is not None and len(changes) > 1:
+        raise UsageError(
+            f"{gun} has {len(changes)} pending changes; --export writes one",
+            hint="choose it with --id: " + ", ".join(str(c.id) for c in changes),
+        )
+    trusted = verifier.trusted_repository(gun)
+    for change in changes:
+        prompter.show(describe_change(change, trusted))
+        if export is not None:
+            write_change_file(Path(export), change)
+            done.lines.append(f"wrote pending change {change.id} to {export}")
+            done.results.append({"id": change.id, "exported": export})
+            break
+        verb = "withdraw" if reject else "sign"
+        if not prompter.confirm(f"{verb} pending change {change.id}?"):
+            done.lines.append(f"skipped pending change {change.id}")
+            done.results.append({"id": change.id, "skipped": True})
+        elif reject:
+            approver.withdraw(change)
+            done.lines.append(f"withdrew pending change {change.id}")
+            done.results.append({"id": change.id, "withdrawn": True})
+        else:
+            line, result = _approve_one(approver, change)
+            done.lines.append(line)
+            done.results.append(result)
+    return done
+
+
+def _approve_one(approver: Approver, change: PendingChange) -> tuple[str, dict[str, Any]]:
+    """Sign and send one pending change: what happened, as a line and a result."""
+    try:
+        outcome = approver.approve(change)
+    except ServerRefusedError as refusal:
+        if refusal.status != 404:
+            raise
+        # Published, withdrawn or made stale since the list was read.
+        return f"pending change {change.id} is gone: {refusal.message}", {
+            "id": change.id,
+            "gone": True,
+        }
+    signed = ", ".join(k[:12] for k in outcome.signed_with)
+    if outcome.still_pending is not None:
+        needs = "; ".join(n.describe() for n in outcome.still_pending.needs)
+        line = f"signed pending change {change.id} with {signed}; still: {needs}"
+    else:
+        versions = ", ".join(f"{r} v{v}" for r, v in outcome.versions.items())
+        line = f"signed pending change {change.id} with {signed}; published {versions}"
+    return line, {
+        "id": change.id,
+        "signed_with": outcome.signed_with,
+        "published": outcome.still_pending is None,
+        "versions": outcome.versions,
+    }

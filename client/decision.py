@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from client.policy import UNSIGNED_OK, HostPolicy, Rule
 from client.verify import TrustedRepository
 from trustkit.agent_wire import AgentDecision
 from trustkit.errors import (
     NotFoundError,
+    ServerRefusedError,
     ServerUnreachableError,
     TrustkitError,
     VerificationError,
@@ -37,7 +39,17 @@ from trustkit.errors import (
 from trustkit.metadata import ImageTarget, is_file_target
 from trustkit.names import DEFAULT_TAG, ImageReference, parse_reference
 
-__all__ = ["Decision", "RepositorySource", "first_use_note", "verify_reference"]
+if TYPE_CHECKING:
+    from client.registry import Registry
+
+__all__ = [
+    "Decision",
+    "RegistryComparison",
+    "RepositorySource",
+    "compare_with_registry",
+    "first_use_note",
+    "verify_reference",
+]
 
 # gun, tags whose hash bins to load (None: every bin) -> the verified repository
 RepositorySource = Callable[[str, list[str] | None], TrustedRepository]
@@ -134,6 +146,35 @@ def first_use_note(repository: TrustedRepository) -> str:
         "provision hosts ahead of time, get root.json from its publisher and run: "
         f"trustkit trust pin {repository.gun} ROOT_JSON"
     )
+
+
+@dataclass(frozen=True)
+class RegistryComparison:
+    """What the registry serves for a signed tag now, as ``verify`` checks it."""
+
+    digest: str | None  # None: the registry could not be asked
+    unasked: str | None = None  # why it could not be asked
+
+
+def compare_with_registry(registry: Registry, decision: AgentDecision) -> RegistryComparison:
+    """What the registry serves for the tag of ``decision`` now; a tag moved since
+    signing is refused. A registry that cannot be asked is no refusal: the caller
+    says so."""
+    ref = ImageReference(decision.gun, decision.tag, None)
+    try:
+        with registry:
+            current = registry.resolve(ref)
+    except (NotFoundError, ServerRefusedError, ServerUnreachableError) as error:
+        # The registry could not be asked; what it serves, when it answers, is checked.
+        return RegistryComparison(None, error.message)
+    if str(current.digest) != decision.digest:
+        raise VerificationError(
+            f"the registry now serves {ref.gun}:{ref.tag} as {current.digest}, but it is "
+            f"signed as {decision.digest}",
+            hint="the tag was moved after signing: pulling it by tag would get an unsigned "
+            f"image. Pull the signed one with: trustkit pull {ref.gun}:{ref.tag}",
+        )
+    return RegistryComparison(str(current.digest))
 
 
 def _unsigned(

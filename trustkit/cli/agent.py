@@ -1,0 +1,91 @@
+"""``trustkit agent``: the host's resident verifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustkit.cli.context import Context
+from trustkit.cli.options import Commands
+from trustkit.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_agent(ctx: Context) -> int:
+    from client.agent import Agent, AgentLimits, AgentSockets, FreshRepositories, run_agent
+    from client.anchors import FirstUseCheck
+    from trustkit.agent_wire import DEFAULT_SOCKET, SOCKET_VARIABLE
+
+    args = ctx.args
+    if args.freshness < 0:
+        raise UsageError(f"--freshness {args.freshness} must be 0 or more seconds")
+    socket = Path(args.socket or ctx.env.get(SOCKET_VARIABLE) or DEFAULT_SOCKET)
+    plugin = None if args.plugin_socket == "off" else Path(args.plugin_socket)
+    docker_host = ctx.env.get("DOCKER_HOST", "")
+    docker = Path(
+        args.docker_socket
+        or (docker_host.removeprefix("unix://") if docker_host.startswith("unix://") else "")
+        or "/var/run/docker.sock"
+    )
+    agents: list[Agent] = []  # the verifier's first-use check follows the agent's policy
+    with ctx.session(FirstUseCheck(lambda: agents[0].policy)) as (_, verifier):
+        agent = Agent(
+            FreshRepositories(verifier, args.freshness),
+            ctx.host_policy,
+            ctx.policy_path,
+            ctx.server_url,
+            verifier.has_anchor,
+        )
+        agents.append(agent)
+        policy = agent.loaded
+        sockets = AgentSockets(socket, plugin, docker, args.group)
+
+        def ready() -> None:
+            where = f"{socket}" + (f" and {plugin} (Docker authorization plugin)" if plugin else "")
+            ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}")
+
+        run_agent(agent, sockets, AgentLimits(), ready)
+    return EXIT_OK
+
+
+def add_parsers(commands: Commands) -> None:
+    """The sub-commands of this group."""
+    add = commands.add
+    policy = commands.policy
+    sub = add(
+        "agent",
+        cmd_agent,
+        "run the host's resident verifier: trustkit commands and Docker's authorization "
+        "plugin ask it (see deploy/trustkit-agent.service)",
+        [policy],
+        signs=False,
+    )
+    sub.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="where trustkit commands ask (env TRUSTKIT_AGENT, default /run/trustkit/agent.sock)",
+    )
+    sub.add_argument(
+        "--plugin-socket",
+        metavar="PATH",
+        default="/run/docker/plugins/trustkit.sock",
+        help="where Docker asks, as authorization plugin 'trustkit' (default %(default)s; "
+        "'off': no plugin)",
+    )
+    sub.add_argument(
+        "--docker-socket",
+        metavar="PATH",
+        help="the Docker daemon's socket, to see which images it holds (default: DOCKER_HOST's "
+        "unix socket, else /var/run/docker.sock)",
+    )
+    sub.add_argument("--group", metavar="NAME", help="group that may use the sockets (0660)")
+    sub.add_argument(
+        "--freshness",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="reuse a verification this long (default %(default)s; 0: verify every decision); "
+        "expired metadata is never used",
+    )
