@@ -101,7 +101,7 @@ def test_every_argument_of_every_command_says_what_it_is():
             elif action.help is None and not isinstance(action, argparse._HelpAction):
                 missing.append((" ".join(words), action.option_strings or action.dest))
 
-    walk(cli.options.build_parser(), [])
+    walk(cli.parser.build_parser(), [])
 
     assert missing == []
 

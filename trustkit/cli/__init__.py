@@ -19,8 +19,9 @@ import sys
 from collections.abc import Sequence
 
 from trustkit.cli.context import Context
-from trustkit.cli.options import COMMON_DEFAULTS, build_parser, split_passthrough
+from trustkit.cli.options import COMMON_DEFAULTS, split_passthrough
 from trustkit.cli.output import Output, for_terminal
+from trustkit.cli.parser import build_parser
 from trustkit.cli.shapes import ErrorJSON
 from trustkit.errors import TrustkitError
 

@@ -94,9 +94,16 @@ def cmd_key_import(ctx: Context) -> int:
     if ctx.args.token is not None and ctx.args.hsm is None:
         raise UsageError("--token chooses the token of an --hsm key", hint="add --hsm KEY")
     if ctx.args.hsm is not None:
-        from keys.hsm import hsm_record
+        from keys.hsm import HsmSettings, hsm_record
 
-        record = hsm_record(gun, ctx.args.role, ctx.args.hsm, ctx.args.token, ctx.passphrases())
+        record = hsm_record(
+            gun,
+            ctx.args.role,
+            ctx.args.hsm,
+            ctx.args.token,
+            ctx.passphrases(),
+            settings=HsmSettings.from_environment(ctx.env),
+        )
         ctx.keystore().add_external(record)
         ctx.out.result(
             f"imported the {record.description}, kept at {record.uri}",

@@ -71,6 +71,7 @@ def _notary_repositories(ctx: Context) -> list[str]:
 
 
 def _migrate_one(ctx: Context, gun: str) -> tuple[str, MigrationJSON]:
+    from migrate.notary import docker_trust_dir
     from migrate.orchestration import MigrationTarget, NotarySource, migrate_repository
 
     @contextmanager
@@ -87,7 +88,7 @@ def _migrate_one(ctx: Context, gun: str) -> tuple[str, MigrationJSON]:
         ctx.args.source,
         ctx.args.source_ca,
         lambda: _notary_credentials(ctx),
-        Path(ctx.args.trust_dir).expanduser() if ctx.args.trust_dir else None,
+        Path(ctx.args.trust_dir).expanduser() if ctx.args.trust_dir else docker_trust_dir(ctx.env),
         strict=not ctx.args.lenient,
     )
     outcome = migrate_repository(

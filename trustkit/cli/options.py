@@ -1,6 +1,6 @@
-"""The command line's grammar: the option groups commands share, the top-level parser
-assembled from every command group's ``add_parsers``, and the split of a passthrough
-command's arguments from Docker's."""
+"""The command line's grammar: the option groups commands share, the exit codes, and
+the split of a passthrough command's arguments from Docker's. The parser itself is
+assembled in :mod:`trustkit.cli.parser` from every command group's ``add_parsers``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from trustkit import __version__
 
 if TYPE_CHECKING:
     from trustkit.cli.context import Context
@@ -23,7 +21,6 @@ __all__ = [
     "PASSTHROUGH_COMMANDS",
     "SIGNER_HELP",
     "Commands",
-    "build_parser",
     "split_passthrough",
 ]
 
@@ -60,7 +57,7 @@ SIGNER_HELP = (
 )
 
 
-def _common_options() -> argparse.ArgumentParser:
+def common_options() -> argparse.ArgumentParser:
     """Options of every command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -100,7 +97,7 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _signing_options() -> argparse.ArgumentParser:
+def signing_options() -> argparse.ArgumentParser:
     """Options of the commands that sign: not offered where nothing is signed."""
     signing = argparse.ArgumentParser(add_help=False)
     signing.add_argument(
@@ -210,49 +207,6 @@ class Commands:
         actions = {action.dest: action for action in self.subparsers._choices_actions}
         self.subparsers.choices = {name: choices[name] for name in COMMAND_ORDER}
         self.subparsers._choices_actions = [actions[name] for name in COMMAND_ORDER]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``trustkit`` parser: every command group's sub-commands."""
-    from trustkit.cli import (
-        agent,
-        approving,
-        hosts,
-        keys,
-        migrating,
-        publishing,
-        signers,
-        trust,
-        verifying,
-    )
-
-    common, signing = _common_options(), _signing_options()
-    parser = argparse.ArgumentParser(
-        prog="trustkit",
-        description="Sign container image tags and verify them before they run.",
-        epilog=EXIT_CODES,
-        parents=[common, signing],
-    )
-    # Options of every command: set where missing after parsing (see main), because a
-    # parser default would also reach the sub-commands sharing these option objects and
-    # overwrite a value given before the command.
-    parser.set_defaults(
-        insecure_registry=None,
-        registry_ca=None,
-        via=None,
-        policy=None,
-        signer=None,
-        dest=None,
-        offline=False,
-        docker_args=[],
-    )
-    parser.add_argument("--version", action="version", version=f"trustkit {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    groups = Commands(commands, common, signing)
-    for group in (publishing, verifying, hosts, agent, migrating, trust, keys, approving, signers):
-        group.add_parsers(groups)
-    groups.in_listing_order()
-    return parser
 
 
 def split_passthrough(
