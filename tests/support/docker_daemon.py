@@ -99,6 +99,19 @@ class DockerDaemon:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+        self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd leaves its network namespace mounted under the exec root; unmount
+        what is still mounted under this daemon's directory, so it can be removed."""
+        prefix = f"{self.directory.resolve()}/"
+        mounted = [
+            line.split()[1]
+            for line in Path("/proc/mounts").read_text().splitlines()
+            if line.split()[1].startswith(prefix)
+        ]
+        for point in sorted(mounted, key=len, reverse=True):
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.directory / "dockerd.log"
