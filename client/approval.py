@@ -29,6 +29,7 @@ from keys.files import write_private_file
 from trustkit.bins import BINS_ROLE, is_bin_name
 from trustkit.errors import KeystoreError, ServerRefusedError, UsageError
 from trustkit.metadata import TOP_LEVEL_ROLES
+from trustkit.wire import UploadAnswer, WireError
 
 __all__ = [
     "ApprovalResult",
@@ -124,11 +125,15 @@ class ApprovalResult:
 
 
 def pending_from(gun: str, answer: Mapping[str, Any]) -> PendingChange | None:
-    """The pending change in a server's answer to an upload; None if it was published."""
-    pending = answer.get("pending")
-    if not isinstance(pending, dict):
+    """The pending change in a server's answer to an upload (``trustkit.wire``'s
+    ``UploadAnswer``); None if it was published."""
+    try:
+        pending = UploadAnswer.from_dict(answer).pending
+    except WireError as error:
+        raise UsageError(f"the server's answer is not an upload answer: {error}") from None
+    if pending is None:
         return None
-    return PendingChange.from_dict(gun, pending, "the server's answer")
+    return PendingChange.from_dict(gun, pending.to_dict(), "the server's answer")
 
 
 def read_change_file(path: Path, gun: str) -> PendingChange:

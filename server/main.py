@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from server.connections import ConnectionLimits, uvicorn_options
 from server.connections import configure as configure_connections
-from server.settings import ServerSettings
+from server.settings import GZIP_DEFAULT, GZIP_ENV, ServerSettings
 from server.validation import Limits
 from trustkit import __version__
 from trustkit.errors import TrustkitError, UsageError
@@ -316,6 +316,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
         expiry=ExpiryPolicy.from_settings(args.expiry),
         database_url=args.database,
+        gzip=os.environ.get(GZIP_ENV, GZIP_DEFAULT) == "1",
         require_auth=not args.no_auth,
         open_reads=not args.read_auth,
         admin_token_file=args.admin_token_file,

@@ -57,6 +57,7 @@ from server.validation import (
     snapshot_held_by_server,
     validate_upload,
 )
+from trustkit import wire
 from trustkit.expiry import utc_now
 from trustkit.metadata import (
     ONLINE_ROLES,
@@ -80,21 +81,16 @@ class PendingChange:
     upload: PendingUpload
     needs: list[dict[str, Any]]
 
-    def to_json(self) -> bytes:
-        """The change as JSON; its roles go in as the stored bytes (valid JSON, checked
-        when uploaded), so listing changes parses none of them again."""
-        head = json.dumps(
-            {
-                "id": self.upload.id,
-                "created": self.upload.created.isoformat(),
-                "expires": self.upload.expires.isoformat(),
-                "needs": self.needs,
-            }
+    def to_wire(self) -> wire.PendingChange:
+        """The change as it goes over the wire; its roles go as the stored bytes (valid
+        JSON, checked when uploaded), so listing changes parses none of them again."""
+        return wire.PendingChange(
+            self.upload.id,
+            self.upload.created,
+            self.upload.expires,
+            [wire.Need.from_dict(need) for need in self.needs],
+            self.upload.parts,
         )
-        roles = b",".join(
-            json.dumps(role).encode() + b":" + data for role, data in self.upload.parts.items()
-        )
-        return head[:-1].encode() + b', "roles": {' + roles + b"}}"
 
 
 @dataclass(frozen=True)
