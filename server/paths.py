@@ -11,6 +11,7 @@ another repository's data.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.convertors import Convertor, register_url_convertor
@@ -24,7 +25,7 @@ __all__ = ["GUN", "ROLE", "VERSION", "CHANGE", "TrustPath", "checked_gun", "spli
 
 
 class _GunConvertor(Convertor[str]):
-    regex = "(?:(?!" + TRUST_SEGMENT.replace("/", "\\/") + ").)*"
+    regex = f"(?:(?!{re.escape(TRUST_SEGMENT)}).)*"
 
     def convert(self, value: str) -> str:
         return value
