@@ -16,6 +16,7 @@ from typing import Any
 from tuf.api.metadata import Metadata
 
 from trustkit.errors import UsageError
+from trustkit.wire import UploadAnswer, WireError
 
 __all__ = ["Need", "PendingChange", "pending_from"]
 
@@ -94,8 +95,12 @@ class PendingChange:
 
 
 def pending_from(gun: str, answer: Mapping[str, Any]) -> PendingChange | None:
-    """The pending change in a server's answer to an upload; None if it was published."""
-    pending = answer.get("pending")
-    if not isinstance(pending, dict):
+    """The pending change in a server's answer to an upload (``trustkit.wire``'s
+    ``UploadAnswer``); None if it was published."""
+    try:
+        pending = UploadAnswer.from_dict(answer).pending
+    except WireError as error:
+        raise UsageError(f"the server's answer is not an upload answer: {error}") from None
+    if pending is None:
         return None
-    return PendingChange.from_dict(gun, pending, "the server's answer")
+    return PendingChange.from_dict(gun, pending.to_dict(), "the server's answer")

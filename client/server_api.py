@@ -6,7 +6,6 @@ updater with ``client.fetcher``. Every failure becomes a ``TrustkitError``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,16 @@ from trustkit.errors import (
     ServerUnreachableError,
 )
 from trustkit.metadata import public_key_from_dict, withdraw_statement
+from trustkit.wire import (
+    ErrorBody,
+    PendingList,
+    UploadAnswer,
+    WithdrawRequest,
+    key_path,
+    loads,
+    pending_path,
+    repository_path,
+)
 
 __all__ = ["ServerAPI"]
 
@@ -40,7 +49,7 @@ class ServerAPI:
         self._http = http
 
     def _url(self, gun: str, filename: str = "") -> str:
-        return f"{self.server_url}/v2/{gun}/_trust/tuf/{filename}"
+        return f"{self.server_url}{repository_path(gun)}{filename}"
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -64,9 +73,9 @@ class ServerAPI:
     @staticmethod
     def _refusal(response: httpx.Response) -> ServerRefusedError:
         try:
-            body = response.json()
-            error, detail = str(body.get("error")), str(body.get("detail"))
-        except (ValueError, AttributeError, RecursionError):
+            body = ErrorBody.from_dict(loads(response.content))
+            error, detail = body.error, str(body.detail)
+        except ValueError:  # not JSON, or not an error body (a proxy's page, say)
             error, detail = "http_error", response.text[:200]
         kind = PublishConflictError if response.status_code == 409 else ServerRefusedError
         return kind(
@@ -78,7 +87,7 @@ class ServerAPI:
 
     def public_key(self, gun: str, role: str) -> Key:
         """The server's public key for an online role (created on first request)."""
-        response = self._send("GET", self._url(gun, f"{role}.key"))
+        response = self._send("GET", self.server_url + key_path(gun, role))
         if response.status_code != 200:
             raise self._refusal(response)
         return self._key_from(response, role)
@@ -96,7 +105,7 @@ class ServerAPI:
 
     def next_server_key(self, gun: str, role: str) -> Key:
         """Ask the server for a new key for an online role (a rotation's first half)."""
-        response = self._send("POST", self._url(gun, f"{role}.key"))
+        response = self._send("POST", self.server_url + key_path(gun, role))
         if response.status_code != 200:
             raise self._refusal(response)
         return self._key_from(response, role)
@@ -128,35 +137,33 @@ class ServerAPI:
 
     def pending(self, gun: str) -> list[dict[str, Any]]:
         """The uploads of ``gun`` waiting for co-signers."""
-        response = self._send("GET", self._url(gun, "pending"))
+        response = self._send("GET", self.server_url + pending_path(gun))
         if response.status_code != 200:
             raise self._refusal(response)
         try:
-            changes = json.loads(response.content)["pending"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            changes = None
-        if not isinstance(changes, list):
+            listing = PendingList.from_dict(loads(response.content))
+        except ValueError as error:
             raise ServerRefusedError(
-                "the server sent an unreadable list of pending changes",
+                f"the server sent an unreadable list of pending changes: {error}",
                 status=response.status_code,
                 error="bad_answer",
-            )
-        return changes
+            ) from None
+        return [change.to_dict() for change in listing.pending]
 
     def approve(self, gun: str, change_id: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
         """Add signatures to a pending change; same answer as ``upload``."""
-        return self._post_roles(self._url(gun, f"pending/{change_id}"), roles)
+        return self._post_roles(self.server_url + pending_path(gun, change_id), roles)
 
     def withdraw(self, gun: str, change_id: str, signers: Sequence[Signer] = ()) -> None:
         """Withdraw a pending change. The server takes it from an admin token, or from a
         push token with a signature by a key that may sign the change: each of
         ``signers`` signs ``withdraw_statement(gun, change_id)``."""
         statement = withdraw_statement(gun, change_id)
-        signatures = [signer.sign(statement).to_dict() for signer in signers]
+        proof = WithdrawRequest([signer.sign(statement) for signer in signers])
         response = self._send(
             "DELETE",
-            self._url(gun, f"pending/{change_id}"),
-            json={"signatures": signatures} if signatures else None,
+            self.server_url + pending_path(gun, change_id),
+            json=proof.to_dict() if proof.signatures else None,
         )
         if response.status_code != 200:
             raise self._refusal(response)
@@ -169,10 +176,11 @@ class ServerAPI:
         if response.status_code not in (200, 202):
             raise self._refusal(response)
         try:
-            result: dict[str, Any] = json.loads(response.content)
-        except (ValueError, RecursionError):
+            result: dict[str, Any] = loads(response.content)
+            UploadAnswer.from_dict(result)
+        except ValueError as error:
             raise ServerRefusedError(
-                "the server sent an unreadable answer to an upload",
+                f"the server sent an unreadable answer to an upload: {error}",
                 status=response.status_code,
                 error="bad_answer",
             ) from None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from server.connections import ConnectionLimits, uvicorn_options
 from server.connections import configure as configure_connections
-from server.settings import ServerSettings
+from server.settings import GZIP_DEFAULT, GZIP_ENV, ServerSettings
 from server.validation import Limits
 from trustkit import __version__
 from trustkit.errors import TrustkitError, UsageError
@@ -78,6 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    _limit_options(parser)
+    _connection_options(parser)
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (1); they share the database (SQLite in "
+        "WAL mode, or --database), and each keeps its own /_trustkit/metrics counters",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    return parser
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """How much one request may hold."""
     limits = Limits()
     for flag, default, text in (
         ("--max-upload-bytes", 64 * 1024 * 1024, "bytes in one upload request"),
@@ -87,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
         ("--max-targets-per-role", limits.max_targets_per_role, "targets signed by one role"),
     ):
         parser.add_argument(flag, type=_positive, default=default, help=f"{text} ({default})")
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    """How long and how many connections and requests the server waits for."""
     bounds = ConnectionLimits()
     parser.add_argument(
         "--max-header-bytes",
@@ -125,16 +145,6 @@ def _parser() -> argparse.ArgumentParser:
         help="open connections per worker; more are closed at once, and requests past "
         f"it get 503 ({bounds.max_connections})",
     )
-    parser.add_argument(
-        "--workers",
-        type=_positive,
-        default=1,
-        metavar="N",
-        help="server processes sharing the port (1); they share the database (SQLite in "
-        "WAL mode, or --database), and each keeps its own /_trustkit/metrics counters",
-    )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    return parser
 
 
 def _seconds(text: str) -> float:
@@ -316,6 +326,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         master_key_file=(args.master_key_file or data_dir / "master.key").expanduser(),
         expiry=ExpiryPolicy.from_settings(args.expiry),
         database_url=args.database,
+        gzip=os.environ.get(GZIP_ENV, GZIP_DEFAULT) == "1",
         require_auth=not args.no_auth,
         open_reads=not args.read_auth,
         admin_token_file=args.admin_token_file,

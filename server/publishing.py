@@ -29,20 +29,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from server.online_keys import OnlineKeys
+from server.pending_changes import (
+    MAX_PENDING,
+    PendingChange,
+    adds_signatures,
+    change_of,
+    check_withdraw_proof,
+    content_digest,
+    counted_signatures_only,
+    needs_of,
+    parsed,
+    same_content,
+    versions_of,
+    with_signatures,
+)
 from server.settings import ServerSettings
 from server.storage import (
     PendingUpload,
@@ -60,41 +71,13 @@ from server.validation import (
 from trustkit.expiry import utc_now
 from trustkit.metadata import (
     ONLINE_ROLES,
-    TOP_LEVEL_ROLES,
     meta_for,
     new_snapshot,
     new_timestamp,
     sign_with,
-    withdraw_statement,
 )
 
 __all__ = ["MAX_PENDING", "MetadataService", "PendingChange", "PublishResult"]
-
-MAX_PENDING = 16  # changes waiting for co-signers, per repository
-
-
-@dataclass(frozen=True)
-class PendingChange:
-    """A pending upload as key holders see it: what it changes and what it lacks."""
-
-    upload: PendingUpload
-    needs: list[dict[str, Any]]
-
-    def to_json(self) -> bytes:
-        """The change as JSON; its roles go in as the stored bytes (valid JSON, checked
-        when uploaded), so listing changes parses none of them again."""
-        head = json.dumps(
-            {
-                "id": self.upload.id,
-                "created": self.upload.created.isoformat(),
-                "expires": self.upload.expires.isoformat(),
-                "needs": self.needs,
-            }
-        )
-        roles = b",".join(
-            json.dumps(role).encode() + b":" + data for role, data in self.upload.parts.items()
-        )
-        return head[:-1].encode() + b', "roles": {' + roles + b"}}"
 
 
 @dataclass(frozen=True)
@@ -150,7 +133,7 @@ class MetadataService:
                 self._sweep_pending(gun, transaction)
                 return PublishResult(versions)
             waiting = self._sweep_pending(gun, transaction, stored)
-            if transaction.is_retired(_content_digest(state.uploaded)):
+            if transaction.is_retired(content_digest(state.uploaded)):
                 raise UploadRejected(
                     409,
                     "withdrawn_content",
@@ -160,7 +143,7 @@ class MetadataService:
                     "again: it signs a new version) and have its co-signers sign that",
                 )
             for upload in waiting:
-                if _same_content(upload.parts, parts):
+                if same_content(upload.parts, parts):
                     return self._add_signatures(
                         gun, transaction, stored, upload, parts, actor, resent=True
                     )
@@ -177,12 +160,12 @@ class MetadataService:
                 secrets.token_hex(8),
                 now,
                 now + self.settings.expiry.pending_lifetime,
-                _counted_signatures_only(parts, state),
-                _needs(state),
+                counted_signatures_only(parts, state),
+                needs_of(state),
             )
             transaction.put_pending(upload)
-            transaction.record_change("pending", _versions(state), actor, upload.id)
-            return PublishResult(pending=_change(upload))
+            transaction.record_change("pending", versions_of(state), actor, upload.id)
+            return PublishResult(pending=change_of(upload))
 
     def pending(self, gun: str) -> list[PendingChange]:
         """The uploads waiting for co-signers, as last written: a read, which validates
@@ -198,7 +181,7 @@ class MetadataService:
                 self._sweep_pending(gun, transaction)
             uploads = self.storage.pending(gun)
         now = utc_now()
-        return [_change(upload) for upload in uploads if upload.expires > now]
+        return [change_of(upload) for upload in uploads if upload.expires > now]
 
     def approve(
         self, gun: str, upload_id: str, parts: Mapping[str, bytes], actor: str | None = None
@@ -233,7 +216,7 @@ class MetadataService:
                     f"the pending change {upload.id} holds no {role}; it holds "
                     f"{', '.join(sorted(merged))}",
                 )
-            merged[role] = _with_signatures(upload.id, role, merged[role], data)
+            merged[role] = with_signatures(upload.id, role, merged[role], data)
         state = self._validate(gun, merged, stored)
         if not state.shortfalls:  # complete: publish (also when nothing new was needed)
             transaction.delete_pending(upload.id)
@@ -241,9 +224,9 @@ class MetadataService:
             transaction.record_change("publish", versions, actor, f"approved {upload.id}")
             self._sweep_pending(gun, transaction)
             return PublishResult(versions)
-        if not _adds_signatures(before, state):
+        if not adds_signatures(before, state):
             if resent:
-                return PublishResult(pending=_change(upload))
+                return PublishResult(pending=change_of(upload))
             raise UploadRejected(
                 400,
                 "no_new_signature",
@@ -255,12 +238,12 @@ class MetadataService:
             upload.id,
             upload.created,
             upload.expires,
-            _counted_signatures_only(merged, state),
-            _needs(state),
+            counted_signatures_only(merged, state),
+            needs_of(state),
         )
         transaction.put_pending(upload)
-        transaction.record_change("approve", _versions(state), actor, upload.id)
-        return PublishResult(pending=_change(upload))
+        transaction.record_change("approve", versions_of(state), actor, upload.id)
+        return PublishResult(pending=change_of(upload))
 
     def withdraw(
         self,
@@ -279,7 +262,7 @@ class MetadataService:
             stored = transaction.latest()
             upload = self._find_pending(gun, transaction, stored, upload_id)
             if not admin:
-                _check_withdraw_proof(gun, upload, stored, proof)
+                check_withdraw_proof(gun, upload, stored, proof)
             self._retire(transaction, upload)
             transaction.record_change("withdraw", {}, actor, upload_id)
 
@@ -368,7 +351,7 @@ class MetadataService:
             except UploadRejected:
                 self._retire(transaction, upload)
                 continue
-            needs = _needs(state)
+            needs = needs_of(state)
             if needs != upload.needs:
                 upload = dataclasses.replace(upload, needs=needs)
                 transaction.put_pending(upload)
@@ -378,7 +361,7 @@ class MetadataService:
     @staticmethod
     def _retire(transaction: WriteTransaction, upload: PendingUpload) -> None:
         transaction.delete_pending(upload.id)
-        transaction.retire_content(_content_digest(_parsed(upload.parts)))
+        transaction.retire_content(content_digest(parsed(upload.parts)))
 
     @staticmethod
     @contextlib.contextmanager
@@ -538,142 +521,3 @@ class MetadataService:
             return False
         root: Root = Metadata[Root].from_bytes(stored.data).signed
         return snapshot_held_by_server(root, {"snapshot": self._server_keys(gun, "snapshot")})
-
-
-def _with_signatures(upload_id: str, role: str, held: bytes, offered: bytes) -> bytes:
-    """``held`` with the signatures of ``offered``, which must sign the same content."""
-    try:
-        mine: Metadata[Any] = Metadata.from_bytes(held)
-        theirs: Metadata[Any] = Metadata.from_bytes(offered)
-    except Exception as error:  # python-tuf raises several types for bad input
-        raise UploadRejected(
-            400, "malformed", role, f"{role} is not valid TUF metadata: {error}"
-        ) from None
-    if theirs.signed_bytes != mine.signed_bytes:
-        raise UploadRejected(
-            400,
-            "changed_content",
-            role,
-            f"{role} differs from the pending change {upload_id}: an approval signs exactly "
-            "what is pending; fetch it again (trustkit approve)",
-        )
-    mine.signatures.update(theirs.signatures)
-    return mine.to_bytes()
-
-
-def _adds_signatures(before: RepositoryAfterUpload, after: RepositoryAfterUpload) -> bool:
-    """Whether ``after`` keeps every valid signature of ``before`` and adds at least one."""
-    grew = False
-    for role, signers in before.valid_signers.items():
-        now = after.valid_signers.get(role, set())
-        if not signers <= now:
-            return False
-        grew = grew or len(now) > len(signers)
-    return grew
-
-
-def _same_content(held: Mapping[str, bytes], offered: Mapping[str, bytes]) -> bool:
-    """Whether two uploads sign the same roles with the same content."""
-    if set(held) != set(offered):
-        return False
-    for role in held:
-        try:
-            if Metadata.from_bytes(held[role]).signed_bytes != (
-                Metadata.from_bytes(offered[role]).signed_bytes
-            ):
-                return False
-        except Exception:  # unparseable: not the same; validation reports it
-            return False
-    return True
-
-
-def _counted_signatures_only(
-    parts: Mapping[str, bytes], state: RepositoryAfterUpload
-) -> dict[str, bytes]:
-    """The uploaded roles with only the signatures that count: junk signatures neither
-    take room in a pending change nor hold a key's place in it."""
-    kept: dict[str, bytes] = {}
-    for role, data in parts.items():
-        counted = state.valid_signers.get(role)
-        if counted is None:
-            kept[role] = data
-            continue
-        metadata: Metadata[Any] = Metadata.from_bytes(data)
-        metadata.signatures = {k: v for k, v in metadata.signatures.items() if k in counted}
-        kept[role] = metadata.to_bytes()
-    return kept
-
-
-def _versions(state: RepositoryAfterUpload) -> dict[str, int]:
-    return {role: metadata.signed.version for role, metadata in state.uploaded.items()}
-
-
-def _needs(state: RepositoryAfterUpload) -> list[dict[str, Any]]:
-    return [shortfall.to_dict() for shortfall in state.shortfalls]
-
-
-def _change(upload: PendingUpload) -> PendingChange:
-    return PendingChange(upload, upload.needs or [])
-
-
-def _parsed(parts: Mapping[str, bytes]) -> dict[str, Metadata[Any]]:
-    return {role: Metadata.from_bytes(data) for role, data in parts.items()}
-
-
-def _content_digest(roles: Mapping[str, Metadata[Any]]) -> str:
-    """What a pending change signs, whatever signatures it carries: the sha256 of each
-    role's signed bytes, by role. A replay with other or fewer signatures has the same."""
-    signed = {
-        role: hashlib.sha256(metadata.signed_bytes).hexdigest() for role, metadata in roles.items()
-    }
-    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
-
-
-def _withdrawing_keys(
-    upload: PendingUpload, stored: Mapping[str, StoredMetadata]
-) -> dict[str, Key]:
-    """The keys, listed by the stored (trusted) metadata, that may withdraw ``upload``:
-    a change of root only the root keys; any other, the keys of any of its roles (a
-    role not delegated yet, the targets keys, which delegate)."""
-    trusted = RepositoryAfterUpload({}, stored)
-    root = trusted.root
-    roles = ["root"] if "root" in upload.parts else list(upload.parts)
-    keys: dict[str, Key] = {}
-    for role in roles:
-        found = None if role in TOP_LEVEL_ROLES else trusted.delegator(role)
-        if found is None:
-            listed = role if role in TOP_LEVEL_ROLES else "targets"
-            keys.update({keyid: root.get_key(keyid) for keyid in root.roles[listed].keyids})
-            continue
-        _, parent, delegation = found
-        assert parent.delegations is not None and parent.delegations.keys is not None
-        parent_keys = parent.delegations.keys
-        keys.update({k: parent_keys[k] for k in delegation.keyids if k in parent_keys})
-    return keys
-
-
-def _check_withdraw_proof(
-    gun: str,
-    upload: PendingUpload,
-    stored: Mapping[str, StoredMetadata],
-    proof: Sequence[Signature],
-) -> None:
-    allowed = _withdrawing_keys(upload, stored)
-    statement = withdraw_statement(gun, upload.id)
-    for signature in proof:
-        key = allowed.get(signature.keyid)
-        if key is None:
-            continue
-        with contextlib.suppress(UnverifiedSignatureError, ValueError, TypeError):
-            key.verify_signature(signature, statement)
-            return
-    what = "root" if "root" in upload.parts else ", ".join(sorted(upload.parts))
-    raise UploadRejected(
-        403,
-        "withdraw_not_allowed",
-        None,
-        f"withdrawing the pending change {upload.id} of {gun} needs an admin token or a "
-        f"signature by a key that may sign its {what} (keys: "
-        f"{', '.join(sorted(k[:12] for k in allowed)) or 'none'}); run trustkit approve "
-        f"{gun} --reject where such a key is",
-    )

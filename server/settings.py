@@ -9,7 +9,10 @@ from pathlib import Path
 from server.validation import Limits
 from trustkit.expiry import ExpiryPolicy
 
-__all__ = ["ServerSettings"]
+__all__ = ["GZIP_DEFAULT", "GZIP_ENV", "ServerSettings"]
+
+GZIP_ENV = "TRUSTKIT_SERVER_GZIP"  # "1" (default): compress metadata; "0": never
+GZIP_DEFAULT = "1"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ServerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     database_url: str | None = field(default=None, repr=False)  # PostgreSQL; None: SQLite
+    gzip: bool = GZIP_DEFAULT == "1"  # compress large metadata for clients that take gzip
 
     @property
     def database_path(self) -> Path:
