@@ -139,7 +139,8 @@ class KeyHolder:
         keyids = root.roles["snapshot"].keyids
         if "snapshot" in roles or trusted.snapshot is None or not self._local_records(keyids):
             return roles
-        snapshot = trusted.snapshot
+        snapshot = trusted.edit_snapshot()  # a copy: the verified one stays as it was
+        assert snapshot is not None
         for role, data in roles.items():
             if role not in ("root", "snapshot"):
                 version = Metadata.from_bytes(data).signed.version
@@ -157,7 +158,7 @@ class KeyHolder:
         targets keys: targets, ``bins`` and every bin that holds a tag or held one."""
         if not trusted.complete:
             raise AssertionError("moving tags into bins needs every bin loaded")
-        targets = targets if targets is not None else trusted.targets
+        targets = targets if targets is not None else trusted.edit_targets()
         if trusted.bins is None and bins_delegation(targets) is not None:
             raise UsageError(
                 f"{trusted.gun} has a signer named {BINS_ROLE}, the name hash bins take",
@@ -341,8 +342,8 @@ class Publisher(KeyHolder):
                 # Outgrown four times over: every tag moves into more bins, once.
                 if not trusted.complete:
                     raise _EveryBinNeeded
-                trusted.delegated.update(changed)
-                return self.into_bins(trusted, grown)
+                with_changed = replace(trusted, delegated={**trusted.delegated, **changed})
+                return self.into_bins(with_changed, grown)
         else:
             metadata = self._role_metadata(trusted, role)
             apply_changes(metadata, changes)
@@ -406,9 +407,10 @@ class Publisher(KeyHolder):
         return awaiting.id
 
     def _role_metadata(self, trusted: TrustedRepository, role: str) -> Targets:
+        """A copy of ``role`` to change (a new one if not published yet)."""
         if role == "targets":
-            return trusted.targets
-        published = trusted.delegated.get(role)
+            return trusted.edit_targets()
+        published = trusted.edit_role(role)
         if published is not None:
             # Tags outside the role's paths (left from a signer of the same name that was
             # removed and added again with other paths) count for no host, and the server
