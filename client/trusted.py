@@ -19,7 +19,7 @@ from tuf.api.metadata import Root, Snapshot, SuccinctRoles, TargetFile, Targets
 
 from client.lookup import MAX_DELEGATIONS, TargetDecision, walk
 from trustkit.bins import BINS_ROLE, bins_of
-from trustkit.errors import NotFoundError
+from trustkit.errors import NotFoundError, TrustkitError
 from trustkit.metadata import ImageTarget, describe_target
 
 __all__ = ["RoleStatus", "TrustedRepository"]
@@ -66,9 +66,11 @@ class TrustedRepository:
     # every_tag_decided, every tag the repository holds (it was verified whole).
     decided: Mapping[str, TargetDecision] = field(default_factory=dict)
     every_tag_decided: bool = False
+    # Tags whose lookup trustkit refuses (raised when they are looked up).
+    refused: Mapping[str, TrustkitError] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("delegated", "snapshot_versions", "decided"):
+        for name in ("delegated", "snapshot_versions", "decided", "refused"):
             value = getattr(self, name)
             if not isinstance(value, MappingProxyType):
                 object.__setattr__(self, name, MappingProxyType(dict(value)))
@@ -108,6 +110,9 @@ class TrustedRepository:
         A repository verified whole decided every tag it holds. One verified for some
         tags decided those; any other name is looked up for listings only (the signed
         tags a refusal names), by the same bounded walk over the verified roles."""
+        refusal = self.refused.get(name)
+        if refusal is not None:
+            raise refusal
         decision = self.decided.get(name)
         if decision is None and self.every_tag_decided:
             return None  # in no role: nothing signs it
@@ -141,6 +146,7 @@ class TrustedRepository:
         names = set(self.targets.targets)
         for metadata in self.delegated.values():
             names.update(metadata.targets)
+        names.difference_update(self.refused)
         return sorted(name for name in names if self.lookup(name) is not None)
 
     def target_file(self, name: str) -> TargetFile:

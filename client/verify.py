@@ -305,13 +305,22 @@ def _loaded_roles(trusted: TrustedRepository) -> Callable[[str], Targets | None]
 
 def _with_every_tag_decided(trusted: TrustedRepository, updater: Updater) -> TrustedRepository:
     """``trusted`` (every role loaded) with each tag any role holds decided by
-    python-tuf, as :func:`decide_target` decides a tag verified by name."""
+    python-tuf, as :func:`decide_target` decides a tag verified by name. A tag whose
+    lookup trustkit refuses (past the delegation bound) is refused alone, with the
+    words ``trustkit verify`` uses for it: the other tags stay usable, as they are
+    by name."""
     names = set(trusted.targets.targets)
     for metadata in trusted.delegated.values():
         names.update(metadata.targets)
     load = _loaded_roles(trusted)
-    decided = {name: decide_loaded(updater, name, load) for name in sorted(names)}
-    return replace(trusted, decided=decided, every_tag_decided=True)
+    decided: dict[str, TargetDecision] = {}
+    refused: dict[str, TrustkitError] = {}
+    for name in sorted(names):
+        try:
+            decided[name] = decide_loaded(updater, name, load)
+        except UnsafeMetadataError as error:
+            refused[name] = explain_refusal(trusted.gun, error, lambda: None)
+    return replace(trusted, decided=decided, refused=refused, every_tag_decided=True)
 
 
 def _with_signer_roles(
