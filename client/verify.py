@@ -166,7 +166,9 @@ class Verifier:
         a repository that has them only those holding ``tags`` are loaded: a host
         looking one tag up downloads one bin. Every signer role is verified either way.
 
-        Without ``tags`` every role is loaded (listings, ``inspect``, key holders).
+        Without ``tags`` every role is loaded (listings, ``inspect``, a digest
+        reference, the agent, key holders) and every tag a role holds is decided by
+        python-tuf too (:func:`client.lookup.decide_loaded`).
 
         ``allow_expired`` is for a key holder renewing metadata that already expired:
         every check applies (signatures, thresholds, versions, hashes) except expiry.
