@@ -93,7 +93,8 @@ class FreshRepositories:
             if kept is not None and self._usable(kept, tags):
                 return kept.repository
             # Verify every bin once rather than a bin per tag: the agent answers for
-            # many tags of a repository, and the whole of it stays in memory.
+            # many tags of a repository, and the whole of it stays in memory. Each of
+            # its tags is decided by python-tuf's get_targetinfo, as trustkit verify's.
             repository = self.verifier.trusted_repository(gun)
             self._cache[gun] = _Verified(repository, self.clock())
             return repository

@@ -12,10 +12,10 @@ a client through three commands; options always precede the command::
 Each exits 0 on success and 1 on any failure (usage errors included).
 
 This is trustkit's verifier, not a second one: the updater is built by
-:func:`client.verify.build_updater` (trustkit's ``UPDATER_CONFIG`` limits, every
+:func:`client.lookup.build_updater` (trustkit's ``UPDATER_CONFIG`` limits, every
 download checked by its metadata guard) over trustkit's
 :class:`~client.fetcher.HttpxFetcher`, and each target is decided by
-:func:`client.verify.decide_target`, the function ``trustkit verify`` decides with.
+:func:`client.lookup.decide_target`, the function ``trustkit verify`` decides with.
 Only the directories differ: they are given on the command line instead of derived from
 a repository's name. The trust anchor follows the ``trustkit trust pin`` semantics: the
 root given to ``init`` is the anchor (checked to be a root signed by its own keys,
@@ -28,7 +28,8 @@ What the metadata directory holds is exactly the trusted roles, one flat file pe
 (``ROLE.json``, a delegated role's name percent-encoded), each holding the bytes received,
 written atomically as soon as it is verified. python-tuf (6.0 and later) keeps roots in a
 ``root_history/`` directory of versioned files behind a ``root.json`` symlink; the
-updater here stores the trusted root as a plain ``root.json`` instead.
+updater here stores the trusted root as a plain ``root.json`` instead
+(:class:`client.tuf_internals.FlatRootUpdater`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.ngclient import FetcherInterface, Updater
 
-from client import verify
+from client import lookup
 from client.fetcher import HttpxFetcher
+from client.tuf_internals import FlatRootUpdater
 from keys.files import ensure_private_dir
 from trustkit.errors import NotFoundError, TrustkitError, UsageError, VerificationError
 
@@ -74,20 +76,8 @@ TIMEOUT_SECONDS = 30.0
 TOP_LEVEL_ROLES = (Root.type, Timestamp.type, Snapshot.type, Targets.type)
 
 
-class FlatMetadataUpdater(Updater):
-    """python-tuf's updater, storing each trusted root as a plain ``root.json``.
-
-    Every other behaviour (the order of requests, what is verified, when each role is
-    written) is python-tuf's. Each verified root replaces ``root.json`` at once, so the
-    file always holds the newest root this client trusts: the local root-history lookup
-    of ``_load_root`` finds nothing and newer roots come from the repository.
-    """
-
-    def _persist_root(self, version: int, data: bytes) -> None:
-        self._persist_metadata(Root.type, data)
-
-    def _update_root_symlink(self) -> None:
-        """``root.json`` is written as each root is verified: there is no link to move."""
+# python-tuf's updater storing the trusted root flat (it overrides private methods).
+FlatMetadataUpdater = FlatRootUpdater
 
 
 def build_updater(
@@ -99,14 +89,14 @@ def build_updater(
     target_base_url: str | None = None,
     bootstrap: bytes | None = None,
 ) -> Updater:
-    """The verifier's updater (:func:`client.verify.build_updater`), for explicit
+    """The verifier's updater (:func:`client.lookup.build_updater`), for explicit
     directories, storing the trusted root as a flat ``root.json``.
 
     ``fetcher`` is trustkit's :class:`~client.fetcher.HttpxFetcher` whenever the network
     is used. ``bootstrap=None`` makes the ``root.json`` in ``metadata_dir`` the trust
     anchor, as the verifier does for a repository it already trusts.
     """
-    return verify.build_updater(
+    return lookup.build_updater(
         metadata_dir,
         metadata_url,
         fetcher,
@@ -215,7 +205,7 @@ def download(
         updater.refresh()
         for target_path in target_paths:
             final = target_dir / target_filename(target_path)
-            info = verify.decide_target(updater, metadata_dir, target_path).target
+            info = lookup.decide_target(updater, metadata_dir, target_path).target
             if info is None:
                 raise NotFoundError(f"no target {target_path!r} is signed in the repository")
             if updater.find_cached_target(info, str(final)) is None:

@@ -77,7 +77,8 @@ class KeyHolder:
         keyids = root.roles["snapshot"].keyids
         if "snapshot" in roles or trusted.snapshot is None or not self._local_records(keyids):
             return roles
-        snapshot = trusted.snapshot
+        snapshot = trusted.edit_snapshot()  # a copy: the verified one stays as it was
+        assert snapshot is not None
         for role, data in roles.items():
             if role not in ("root", "snapshot"):
                 version = Metadata.from_bytes(data).signed.version
@@ -95,7 +96,7 @@ class KeyHolder:
         targets keys: targets, ``bins`` and every bin that holds a tag or held one."""
         if not trusted.complete:
             raise AssertionError("moving tags into bins needs every bin loaded")
-        targets = targets if targets is not None else trusted.targets
+        targets = targets if targets is not None else trusted.edit_targets()
         if trusted.bins is None and bins_delegation(targets) is not None:
             raise UsageError(
                 f"{trusted.gun} has a signer named {BINS_ROLE}, the name hash bins take",

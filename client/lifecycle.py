@@ -11,6 +11,7 @@ it can never sign for the repository again by mistake.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, replace
@@ -202,29 +203,10 @@ class Lifecycle(KeyHolder):
         them. ``held_by`` ("publisher" or "server") moves the snapshot key: to a new key
         in this keystore, which then signs a snapshot with every upload, or back.
         """
-        if role not in (*OFFLINE_ROLES, *ONLINE_ROLES):
-            raise UsageError(f"{role} is not a role of {gun} with keys of its own")
-        if held_by is not None and role != "snapshot":
-            raise UsageError(
-                f"only the snapshot key can move between publisher and server, not {role}'s",
-                hint="the timestamp key is always the server's; root and targets keys never are",
-            )
         co_holders = co_holders or []
-        if use is not None and (use.gun, use.role) != (gun, role):
-            raise UsageError(
-                f"--use takes a key kept for the {role} of {gun}; {use.keyid[:12]} is the "
-                f"{use.description}",
-                hint=f"import it for that role first: trustkit key import --repository {gun} "
-                f"--role {role} …",
-            )
-        needed = 1 if threshold is None else threshold
-        if not 1 <= needed <= 1 + len(co_holders):
-            raise UsageError(
-                f"--threshold {needed} must be between 1 and {1 + len(co_holders)} "
-                "(this keystore's key and one per --key)"
-            )
+        needed = _check_rotation(gun, role, use, co_holders, threshold, held_by)
         trusted = self._verifier.trusted_repository(gun)
-        root = trusted.root
+        root = trusted.edit_root()
         old_keys = list(root.roles[role].keyids)
         old_root_signers = self._local_signers(root.roles["root"].keyids)
         local = role in OFFLINE_ROLES
@@ -247,25 +229,9 @@ class Lifecycle(KeyHolder):
             new_signers = [self._keystore.signer(new, self._passphrases)]
             root_signers = old_root_signers + (new_signers if role == "root" else [])
             upload = {"root": self._signed_bytes(root, root_signers)}
-            if role == "targets" and trusted.bins is not None:
-                # The bins are signed by the targets keys: all of them go over too.
-                moved = self.into_bins(trusted, trusted.bins.number_of_bins)
-                for name, metadata in moved.items():
-                    upload[name] = self._signed_bytes(metadata, new_signers)
-            elif role == "targets":
-                targets = trusted.targets
-                targets.version += 1
-                targets.expires = self._settings.expiry.expires("targets")
-                upload["targets"] = self._signed_bytes(targets, new_signers)
+            upload |= self._resigned_by_new_targets_key(trusted, root, role, new_signers)
             upload = self._with_snapshot(trusted, upload)  # by the new key, if snapshot's
-            pending: PendingChange | None
-            if out is not None:
-                pending = PendingChange(
-                    gun, {name: Metadata.from_bytes(data) for name, data in upload.items()}
-                )
-                write_change_file(out, pending)
-            else:
-                pending = self._upload(gun, upload, trusted)
+            pending = self._send_rotation(gun, upload, trusted, out)
         except BaseException:
             if use is None:
                 self._keystore.remove(new)
@@ -280,6 +246,35 @@ class Lifecycle(KeyHolder):
             gun, role, old_keys, [new.keyid, *(k.keyid for k in co_holders)], root.version, pending
         )
 
+    def _resigned_by_new_targets_key(
+        self, trusted: TrustedRepository, root: Root, role: str, new_signers: list[Signer]
+    ) -> dict[str, bytes]:
+        """When ``role`` is targets, what the new targets key must sign again: targets
+        and, in a repository with hash bins, every bin (the targets keys sign them)."""
+        if role != "targets":
+            return {}
+        if trusted.bins is not None:
+            # The bins delegation lists the new root's targets keys.
+            moved = self.into_bins(replace(trusted, root=root), trusted.bins.number_of_bins)
+            return {name: self._signed_bytes(md, new_signers) for name, md in moved.items()}
+        targets = trusted.edit_targets()
+        targets.version += 1
+        targets.expires = self._settings.expiry.expires("targets")
+        return {"targets": self._signed_bytes(targets, new_signers)}
+
+    def _send_rotation(
+        self, gun: str, upload: dict[str, bytes], trusted: TrustedRepository, out: Path | None
+    ) -> PendingChange | None:
+        """Upload the rotation (None: published), or with ``out`` write it there for the
+        co-holders to sign offline (the change they complete)."""
+        if out is None:
+            return self._upload(gun, upload, trusted)
+        pending = PendingChange(
+            gun, {name: Metadata.from_bytes(data) for name, data in upload.items()}
+        )
+        write_change_file(out, pending)
+        return pending
+
     def _rotate_server_key(
         self,
         gun: str,
@@ -289,7 +284,7 @@ class Lifecycle(KeyHolder):
         trusted: TrustedRepository,
     ) -> RotationResult:
         new_key = self._api.next_server_key(gun, role)
-        root = trusted.root
+        root = trusted.edit_root()
         self._replace_keys(root, role, old_keys, [new_key], 1)
         pending = self._upload(gun, {"root": self._signed_bytes(root, root_signers)}, trusted)
         if pending is None:
@@ -316,7 +311,7 @@ class Lifecycle(KeyHolder):
         now = utc_now()
         upload: dict[str, bytes] = {}
         renewed: dict[str, int] = {}
-        for role, signed in (("root", trusted.root), ("targets", trusted.targets)):
+        for role, signed in (("root", trusted.edit_root()), ("targets", trusted.edit_targets())):
             if signed.expires - now > within:
                 continue
             signed.version += 1
@@ -325,11 +320,12 @@ class Lifecycle(KeyHolder):
             upload[role] = self._signed_bytes(signed, self._local_signers(keyids, role))
             renewed[role] = signed.version
         bins = trusted.bins
-        for name, metadata in trusted.delegated.items():
+        for name, published in trusted.delegated.items():
             if name != BINS_ROLE and not (bins and bins.is_delegated_role(name)):
                 continue  # signers renew their own roles
-            if metadata.expires - now > within:
+            if published.expires - now > within:
                 continue
+            metadata = copy.deepcopy(published)
             metadata.version += 1
             metadata.expires = self._settings.expiry.expires(name, now)
             keyids = trusted.root.roles["targets"].keyids
@@ -339,7 +335,7 @@ class Lifecycle(KeyHolder):
         if snapshot is not None and snapshot.expires - now <= within:
             upload = self._with_snapshot(trusted, upload)
             if "snapshot" in upload:
-                renewed["snapshot"] = snapshot.version
+                renewed["snapshot"] = Metadata.from_bytes(upload["snapshot"]).signed.version
         pending = None
         if upload:
             pending = self._upload(gun, upload, trusted)
@@ -367,7 +363,7 @@ class Lifecycle(KeyHolder):
         if not 1 <= threshold <= len(keys):
             raise UsageError(f"--threshold {threshold} must be between 1 and {len(keys)}")
         trusted = self._verifier.trusted_repository(gun)
-        targets = trusted.targets
+        targets = trusted.edit_targets()
         if targets.delegations is None:
             targets.delegations = Delegations(keys={}, roles={})
         delegations = targets.delegations
@@ -409,7 +405,7 @@ class Lifecycle(KeyHolder):
     def remove_signer(self, gun: str, name: str) -> SignerChange:
         """Take a signer role out of targets: what it signed stops counting at once."""
         trusted = self._verifier.trusted_repository(gun)
-        targets = trusted.targets
+        targets = trusted.edit_targets()
         delegations = targets.delegations
         if (
             delegations is None
@@ -506,3 +502,35 @@ def describe_record(record: KeyRecord) -> dict[str, str]:
         "keytype": record.public.keytype,
         "kept": where,
     }
+
+
+def _check_rotation(
+    gun: str,
+    role: str,
+    use: KeyRecord | None,
+    co_holders: list[Key],
+    threshold: int | None,
+    held_by: str | None,
+) -> int:
+    """Refuse a rotation the options cannot make; the threshold it needs."""
+    if role not in (*OFFLINE_ROLES, *ONLINE_ROLES):
+        raise UsageError(f"{role} is not a role of {gun} with keys of its own")
+    if held_by is not None and role != "snapshot":
+        raise UsageError(
+            f"only the snapshot key can move between publisher and server, not {role}'s",
+            hint="the timestamp key is always the server's; root and targets keys never are",
+        )
+    if use is not None and (use.gun, use.role) != (gun, role):
+        raise UsageError(
+            f"--use takes a key kept for the {role} of {gun}; {use.keyid[:12]} is the "
+            f"{use.description}",
+            hint=f"import it for that role first: trustkit key import --repository {gun} "
+            f"--role {role} …",
+        )
+    needed = 1 if threshold is None else threshold
+    if not 1 <= needed <= 1 + len(co_holders):
+        raise UsageError(
+            f"--threshold {needed} must be between 1 and {1 + len(co_holders)} "
+            "(this keystore's key and one per --key)"
+        )
+    return needed

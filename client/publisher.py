@@ -214,8 +214,8 @@ class Publisher(KeyHolder):
                 # Outgrown four times over: every tag moves into more bins, once.
                 if not trusted.complete:
                     raise _EveryBinNeeded
-                trusted.delegated.update(changed)
-                return self.into_bins(trusted, grown)
+                with_changed = replace(trusted, delegated={**trusted.delegated, **changed})
+                return self.into_bins(with_changed, grown)
         else:
             metadata = self._role_metadata(trusted, role)
             apply_changes(metadata, changes)
@@ -279,9 +279,10 @@ class Publisher(KeyHolder):
         return awaiting.id
 
     def _role_metadata(self, trusted: TrustedRepository, role: str) -> Targets:
+        """A copy of ``role`` to change (a new one if not published yet)."""
         if role == "targets":
-            return trusted.targets
-        published = trusted.delegated.get(role)
+            return trusted.edit_targets()
+        published = trusted.edit_role(role)
         if published is not None:
             # Tags outside the role's paths (left from a signer of the same name that was
             # removed and added again with other paths) count for no host, and the server
