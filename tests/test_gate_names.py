@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from client.docker_config import DockerConfig
+from tests.support.docker_recorder import Recorder, write_recorder
 from tests.support.harness import ServerProcess, Trustkit, publisher_cli
-from tests.test_docker_gate import Recorder, write_recorder
 
 DIGEST = "sha256:" + "4a" * 32
 HOST = "names.example.com/team/app"  # canonical spellings of the signed repositories

@@ -32,7 +32,7 @@ from tests.support.harness import (
     ServerProcess,
     Trustkit,
 )
-from tests.test_terminal_prompts import _run_on_terminal
+from tests.support.terminal import run_on_terminal
 from trustkit.errors import PassphraseError
 
 PEM_PASSPHRASE = "passphrase of the exported pem"
@@ -467,7 +467,7 @@ def test_passwd_with_a_wrong_old_passphrase_leaves_the_key_file_untouched(
 def test_passwd_at_a_terminal_asks_the_new_passphrase_twice(publisher: Trustkit, gun: str):
     keys = _init(publisher, gun)
 
-    code, screen = _run_on_terminal(
+    code, screen = run_on_terminal(
         ["key", "passwd", keys["targets"]],
         _terminal_env(publisher),
         {
@@ -489,7 +489,7 @@ def test_passwd_at_a_terminal_with_a_mistyped_repeat_changes_nothing(publisher: 
     keys = _init(publisher, gun)
     before = _keystore_files(publisher)
 
-    code, screen = _run_on_terminal(
+    code, screen = run_on_terminal(
         ["key", "passwd", keys["targets"]],
         _terminal_env(publisher),
         {
@@ -513,7 +513,7 @@ def test_root_rotation_at_a_terminal_asks_a_passphrase_for_the_new_key(
     own, asked twice: it does not silently reuse the old one."""
     keys = _init(publisher, gun)
 
-    code, screen = _run_on_terminal(
+    code, screen = run_on_terminal(
         ["key", "rotate", gun, "root"],
         _terminal_env(publisher, "TRUSTKIT_ROOT_PASSPHRASE"),
         {

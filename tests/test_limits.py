@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.hand_made import A, HandMadeRepository, assert_refused
 from tests.support.harness import ServerProcess
-from tests.test_upload_validation import A, HandMadeRepository, assert_refused
 from trustkit.metadata import sign_with
 
 

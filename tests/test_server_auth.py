@@ -22,24 +22,9 @@ from tests.support.harness import (
     publisher_cli,
 )
 from tests.support.registry import TestCA
+from tests.support.tokens import cli_as, issue_token
 
 TEAM = "registry.test/team"
-
-
-def _token(server: ServerProcess, name: str, *scopes: str) -> str:
-    """``trustkit-server token create``, as the operator runs it next to the server."""
-    args = [sys.executable, "-m", "server", "token", "create", "--name", name]
-    args += [arg for scope in scopes for arg in ("--scope", scope)]
-    done = subprocess.run(
-        [*args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "shown only now" in done.stderr
-    return done.stdout.strip()
 
 
 def _server_cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,13 +37,6 @@ def _server_cli(server: ServerProcess, *args: str) -> subprocess.CompletedProces
     )
 
 
-def _as(tmp_path: Path, server: ServerProcess, who: str, token: str | None) -> Trustkit:
-    """A publisher with keys of its own and the given token (or none at all)."""
-    tk = publisher_cli(tmp_path / who / ".trustkit", server.url)
-    tk.env["TRUSTKIT_TOKEN"] = token or ""
-    return tk
-
-
 def _sign(tk: Trustkit, gun: str, tag: str, digest: str) -> Any:
     return tk("sign", f"{gun}:{tag}", "--digest", digest, "--size", "100")
 
@@ -67,13 +45,13 @@ def test_writes_need_a_token_whose_scope_covers_the_repository(
     server: ServerProcess, tmp_path: Path, gun: str
 ):
     app = f"{TEAM}/{gun.rsplit('/', 1)[1]}"
-    anonymous = _as(tmp_path, server, "anonymous", None)
+    anonymous = cli_as(tmp_path, server, "anonymous", None)
     refused = anonymous("init", app)
     assert refused.code == 1
     assert "needs a bearer token to push" in refused.err
     assert "TRUSTKIT_TOKEN" in refused.err
 
-    ci = _as(tmp_path, server, "ci", _token(server, f"ci-{gun[-20:]}", f"push:{TEAM}/*"))
+    ci = cli_as(tmp_path, server, "ci", issue_token(server, f"ci-{gun[-20:]}", f"push:{TEAM}/*"))
     assert ci("init", app).code == 0
     assert _sign(ci, app, "1.0", DIGEST_A).code == 0
     host = Trustkit(tmp_path / "host" / ".trustkit", server.url, {"TRUSTKIT_TOKEN": ""})
@@ -102,8 +80,8 @@ def test_push_cannot_do_what_needs_admin_and_pull_cannot_push(
     owner = publisher_cli(tmp_path / "owner" / ".trustkit", server.url)
     assert owner("init", gun).code == 0
     suffix = gun[-24:]
-    pusher = _token(server, f"push-{suffix}", f"push:{gun}")
-    reader = _token(server, f"pull-{suffix}", f"pull:{gun}")
+    pusher = issue_token(server, f"push-{suffix}", f"push:{gun}")
+    reader = issue_token(server, f"pull-{suffix}", f"pull:{gun}")
 
     for token, method, filename, needed in (
         (pusher, "POST", "snapshot.key", "admin"),
@@ -129,8 +107,8 @@ def test_a_revoked_token_stops_working_and_the_database_holds_no_token(
     server: ServerProcess, tmp_path: Path, gun: str
 ):
     name = f"rev-{gun[-24:]}"
-    token = _token(server, name, f"push:{gun}")
-    ci = _as(tmp_path, server, "ci", token)
+    token = issue_token(server, name, f"push:{gun}")
+    ci = cli_as(tmp_path, server, "ci", token)
     assert ci("init", gun).code == 0
 
     listed = _server_cli(server, "list")
@@ -174,7 +152,7 @@ def test_with_read_auth_hosts_need_a_pull_token(start_server: Any, tmp_path: Pat
     assert refused.code == 1
     assert "needs an access token with a pull scope" in refused.err
     token_file = tmp_path / "pull.token"
-    token_file.write_text(_token(server, "host", f"pull:{gun}") + "\n")
+    token_file.write_text(issue_token(server, "host", f"pull:{gun}") + "\n")
     reader = Trustkit(tmp_path / "reader" / ".trustkit", server.url, {"TRUSTKIT_TOKEN": ""})
     result = reader("verify", f"{gun}:1.0", "--offline", "--token-file", str(token_file))
     assert result.code == 0, result.err
@@ -185,7 +163,7 @@ def test_the_changefeed_records_every_change_with_the_token_s_name(
     start_server: Any, tmp_path: Path, gun: str
 ):
     server: ServerProcess = start_server()
-    ci = _as(tmp_path, server, "ci", _token(server, "ci-app", "push:registry.test/*"))
+    ci = cli_as(tmp_path, server, "ci", issue_token(server, "ci-app", "push:registry.test/*"))
     assert ci("init", gun).code == 0
     assert _sign(ci, gun, "1.0", DIGEST_A).code == 0
     owner_admin = server.auth_headers()
@@ -211,16 +189,16 @@ def test_the_changefeed_records_every_change_with_the_token_s_name(
     assert [e["seq"] for e in rest["entries"]] == [e["seq"] for e in everything[2:]]
 
     assert httpx.get(feed_url).status_code == 401
-    pusher = {"Authorization": f"Bearer {_token(server, 'pusher', 'push:**')}"}
+    pusher = {"Authorization": f"Bearer {issue_token(server, 'pusher', 'push:**')}"}
     assert httpx.get(feed_url, headers=pusher).status_code == 403
-    other = {"Authorization": f"Bearer {_token(server, 'other-admin', 'admin:elsewhere/*')}"}
+    other = {"Authorization": f"Bearer {issue_token(server, 'other-admin', 'admin:elsewhere/*')}"}
     assert httpx.get(feed_url, headers=other).json()["entries"] == []
 
 
 def test_no_token_or_passphrase_reaches_a_log(start_server: Any, tmp_path: Path, gun: str):
     server: ServerProcess = start_server("--log-level", "debug")
-    token = _token(server, "ci-logs", "push:registry.test/*")
-    ci = _as(tmp_path, server, "ci", token)
+    token = issue_token(server, "ci-logs", "push:registry.test/*")
+    ci = cli_as(tmp_path, server, "ci", token)
     results = [
         ci("init", gun),
         _sign(ci, gun, "1.0", DIGEST_A),
@@ -330,7 +308,7 @@ def test_a_token_says_which_database_it_went_into_and_a_stranger_token_gets_a_hi
          "push:registry.test/**", "--data-dir", str(server.data_dir)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    stranger = _as(tmp_path, server, "stranger", "tkt_not_made_by_this_server")
+    stranger = cli_as(tmp_path, server, "stranger", "tkt_not_made_by_this_server")
 
     refused = stranger("init", gun)
 

@@ -24,6 +24,7 @@ from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
 from keys.keystore import Keystore
 from keys.passphrase import PassphraseSource
+from tests.support.docker_recorder import Recorder, write_recorder
 from tests.support.harness import (
     DIGEST_A,
     DIGEST_B,
@@ -39,7 +40,6 @@ from tests.support.server_side import (
     served_version,
     stolen_online_signers,
 )
-from tests.test_docker_gate import Recorder, write_recorder
 from trustkit.expiry import utc_now
 from trustkit.metadata import image_target, meta_for, sign_with
 from trustkit.names import parse_digest

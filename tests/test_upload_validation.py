@@ -5,113 +5,24 @@ stored."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Root, Targets
+from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Targets
 
+from tests.support.hand_made import A, HandMadeRepository, assert_refused, releases_role
 from tests.support.harness import ServerProcess
 from trustkit.metadata import (
-    image_target,
-    new_root,
-    new_targets,
-    public_key_from_dict,
     sign_with,
 )
-from trustkit.names import parse_digest
-
-FUTURE = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365)
-
-
-@dataclass
-class HandMadeRepository:
-    """A repository whose offline keys the test holds, so it can sign anything."""
-
-    server: ServerProcess
-    gun: str
-    root_key: CryptoSigner = field(default_factory=CryptoSigner.generate_ed25519)
-    targets_key: CryptoSigner = field(default_factory=CryptoSigner.generate_ed25519)
-
-    def online_keys(self) -> dict[str, Any]:
-        return {
-            role: public_key_from_dict(
-                httpx.get(
-                    self.server.metadata_url(self.gun, f"{role}.key"),
-                    headers=self.server.auth_headers(),
-                ).json()
-            )
-            for role in ("snapshot", "timestamp")
-        }
-
-    def root(self, version: int = 1, **keys: Any) -> Root:
-        online = self.online_keys()
-        root = new_root(
-            {
-                "root": [keys.get("root", self.root_key.public_key)],
-                "targets": [self.targets_key.public_key],
-                "snapshot": [keys.get("snapshot", online["snapshot"])],
-                "timestamp": [keys.get("timestamp", online["timestamp"])],
-            },
-            FUTURE,
-        )
-        root.version = version
-        return root
-
-    def targets(self, version: int = 1, **tags: str) -> Targets:
-        targets = new_targets(FUTURE)
-        targets.version = version
-        for tag, digest in tags.items():
-            targets.targets[tag] = image_target(tag, parse_digest(digest), 10, None)
-        return targets
-
-    def upload(self, **roles: bytes) -> httpx.Response:
-        files = [
-            ("files", (f"{role}.json", data, "application/json")) for role, data in roles.items()
-        ]
-        return httpx.post(
-            self.server.metadata_url(self.gun),
-            files=files,
-            headers=self.server.auth_headers(),
-            timeout=30,
-        )
-
-    def create(self) -> None:
-        response = self.upload(
-            root=sign_with(self.root(), [self.root_key]),
-            targets=sign_with(self.targets(), [self.targets_key]),
-        )
-        assert response.status_code == 200, response.text
-
-    def stored_rows(self) -> list[tuple[str, int]]:
-        with sqlite3.connect(self.server.database) as db:
-            return sorted(
-                db.execute("SELECT role, version FROM metadata WHERE gun=?", (self.gun,)).fetchall()
-            )
 
 
 @pytest.fixture
 def repo(server: ServerProcess, gun: str) -> HandMadeRepository:
     return HandMadeRepository(server, gun)
-
-
-def assert_refused(
-    response: httpx.Response, status: int, error: str, role: str | None, phrase: str
-) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == error
-    assert body["role"] == role
-    assert phrase in body["detail"]
-
-
-def A(n: int) -> str:
-    return "sha256:" + f"{n:x}" * 64
 
 
 def test_valid_upload_is_published_with_snapshot_and_timestamp(repo: HandMadeRepository):
@@ -267,14 +178,6 @@ def _delegating_targets(repo: HandMadeRepository, signer: CryptoSigner, version:
     return targets
 
 
-def _releases(version: int, **tags: str) -> Targets:
-    releases = new_targets(FUTURE)
-    releases.version = version
-    for tag, digest in tags.items():
-        releases.targets[tag] = image_target(tag, parse_digest(digest), 10, None)
-    return releases
-
-
 def test_delegated_role_signing_outside_its_paths_is_refused(repo: HandMadeRepository):
     repo.create()
     releaser = CryptoSigner.generate_ed25519()
@@ -282,7 +185,7 @@ def test_delegated_role_signing_outside_its_paths_is_refused(repo: HandMadeRepos
 
     response = repo.upload(
         targets=sign_with(_delegating_targets(repo, releaser, 2), [repo.targets_key]),
-        releases=sign_with(_releases(1, **{"dev-1": A(3)}), [releaser]),
+        releases=sign_with(releases_role(1, **{"dev-1": A(3)}), [releaser]),
     )
 
     assert_refused(response, 400, "outside_delegated_paths", "releases", "'dev-1'")
@@ -295,7 +198,7 @@ def test_delegated_role_inside_its_paths_is_published_in_the_snapshot(repo: Hand
 
     response = repo.upload(
         targets=sign_with(_delegating_targets(repo, releaser, 2), [repo.targets_key]),
-        releases=sign_with(_releases(1, **{"release-1": A(3)}), [releaser]),
+        releases=sign_with(releases_role(1, **{"release-1": A(3)}), [releaser]),
     )
     snapshot = Metadata.from_bytes(
         httpx.get(repo.server.metadata_url(repo.gun, "snapshot.json")).content
@@ -310,7 +213,7 @@ def test_role_nobody_delegates_is_refused(repo: HandMadeRepository):
     repo.create()
     stray = CryptoSigner.generate_ed25519()
 
-    response = repo.upload(releases=sign_with(_releases(1, **{"release-1": A(3)}), [stray]))
+    response = repo.upload(releases=sign_with(releases_role(1, **{"release-1": A(3)}), [stray]))
 
     assert_refused(response, 400, "unknown_role", "releases", "not delegated")
 

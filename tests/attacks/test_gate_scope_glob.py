@@ -14,14 +14,16 @@ import pytest
 from server.auth import AuthFailure, authorize, make_token, token_digest, token_lookup
 from server.storage import TokenRecord
 from tests.support.harness import ServerProcess
-from tests.test_server_auth import _as, _token
+from tests.support.tokens import cli_as, issue_token
 
 
 def test_a_push_token_for_one_level_cannot_create_a_repository_deeper_down(
     server: ServerProcess, tmp_path: Path, gun: str
 ):
     team = f"registry.test/{gun.rsplit('/', 1)[1][-40:]}"
-    one_level = _as(tmp_path, server, "ci", _token(server, f"one-{team[-30:]}", f"push:{team}/*"))
+    one_level = cli_as(
+        tmp_path, server, "ci", issue_token(server, f"one-{team[-30:]}", f"push:{team}/*")
+    )
 
     assert one_level("init", f"{team}/app").code == 0
     refused = one_level("init", f"{team}/app/evil")
@@ -35,8 +37,8 @@ def test_a_double_star_scope_reaches_across_components(
     server: ServerProcess, tmp_path: Path, gun: str
 ):
     team = f"registry.test/{gun.rsplit('/', 1)[1][-40:]}"
-    every_level = _as(
-        tmp_path, server, "ci", _token(server, f"all-{team[-30:]}", f"push:{team}/**")
+    every_level = cli_as(
+        tmp_path, server, "ci", issue_token(server, f"all-{team[-30:]}", f"push:{team}/**")
     )
 
     assert every_level("init", f"{team}/app/sub").code == 0
@@ -49,8 +51,8 @@ def test_a_scope_is_read_under_the_canonical_repository_name(
     """Repositories are stored under canonical names: a scope written with another
     spelling of the host covers them, rather than silently nothing."""
     slug = gun.rsplit("/", 1)[1][-40:]
-    token = _token(server, f"spelt-{slug[-30:]}", f"push:Registry.Test:443/{slug}/*")
-    ci = _as(tmp_path, server, "ci", token)
+    token = issue_token(server, f"spelt-{slug[-30:]}", f"push:Registry.Test:443/{slug}/*")
+    ci = cli_as(tmp_path, server, "ci", token)
 
     assert ci("init", f"registry.test/{slug}/app").code == 0
 

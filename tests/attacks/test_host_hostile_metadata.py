@@ -29,7 +29,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from tests.support.harness import Trustkit
-from tests.test_conformance_client import (
+from tests.support.static_repository import (
     IN_A_MONTH,
     Client,
     RepositoryServer,

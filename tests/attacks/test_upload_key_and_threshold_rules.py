@@ -16,8 +16,8 @@ import pytest
 from securesystemslib.signer import CryptoSigner, Key, Signature, SSlibKey
 from tuf.api.metadata import DelegatedRole, Delegations, Metadata, Targets
 
+from tests.support.hand_made import FUTURE, A, HandMadeRepository, assert_refused, releases_role
 from tests.support.harness import ServerProcess
-from tests.test_upload_validation import FUTURE, A, HandMadeRepository, _releases, assert_refused
 from trustkit.bins import BINS_ROLE, lay_out_bins
 from trustkit.metadata import COMPACT_JSON, key_id_of, sign_with
 
@@ -88,7 +88,7 @@ def test_a_signer_delegation_listing_one_key_twice_is_refused(repo: HandMadeRepo
 
     response = repo.upload(
         targets=sign_with(targets, [repo.targets_key]),
-        releases=_signed_twice(_releases(1, evil=A(6)), releaser, twin),
+        releases=_signed_twice(releases_role(1, evil=A(6)), releaser, twin),
     )
 
     assert_refused(response, 400, "duplicate_key", "targets", "one public key under two key ids")
@@ -104,7 +104,7 @@ def test_hash_bins_listing_one_key_twice_are_refused(repo: HandMadeRepository):
     bins.delegations.keys[twin.keyid] = twin
     bins.delegations.succinct_roles.keyids.append(twin.keyid)
     bins.delegations.succinct_roles.threshold = 2
-    evil = _releases(1, evil=A(6))
+    evil = releases_role(1, evil=A(6))
     home = bins.delegations.succinct_roles.get_role_for_target("evil")
     before = repo.stored_rows()
 

@@ -13,8 +13,8 @@ import pytest
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import DelegatedRole, Delegations, Targets
 
+from tests.support.hand_made import A, HandMadeRepository, assert_refused
 from tests.support.harness import ServerProcess
-from tests.test_upload_validation import A, HandMadeRepository, assert_refused
 from trustkit.metadata import file_target, image_target, sign_with
 from trustkit.names import parse_digest
 
