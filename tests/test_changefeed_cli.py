@@ -194,7 +194,7 @@ def _entry(seq: int, **fields: Any) -> dict[str, Any]:
     }
 
 
-Pages = Callable[[int], object]  # after -> the JSON body the fake server answers
+Pages = Callable[[int], object]  # after -> the JSON body (or status, body) answered
 
 
 @contextlib.contextmanager
@@ -204,8 +204,10 @@ def _fake_server(pages: Pages) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             query = parse_qs(urlparse(self.path).query)
-            body = json.dumps(pages(int(query["after"][0]))).encode()
-            self.send_response(200)
+            answer = pages(int(query["after"][0]))
+            status, document = answer if isinstance(answer, tuple) else (200, answer)
+            body = json.dumps(document).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -306,3 +308,33 @@ def test_the_server_and_the_client_share_one_wire_type(busy: Trustkit, own_serve
     assert page.to_dict() == json.loads(body)
     assert ChangefeedPage.from_dict(page.to_dict()) == page
     assert [entry.seq for entry in page.entries] == [1, 2, 3]
+
+
+def test_follow_waits_for_a_server_that_goes_away_and_comes_back(tmp_path: Path):
+    calls = {"n": 0}
+
+    def pages(after: int) -> object:
+        calls["n"] += 1
+        if after == 0:
+            return {"entries": [_entry(1)], "next": 1}
+        if calls["n"] < 6:  # answered once up to date, then down for a while
+            return {"entries": [], "next": 1} if calls["n"] == 2 else (503, {})
+        return {"entries": [_entry(2)], "next": 2}
+
+    with _fake_server(pages) as url:
+        result = Trustkit(tmp_path, url)(
+            "changefeed", "--follow", "--limit", "2", "--json", "--interval", "0.05"
+        )
+
+    assert result.code == 0, result.err
+    assert [json.loads(line)["seq"] for line in result.out.splitlines()] == [1, 2]
+    assert result.err.count("trying again every 0.05 s") == 1  # said once, not per try
+    assert "the server answers again; following on" in result.err
+
+
+def test_follow_gives_up_at_once_when_the_server_never_answered(tmp_path: Path):
+    with _fake_server(lambda after: (503, {})) as url:
+        result = Trustkit(tmp_path, url)("changefeed", "--follow", "--interval", "0.05")
+
+    assert result.code == 3
+    assert "failed (503)" in result.err and "Traceback" not in result.err
