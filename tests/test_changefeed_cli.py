@@ -121,7 +121,9 @@ def test_an_admin_scope_on_some_repositories_sees_only_theirs(
     assert [e["repository"] for e in result.json["entries"]] == [B]
 
 
-@pytest.mark.parametrize(("after", "limit"), [("-1", None), ("x", None), (None, "0")])
+@pytest.mark.parametrize(
+    ("after", "limit"), [("-1", None), ("x", None), (str(2**64), None), (None, "0")]
+)
 def test_bad_positions_and_limits_are_usage_errors(
     tmp_path: Path, after: str | None, limit: str | None
 ):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from trustkit.wire import ChangefeedEntry
 
 DEFAULT_LIMIT = 100
+MAX_SEQ = 2**62  # the server's sequence numbers are 64-bit
 HEADER = f"{'SEQ':>6}  {'TIME':<25} {'ACTION':<9} {'REPOSITORY':<40} {'TOKEN':<16} VERSIONS"
 
 
@@ -98,7 +99,7 @@ def _count(text: str, least: int, what: str) -> int:
         number = int(text)
     except ValueError:
         number = least - 1
-    if number < least:
+    if not least <= number <= MAX_SEQ:
         raise argparse.ArgumentTypeError(f"{what} must be a whole number of at least {least}")
     return number
 
