@@ -187,6 +187,16 @@ def test_the_same_key_loaded_twice_is_left_as_it_is(tmp_path: Path):
     assert "already in this keystore; nothing changed" in text.out
     assert {p.name: p.read_bytes() for p in (alice.home / "private").iterdir()} == kept
 
+    # A lost public half is written again from the key, still without a passphrase.
+    public = out.read_bytes()
+    out.unlink()
+    restored = Trustkit(alice.home, alice.server_url)(
+        "key", "load", str(pem), "--name", "alice", "--out", str(out)
+    )
+    assert restored.code == 0, restored.err
+    assert "wrote its public half again" in restored.out
+    assert out.read_bytes() == public
+
 
 def test_a_name_held_by_another_key_or_a_key_held_under_another_name_is_refused(
     tmp_path: Path,

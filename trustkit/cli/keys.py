@@ -87,18 +87,19 @@ def cmd_key_load(ctx: Context) -> int:
     keystore = ctx.keystore()
     loaded = load_signer_key(keystore, name, private_key, passphrases, source)
     record = loaded.record
+    written = _read_or_none(out) != pem
     try:
-        if _read_or_none(out) != pem:
+        if written:
             out.write_bytes(pem)
     except OSError as error:
         if not loaded.already_here:
             keystore.remove(record)
         raise UsageError(f"cannot write {out}: {error.strerror}") from None
-    done = (
-        f"the signer key {name} ({record.keyid[:12]}) is already in this keystore; nothing changed"
-        if loaded.already_here
-        else f"loaded the signer key {name} ({record.keyid[:12]}) from {source}"
-    )
+    done = f"loaded the signer key {name} ({record.keyid[:12]}) from {source}"
+    if loaded.already_here:
+        done = f"the signer key {name} ({record.keyid[:12]}) is already in this keystore; " + (
+            "wrote its public half again" if written else "nothing changed"
+        )
     ctx.out.result(
         f"{done}; its public half is in {out}\n"
         f"  the repository owner adds it with: trustkit signer add {name} REPO --key {out}\n"
