@@ -107,3 +107,18 @@ def test_an_unreachable_server_fails_every_repository_with_exit_3(tmp_path: Path
     assert result.json == []
     assert "trustkit: registry.test/a: cannot fetch trust data" in result.err
     assert "trustkit: registry.test/b: cannot fetch trust data" in result.err
+
+
+def test_hash_bins_show_the_keys_that_sign_them(publisher: Trustkit, host: Trustkit, gun: str):
+    """The bins fold into one ``bins-*`` line; its KEYS column names their keys."""
+    assert publisher("init", gun, "--bins", "4").code == 0
+    signed = publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "100")
+    assert signed.code == 0, signed.err
+
+    as_json = host("inspect", gun, "--json")
+    text = host("inspect", gun)
+
+    roles = {r["role"]: r["signed_by"] for r in as_json.json["roles"]}
+    assert roles["bins-*"] and roles["bins-*"] == roles["bins"]
+    [line] = [line for line in text.out.splitlines() if line.startswith("bins-*")]
+    assert roles["bins-*"][0][:12] in line
