@@ -325,3 +325,36 @@ def test_an_existing_public_key_file_of_another_key_is_not_overwritten(tmp_path:
     assert result.code == 2 and "already exists" in result.err and "--out" in result.err
     assert out.read_bytes() == before
     _nothing_written(alice)
+
+
+def test_at_a_terminal_the_file_s_passphrase_and_a_new_one_are_asked_never_echoed(
+    tmp_path: Path,
+):
+    """A person loads an encrypted key: asked for the file's passphrase, then the
+    keystore's new one twice (as key generate asks), none of them shown."""
+    from tests.test_terminal_prompts import _run_on_terminal
+
+    key = Ed25519PrivateKey.generate()
+    pem = _write_key(tmp_path / "k.pem", key, BestAvailableEncryption(b"file secret"))
+    out = tmp_path / "alice.pub"
+    env = {"PATH": os.environ.get("PATH", ""), "TRUSTKIT_HOME": str(tmp_path / ".trustkit")}
+
+    code, screen = _run_on_terminal(
+        ["key", "load", str(pem), "--name", "alice", "--out", str(out)],
+        env,
+        {
+            f"Passphrase of {pem}": "file secret",
+            "New passphrase for the imported signer key alice": "keystore secret",
+            "Repeat the passphrase for the imported signer key alice": "keystore secret",
+        },
+    )
+
+    assert code == 0, screen
+    assert "loaded the signer key alice" in screen
+    assert "secret" not in screen
+    assert out.read_bytes() == _public_pem(key)
+    [record] = Keystore(tmp_path / ".trustkit").records()
+    opened = Keystore(tmp_path / ".trustkit").signer(
+        record, PassphraseSource({"TRUSTKIT_DELEGATION_PASSPHRASE": "keystore secret"})
+    )
+    record.public.verify_signature(opened.sign(b"x"), b"x")
