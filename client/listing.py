@@ -73,7 +73,7 @@ def list_repository(repository: TrustedRepository, tag: str | None = None) -> Li
 
 def roles_shown(repository: TrustedRepository) -> list[RoleStatus]:
     """The roles as listings show them: hash bins folded into one line, the first of
-    them to expire."""
+    them to expire, with the keys that sign bins."""
     bins = repository.bins
     if bins is None:
         return list(repository.roles)
@@ -81,5 +81,6 @@ def roles_shown(repository: TrustedRepository) -> list[RoleStatus]:
     in_bins = [r for r in repository.roles if bins.is_delegated_role(r.role)]
     if in_bins:
         first = min(in_bins, key=lambda r: r.expires)
-        shown.append(replace(first, role="bins-*"))
+        # The keys every bin is signed with: those the bins role delegates them to.
+        shown.append(replace(first, role="bins-*", keyids=sorted(bins.keyids)))
     return shown

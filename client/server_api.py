@@ -20,6 +20,8 @@ from trustkit.errors import (
 )
 from trustkit.metadata import public_key_from_dict, withdraw_statement
 from trustkit.wire import (
+    CHANGEFEED_PATH,
+    ChangefeedPage,
     ErrorBody,
     PendingList,
     UploadAnswer,
@@ -41,6 +43,11 @@ _REFUSAL_HINTS = {
     "forbidden": "the token's scope does not cover this: ask the server's operator for a "
     "token with that scope (server keys and deletions need admin:…)",
 }
+_FEED_HINT = (
+    "the changefeed needs a token with an admin scope (it lists the repositories that "
+    "scope covers), given with TRUSTKIT_TOKEN or --token-file; the server's operator "
+    "makes one with: trustkit-server token create --name audit --scope 'admin:**'"
+)
 
 
 class ServerAPI:
@@ -185,6 +192,26 @@ class ServerAPI:
                 error="bad_answer",
             ) from None
         return result
+
+    def changefeed(self, after: int, limit: int) -> ChangefeedPage:
+        """The audit changefeed's entries after ``after`` (at most ``limit``), as far as
+        the token's admin scopes reach; refused unless the token has one."""
+        response = self._send(
+            "GET", self.server_url + CHANGEFEED_PATH, params={"after": after, "limit": limit}
+        )
+        if response.status_code != 200:
+            refusal = self._refusal(response)
+            if response.status_code in (401, 403):
+                refusal.hint = _FEED_HINT
+            raise refusal
+        try:
+            return ChangefeedPage.from_dict(loads(response.content)).follows(after)
+        except ValueError as error:
+            raise ServerRefusedError(
+                f"the server sent an unreadable changefeed page: {error}",
+                status=response.status_code,
+                error="bad_answer",
+            ) from None
 
     def delete(self, gun: str) -> None:
         response = self._send("DELETE", self._url(gun))

@@ -42,6 +42,7 @@ __all__ = [
     "ImportedKey",
     "import_docker_trust",
     "open_docker_trust_key",
+    "parse_docker_trust_key",
     "read_docker_trust_keys",
 ]
 
@@ -77,7 +78,8 @@ class DockerTrustKey:
         return self.role.removeprefix("targets/") if self.role.startswith("targets/") else self.role
 
 
-def _parse(path: Path) -> DockerTrustKey:
+def parse_docker_trust_key(path: Path) -> DockerTrustKey:
+    """One Notary key file: its role (and repository) headers and its encrypted key."""
     text = path.read_text(errors="replace")
     if _BEGIN not in text or _END not in text:
         raise KeystoreError(
@@ -112,7 +114,7 @@ def read_docker_trust_keys(trust_dir: Path) -> list[DockerTrustKey]:
             f"{trust_dir} has no private/ folder of keys",
             hint="give the Docker trust directory (default ~/.docker/trust)",
         )
-    return [_parse(path) for path in sorted(private.rglob("*.key"))]
+    return [parse_docker_trust_key(path) for path in sorted(private.rglob("*.key"))]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ class KeyRecord:
 
     @property
     def description(self) -> str:
+        if self.gun == "*":  # a signer's own key (key generate, key load): any repository
+            return f"signer key {self.role} ({self.keyid[:12]})"
         return f"{self.role} key of {self.gun} ({self.keyid[:12]})"
 
     def to_dict(self) -> dict[str, Any]:

@@ -42,9 +42,12 @@ from trustkit.metadata import ONLINE_ROLES, public_key_to_dict
 from trustkit.wire import (
     CHANGEFEED_PATH,
     HEALTH_PATH,
+    MAX_FEED_LIMIT,
     METRICS_PATH,
     OPENAPI_PATH,
     PENDING,
+    ChangefeedEntry,
+    ChangefeedPage,
     PendingList,
     UploadAnswer,
 )
@@ -87,7 +90,7 @@ def changefeed(request: Request, state: State, after: int = 0, limit: int = 100)
         allowed = state.gate.feed_filter(request.headers.get("authorization"))
     except AuthFailure as failure:
         return error_response(failure.status, failure.error, failure.detail)
-    limit = max(1, min(limit, 1000))
+    limit = max(1, min(limit, MAX_FEED_LIMIT))
     entries: list[ChangeRecord] = []
     seq = max(0, min(after, 2**62))  # sequence numbers are 64-bit in storage
     scanned = 0
@@ -103,19 +106,20 @@ def changefeed(request: Request, state: State, after: int = 0, limit: int = 100)
     if len(entries) > limit:
         entries = entries[:limit]
         seq = entries[-1].seq
-    return JSONResponse({"entries": [_feed_entry(change) for change in entries], "next": seq})
+    page = ChangefeedPage([_feed_entry(change) for change in entries], seq)
+    return JSONResponse(page.to_dict())
 
 
-def _feed_entry(change: ChangeRecord) -> dict[str, object]:
-    return {
-        "seq": change.seq,
-        "time": change.time.isoformat(),
-        "repository": change.gun,
-        "action": change.action,
-        "versions": change.versions,
-        "token": change.actor,
-        "detail": change.detail,
-    }
+def _feed_entry(change: ChangeRecord) -> ChangefeedEntry:
+    return ChangefeedEntry(
+        seq=change.seq,
+        time=change.time,
+        repository=change.gun,
+        action=change.action,
+        versions=change.versions,
+        token=change.actor,
+        detail=change.detail,
+    )
 
 
 @router.get(TUF + PENDING)

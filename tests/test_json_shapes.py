@@ -21,6 +21,7 @@ DOCUMENTED = [
     ("sign / sign-file / revoke / publish", shapes.PublishJSON),
     ("sign / sign-file / revoke / publish", shapes.StagedJSON),
     ("init", shapes.InitJSON),
+    ("changefeed (with --follow: one entry object a line)", shapes.ChangefeedJSON),
     ("any refusal (the exit code says which kind)", shapes.ErrorJSON),
 ]
 NESTED = {  # lists of objects inside a document, as their TypedDicts

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from securesystemslib.signer import Signature
@@ -28,12 +29,15 @@ from securesystemslib.signer import Signature
 __all__ = [
     "CHANGEFEED_PATH",
     "CHANGE_ID",
+    "MAX_FEED_LIMIT",
     "HEALTH_PATH",
     "MAX_WITHDRAW_SIGNATURES",
     "METRICS_PATH",
     "OPENAPI_PATH",
     "PENDING",
     "TRUST_SEGMENT",
+    "ChangefeedEntry",
+    "ChangefeedPage",
     "ErrorBody",
     "Need",
     "PendingChange",
@@ -57,6 +61,7 @@ HEALTH_PATH = "/_trustkit/health"
 METRICS_PATH = "/_trustkit/metrics"
 OPENAPI_PATH = "/openapi.json"
 MAX_WITHDRAW_SIGNATURES = 64
+MAX_FEED_LIMIT = 1000  # changefeed entries one page holds at most
 
 
 class WireError(ValueError):
@@ -388,3 +393,99 @@ class WithdrawRequest:
         if not isinstance(signatures, list) or len(signatures) > MAX_WITHDRAW_SIGNATURES:
             raise WireError(f"signatures is not a list of at most {MAX_WITHDRAW_SIGNATURES}")
         return cls([Signature.from_dict(dict(signature)) for signature in signatures])
+
+
+@dataclass(frozen=True)
+class ChangefeedEntry:
+    """One line of the audit changefeed: ``seq`` (rising), when, which repository, what
+    happened (publish, pending, approve, withdraw, next_key, delete), the role versions
+    it made, the name of the token that did it (None on a server without auth) and a
+    detail. Every string is the server's: shown escaped (``trustkit.display``)."""
+
+    seq: int
+    time: datetime
+    repository: str
+    action: str
+    versions: Mapping[str, int] = field(default_factory=dict)
+    token: str | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        what = "a changefeed entry"
+        if _typed(self.seq, int, f"{what}'s 'seq'") < 1:
+            raise WireError(f"{what}'s 'seq' is not a positive integer: {self.seq}")
+        if not isinstance(self.time, datetime):
+            raise WireError(f"{what}'s 'time' is not a time")
+        for name in ("repository", "action"):
+            _typed(getattr(self, name), str, f"{what}'s {name!r}")
+        for name in ("token", "detail"):
+            if getattr(self, name) is not None:
+                _typed(getattr(self, name), str, f"{what}'s {name!r}")
+        for role, version in _typed(dict(self.versions), dict, f"{what}'s 'versions'").items():
+            _typed(role, str, f"a role name of {what}'s 'versions'")
+            _typed(version, int, f"the version of {role!r} in {what}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time.isoformat(),
+            "repository": self.repository,
+            "action": self.action,
+            "versions": dict(self.versions),
+            "token": self.token,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> ChangefeedEntry:
+        what = "a changefeed entry"
+        entry = _object(data, what)
+        return cls(
+            _field(entry, "seq", int, what),
+            _time(entry, "time", what),
+            _field(entry, "repository", str, what),
+            _field(entry, "action", str, what),
+            _field(entry, "versions", dict, what),
+            _optional(entry, "token", str, what),
+            _optional(entry, "detail", str, what),
+        )
+
+
+@dataclass(frozen=True)
+class ChangefeedPage:
+    """``GET /v2/_trust/changefeed?after=SEQ&limit=N``: ``{"entries": [ENTRY, ...],
+    "next": SEQ}``, oldest first, each ``seq`` above the last; ``next`` is the ``after``
+    of the next page (past lines the token may not read, too)."""
+
+    entries: Sequence[ChangefeedEntry]
+    next: int
+
+    def __post_init__(self) -> None:
+        what = "a changefeed page"
+        if not all(isinstance(entry, ChangefeedEntry) for entry in self.entries):
+            raise WireError(f"{what} holds something other than changefeed entries")
+        if len(self.entries) > MAX_FEED_LIMIT:
+            raise WireError(f"{what} holds more than {MAX_FEED_LIMIT} entries")
+        seqs = [entry.seq for entry in self.entries]
+        if any(later <= earlier for earlier, later in pairwise(seqs)):
+            raise WireError(f"{what}'s entries are not in rising 'seq' order")
+        if _typed(self.next, int, f"{what}'s 'next'") < (seqs[-1] if seqs else 0):
+            raise WireError(f"{what}'s 'next' ({self.next}) is behind its entries")
+
+    def follows(self, after: int) -> ChangefeedPage:
+        """This page, if it is an answer to ``after``: nothing at or before it."""
+        if self.next < after or (self.entries and self.entries[0].seq <= after):
+            raise WireError(f"the changefeed page after {after} goes back to earlier entries")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entries": [entry.to_dict() for entry in self.entries], "next": self.next}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ChangefeedPage:
+        what = "a changefeed page"
+        page = _object(data, what)
+        entries = _field(page, "entries", list, what)
+        if len(entries) > MAX_FEED_LIMIT:
+            raise WireError(f"{what} holds more than {MAX_FEED_LIMIT} entries")
+        return cls([ChangefeedEntry.from_dict(e) for e in entries], _field(page, "next", int, what))

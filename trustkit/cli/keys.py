@@ -62,6 +62,66 @@ def cmd_key_generate(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_key_load(ctx: Context) -> int:
+    """A signer's own private key, kept under NAME as ``key generate NAME`` keeps one."""
+    from securesystemslib.signer import CryptoSigner
+
+    from client.lifecycle import validate_signer_name
+    from keys.keystore import public_pem
+    from keys.loading import load_signer_key, read_signer_key
+
+    name = validate_signer_name(ctx.args.name)
+    source = Path(ctx.args.file)
+    out = Path(ctx.args.out or f"{name}.pub")
+    passphrases = ctx.passphrases()
+    private_key = read_signer_key(
+        source,
+        lambda: passphrases.named("TRUSTKIT_IMPORT_PASSPHRASE", f"passphrase of {source}"),
+    )
+    pem = public_pem(CryptoSigner(private_key).public_key)
+    if out.exists() and _read_or_none(out) != pem:
+        raise UsageError(
+            f"{out} already exists and holds something else than this key's public half",
+            hint="choose another file with --out",
+        )
+    keystore = ctx.keystore()
+    loaded = load_signer_key(keystore, name, private_key, passphrases, source)
+    record = loaded.record
+    written = _read_or_none(out) != pem
+    try:
+        if written:
+            out.write_bytes(pem)
+    except OSError as error:
+        if not loaded.already_here:
+            keystore.remove(record)
+        raise UsageError(f"cannot write {out}: {error.strerror}") from None
+    done = f"loaded the signer key {name} ({record.keyid[:12]}) from {source}"
+    if loaded.already_here:
+        done = f"the signer key {name} ({record.keyid[:12]}) is already in this keystore; " + (
+            "wrote its public half again" if written else "nothing changed"
+        )
+    ctx.out.result(
+        f"{done}; its public half is in {out}\n"
+        f"  the repository owner adds it with: trustkit signer add {name} REPO --key {out}\n"
+        f"  then sign with: trustkit sign --signer {name} REPO:TAG",
+        {
+            "name": name,
+            "keyid": record.keyid,
+            "keytype": record.public.keytype,
+            "public_key_file": str(out),
+            "already_loaded": loaded.already_here,
+        },
+    )
+    return EXIT_OK
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def cmd_key_export(ctx: Context) -> int:
     from keys.keystore import public_pem
 
@@ -293,6 +353,26 @@ def add_parsers(commands: Commands) -> None:
     export.add_argument("keyid", metavar="KEYID", help="the key id or its first 8+ characters")
     export.add_argument("--out", metavar="FILE", help="write the PEM to FILE")
     _add_import(key_commands, common, signing)
+    load = key_commands.add_parser(
+        "load",
+        parents=[common, signing],
+        help="keep a signer's own private key under NAME, as key generate NAME would "
+        "(as docker trust key load); writes its public half to NAME.pub",
+        description="PEM_FILE: a PEM private key (PKCS#8 or traditional; ed25519, ECDSA or "
+        "RSA), or a Docker Content Trust key file; readable by you alone. An encrypted "
+        "file is opened with TRUSTKIT_IMPORT_PASSPHRASE or a prompt; the key is kept "
+        "encrypted under the delegation passphrase (TRUSTKIT_DELEGATION_PASSPHRASE, "
+        "--passphrase-file, or a prompt). Loading the same key under the same name again "
+        "changes nothing.",
+    )
+    load.set_defaults(handler=cmd_key_load)
+    load.add_argument("file", metavar="PEM_FILE", help="the signer's private key file")
+    load.add_argument(
+        "--name",
+        required=True,
+        help="the signer's name, e.g. alice (lower-case letters, digits, '.', '_', '-')",
+    )
+    load.add_argument("--out", metavar="FILE", help="where to write the public key PEM")
     passwd = key_commands.add_parser(
         "passwd",
         parents=[common, signing],

@@ -45,7 +45,7 @@ COMMAND_ORDER = (
     *("init", "bins", "sign", "sign-file", "revoke", "publish", "reset"),
     *("verify", "resolve", "compose", "agent", "migrate", "export", "verify-file"),
     *("inspect", "trust", "key", "approve", "submit", "signer", "status", "refresh"),
-    *("delete", "pull", "run", "create", "docker"),
+    *("delete", "changefeed", "pull", "run", "create", "docker"),
 )
 BUNDLE_HELP = (
     "verify from this bundle (trustkit export) with no network: expiry, thresholds and "

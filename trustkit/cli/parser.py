@@ -10,6 +10,7 @@ from trustkit import __version__
 from trustkit.cli import (
     agent,
     approving,
+    changefeed,
     hosts,
     keys,
     migrating,
@@ -53,5 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     groups = Commands(commands, common, signing)
     for group in (publishing, verifying, hosts, agent, migrating, trust, keys, approving, signers):
         group.add_parsers(groups)
+    changefeed.add_parsers(groups)
     groups.in_listing_order()
     return parser

@@ -11,6 +11,8 @@ __all__ = [
     "ApproveFileJSON",
     "ApproveJSON",
     "BinsJSON",
+    "ChangefeedEntryJSON",
+    "ChangefeedJSON",
     "ComposePinJSON",
     "DeleteJSON",
     "DockerTrustImportJSON",
@@ -107,6 +109,25 @@ class InspectJSON(TypedDict):
     files: list[InspectFileJSON]  # signed with sign-file
     roles: list[InspectRoleJSON]
     bins: NotRequired[InspectBinsJSON]  # with hash bins only
+
+
+class ChangefeedEntryJSON(TypedDict):
+    """One line of the audit changefeed, as the server sends it."""
+
+    seq: int
+    time: str
+    repository: str
+    action: str  # publish, pending, approve, withdraw, next_key, delete
+    versions: dict[str, int]
+    token: str | None  # the token's name; None on a server without auth
+    detail: str | None
+
+
+class ChangefeedJSON(TypedDict):
+    """changefeed (without --follow, which prints one ChangefeedEntryJSON a line)."""
+
+    entries: list[ChangefeedEntryJSON]
+    next: int  # give it to --after to go on
 
 
 class PublishJSON(TypedDict):

@@ -3,6 +3,7 @@ one runs), export, verify-file and inspect."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,10 +157,36 @@ def cmd_verify_file(ctx: Context) -> int:
 
 
 def cmd_inspect(ctx: Context) -> int:
+    """One repository: its object (or the refusal) as ever. Several: a section each, or
+    a JSON array of the objects of those inspected; one that fails is reported on
+    stderr and the others still printed, and the exit code is the first failure's."""
+    references: list[str] = ctx.args.references
+    if len(references) == 1:
+        data, lines = _inspect(ctx, references[0])
+        ctx.out.result(lines, data)
+        return EXIT_OK
+    inspected: list[InspectJSON] = []
+    failure: TrustkitError | None = None
+    for reference in references:
+        try:
+            data, lines = _inspect(ctx, reference)
+        except TrustkitError as error:
+            ctx.out.note(f"trustkit: {reference}: {error.diagnostics()}")
+            failure = failure or error
+            continue
+        inspected.append(data)
+        if not ctx.out.as_json:
+            ctx.out.result([*([""] if len(inspected) > 1 else []), *lines], data)
+    if ctx.out.as_json:
+        print(json.dumps(inspected, indent=2, sort_keys=True))
+    return EXIT_OK if failure is None else failure.exit_code
+
+
+def _inspect(ctx: Context, reference: str) -> tuple[InspectJSON, list[str]]:
     from client.listing import list_repository
     from trustkit.names import parse_reference
 
-    ref = parse_reference(ctx.args.reference)
+    ref = parse_reference(reference)
     repository = verified(ctx, ref.gun, [ref.tag] if ref.tag else None)
     listing = list_repository(repository, ref.tag)
     data = InspectJSON(
@@ -183,8 +210,7 @@ def cmd_inspect(ctx: Context) -> int:
     )
     if listing.bin_count is not None:
         data["bins"] = InspectBinsJSON(count=listing.bin_count, published=listing.bins_published)
-    ctx.out.result(_inspect_lines(listing, ref.gun), data)
-    return EXIT_OK
+    return data, _inspect_lines(listing, ref.gun)
 
 
 def _inspect_lines(listing: Listing, gun: str) -> list[str]:
@@ -260,6 +286,18 @@ def add_parsers(commands: Commands) -> None:
     sub.add_argument("file", help="the file to check against what was signed")
 
     sub = add(
-        "inspect", cmd_inspect, "show signed tags and every role's version and expiry", signs=False
+        "inspect",
+        cmd_inspect,
+        "show signed tags and every role's version and expiry, of one or more repositories",
+        epilog="With several repositories: a section each (--json: an array of their "
+        "objects). One that cannot be inspected is reported on stderr, the others are "
+        "still shown, and the exit code is that of the first failure (1 unknown or not "
+        "verified, 2 bad name, 3 unreachable).",
+        signs=False,
     )
-    sub.add_argument("reference", metavar="REPO[:TAG]", help="a repository, or one tag of it")
+    sub.add_argument(
+        "references",
+        nargs="+",
+        metavar="REPO[:TAG]",
+        help="a repository, or one tag of it; several may be given",
+    )
