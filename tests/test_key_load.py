@@ -332,14 +332,14 @@ def test_at_a_terminal_the_file_s_passphrase_and_a_new_one_are_asked_never_echoe
 ):
     """A person loads an encrypted key: asked for the file's passphrase, then the
     keystore's new one twice (as key generate asks), none of them shown."""
-    from tests.test_terminal_prompts import _run_on_terminal
+    from tests.support.terminal import run_on_terminal
 
     key = Ed25519PrivateKey.generate()
     pem = _write_key(tmp_path / "k.pem", key, BestAvailableEncryption(b"file secret"))
     out = tmp_path / "alice.pub"
     env = {"PATH": os.environ.get("PATH", ""), "TRUSTKIT_HOME": str(tmp_path / ".trustkit")}
 
-    code, screen = _run_on_terminal(
+    code, screen = run_on_terminal(
         ["key", "load", str(pem), "--name", "alice", "--out", str(out)],
         env,
         {
