@@ -33,7 +33,14 @@ ENVIRONMENT = (
 )
 
 
-def manpage(name: str, parser: argparse.ArgumentParser, description: str, see_also: str) -> str:
+def manpage(
+    name: str,
+    parser: argparse.ArgumentParser,
+    description: str,
+    see_also: str,
+    exit_status: str = EXIT_CODES.removeprefix("exit codes: ") + ".",
+    environment: str = ENVIRONMENT,
+) -> str:
     """The page ``name``(1) of ``parser``, as plain ASCII roff."""
     page = Manpage(
         parser,
@@ -44,8 +51,8 @@ def manpage(name: str, parser: argparse.ArgumentParser, description: str, see_al
             "description": description,
         },
     )
-    page.add_section("exit status", "=", EXIT_CODES.removeprefix("exit codes: ") + ".")
-    page.add_section("environment", "=", ENVIRONMENT)
+    page.add_section("exit status", "=", exit_status)
+    page.add_section("environment", "=", environment)
     page.add_section("see also", "=", see_also)
     lines = str(page).splitlines()
     parser._manpage = []  # type: ignore[attr-defined]  # the sections are the page's

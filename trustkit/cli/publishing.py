@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from trustkit.cli.context import Context, note_first_use, read_file
+from trustkit.cli.context import Context, note_first_use, read_file, report_roles
 from trustkit.cli.options import SIGNER_HELP, Commands
 from trustkit.cli.output import result_or_pending
 from trustkit.errors import EXIT_OK, EXIT_REFUSED, UsageError
@@ -280,6 +280,7 @@ def cmd_status(ctx: Context) -> int:
         repository = verifier.trusted_repository(gun)
         waiting = len(api.pending(gun))
     note_first_use(ctx, repository)
+    report_roles(ctx, repository)
     _retire_completed_rotations(ctx, repository)
     report = expiry_report(
         repository, parse_duration(ctx.args.warn_within), parse_duration(ctx.args.warn_online)
