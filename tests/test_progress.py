@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.oci_layout import build_image
 from tests.support.harness import DIGEST_A, ServerProcess, Trustkit, publisher_cli, sign_many
+from tests.support.registry import RegistryProcess, push
 from tests.test_migrate_notary import GUN, OTHER, Notary, notary  # noqa: F401  (fixture)
 
 
@@ -161,3 +163,39 @@ def test_migrate_all_shows_a_bar_and_keeps_notes_above_it(
     assert "[1/3] registry.test/team/app" in err
     assert "registry.test/team/missing not migrated" in err
     assert "migrated 2 of 3 repositories" in out and "migrating:" not in out
+
+
+def test_tqdm_and_shtab_load_only_where_used():
+    """A command that shows no bar and prints no completion never imports either."""
+    probe = (
+        "import sys\nfrom trustkit import cli\n"
+        "for argv in (['--version'], ['completion', '--help'], ['verify', '--help']):\n"
+        "    try:\n        cli.main(argv, {})\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tqdm', 'shtab')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_signing_many_tags_from_the_registry_shows_a_bar(
+    publisher: Trustkit, registry: RegistryProcess, tmp_path: Path
+):
+    """sign asks the registry for each tag's manifest: a bar counts them."""
+    path = "progress/many"
+    gun = f"{registry.host}/{path}"
+    image = build_image(tmp_path / "layout", "1.0", b"progress bar image")
+    tags = ["1.0", "1.1", "1.2", "1.3"]
+    for tag in tags:
+        push(image, registry, path, tag)
+    assert publisher("init", gun).code == 0
+
+    code, out, err = run_at_terminal(
+        _cli("sign", *(f"{gun}:{tag}" for tag in tags)), publisher.environment()
+    )
+
+    assert code == 0, err
+    assert f"reading digests of {gun}:" in err and "/4 [" in err and " tag" in err
+    assert f"signed 4 tags of {gun}" in out and "reading digests" not in out
