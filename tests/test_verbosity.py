@@ -168,3 +168,11 @@ def test_trustkit_server_refuses_quiet_with_verbose(server: ServerProcess):
 
     assert both.returncode == 2
     assert "contradict" in both.stderr and "Traceback" not in both.stderr
+
+
+def test_verbose_escapes_control_characters_it_quotes(host: Trustkit, signed: str):
+    """A mirror URL (or a server's path) cannot write terminal escapes through -v."""
+    shown = host("-v", "resolve", f"{signed}:1.0", "--mirror", "http://127.0.0.1:1/\x1b]0;x\x07")
+
+    assert "\x1b" not in shown.err and "\x07" not in shown.err
+    assert "\\x1b]0;x\\x07" in shown.err
