@@ -8,7 +8,8 @@ One module per command group (``publishing``, ``verifying``, ``hosts``, ``agent`
 every ``--json`` document.
 
 Exit codes: 0 ok, 1 refused (verification or server), 2 usage error,
-3 server or network unreachable. ``--json`` prints one JSON document on stdout.
+3 server or network unreachable. ``--json`` prints one JSON document on stdout;
+``-q``/``-v`` turn standard error's notes down or its diagnostics up (``output``).
 """
 
 from __future__ import annotations
