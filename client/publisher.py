@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from securesystemslib.signer import Signer
@@ -231,16 +232,23 @@ class Publisher(KeyHolder):
             metadata.expires = self._settings.expiry.expires(name)
         return changed
 
-    def rebin(self, gun: str, count: int | None = None) -> PublishResult:
+    def rebin(
+        self, gun: str, count: int | None = None, signed: Callable[[int, int], None] | None = None
+    ) -> PublishResult:
         """Move every tag targets and the bins sign into ``count`` hash bins (chosen
-        from the number of tags when None), in one upload signed by the targets keys."""
+        from the number of tags when None), in one upload signed by the targets keys;
+        ``signed(done, total)`` after each role is signed (a progress bar's)."""
         trusted = self._verifier.trusted_repository(gun)
         keyids = trusted.root.roles["targets"].keyids
         signers = self._local_signers(keyids, "targets")
         if count is None:
             count = bin_count_for(len(trusted.signed_tags()))
         changed = self.into_bins(trusted, count)
-        upload = {name: self._signed_bytes(metadata, signers) for name, metadata in changed.items()}
+        upload = {}
+        for name, metadata in changed.items():
+            upload[name] = self._signed_bytes(metadata, signers)
+            if signed is not None:
+                signed(len(upload), len(changed))
         pending = self._upload(gun, upload, trusted)
         tags = sum(len(m.targets) for name, m in changed.items() if is_bin_name(name))
         return PublishResult(

@@ -140,10 +140,14 @@ def load_tag_list(path: str, stdin: TextIO) -> list[TagToSign]:
 
 
 def targets_to_sign(
-    gun: str, tags: Iterable[TagToSign], open_registry: OpenRegistry
+    gun: str,
+    tags: Iterable[TagToSign],
+    open_registry: OpenRegistry,
+    asked: Callable[[int, int], None] | None = None,
 ) -> list[TargetFile]:
     """A target per tag: as stated, or as the registry serves it now (the manifest's
-    bytes hashed here, so what is signed is exactly what the registry hands out)."""
+    bytes hashed here, so what is signed is exactly what the registry hands out);
+    ``asked(done, total)`` after each tag the registry was asked for (a progress bar's)."""
     tags = list(tags)
     resolved: dict[str, tuple[Digest, int, str | None]] = {}
     unstated = [tag for tag in tags if not tag.stated]
@@ -157,6 +161,8 @@ def targets_to_sign(
                     manifest.size,
                     tag.media_type or manifest.media_type,
                 )
+                if asked is not None:
+                    asked(len(resolved), len(unstated))
     targets = []
     for tag in tags:
         if tag.tag in resolved:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from trustkit.expiry import ExpiryPolicy
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from server.publishing import MetadataService
+
 __all__ = ["WORKER_ARGV_ENV", "create_app_from_env", "main", "run"]
 
 # How ``--workers N`` hands its command line to the worker processes uvicorn spawns:
@@ -35,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="trustkit-server",
         description="The trustkit metadata server (embedded SQLite by default).",
         epilog="other commands: 'trustkit-server token create|list|revoke|generate' (access "
-        "tokens) and 'trustkit-server export --to DIR' (a static mirror); each takes --help",
+        "tokens), 'trustkit-server export --to DIR' (a static mirror) and "
+        "'trustkit-server completion bash|zsh|fish'; each takes --help",
     )
     parser.add_argument("--version", action="version", version=f"trustkit-server {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -88,8 +92,29 @@ def _parser() -> argparse.ArgumentParser:
         help="server processes sharing the port (1); they share the database (SQLite in "
         "WAL mode, or --database), and each keeps its own /_trustkit/metrics counters",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning"],
+        help="how much the server logs (info; -v is debug, -q is warning)",
+    )
+    _verbosity_options(parser, "log every request's details (as --log-level debug)")
     return parser
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, verbose: str) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors; no progress bar"
+    )
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    if args.verbose and args.quiet:
+        raise UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
+    if getattr(args, "log_level", None) is not None and (args.verbose or args.quiet):
+        raise UsageError("give --log-level or -v/-q, not both")
+    given = getattr(args, "log_level", None)
+    return str(given or ("debug" if args.verbose else "warning" if args.quiet else "info"))
 
 
 def _limit_options(parser: argparse.ArgumentParser) -> None:
@@ -218,24 +243,28 @@ def _token_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export_command(argv: Sequence[str]) -> int:
-    """``trustkit-server export --to DIR``: a static mirror for a CDN or object storage."""
-    from server.mirror import export_mirror
-    from server.online_keys import OnlineKeys
-    from server.publishing import MetadataService
-    from server.storage.opening import open_storage
-    from trustkit.names import parse_gun
-
+def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trustkit-server export",
         description="Write every repository's metadata as static files, laid out as the "
         "server serves them; hosts verify from it with trustkit --mirror URL.",
     )
-    parser.add_argument("--to", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--to", required=True, type=Path, metavar="DIR", help="where to write")
     parser.add_argument("--repository", action="append", help="only these (repeatable)")
     parser.add_argument("--master-key-file", type=Path, help="as for the server")
     _data_dir_option(parser)
-    args = parser.parse_args(argv)
+    _verbosity_options(parser, "say each repository exported, its files and time")
+    return parser
+
+
+def export_command(argv: Sequence[str]) -> int:
+    """``trustkit-server export --to DIR``: a static mirror for a CDN or object storage."""
+    from server.online_keys import OnlineKeys
+    from server.publishing import MetadataService
+    from server.storage.opening import open_storage
+    from trustkit.names import parse_gun
+
+    args = _export_parser().parse_args(argv)
     data_dir: Path = args.data_dir.expanduser()
     settings = ServerSettings(
         data_dir=data_dir,
@@ -254,10 +283,74 @@ def export_command(argv: Sequence[str]) -> int:
             if args.repository
             else list(storage.repositories())
         )
-        count = export_mirror(service, args.to, guns)
+        count = _export(service, args, guns)
     finally:
         storage.close()
-    print(f"exported {len(guns)} repositories ({count} files) to {args.to}", file=sys.stderr)
+    if not args.quiet:
+        print(f"exported {len(guns)} repositories ({count} files) to {args.to}", file=sys.stderr)
+    return 0
+
+
+def _export(service: MetadataService, args: argparse.Namespace, guns: list[str]) -> int:
+    """Export ``guns`` one by one: a bar at a terminal, a line each with --verbose."""
+    from server.mirror import export_mirror
+    from trustkit.progress import progress
+
+    _log_level(args)  # -q with -v is an error here too
+    count = 0
+    with progress(len(guns), "exporting", "repo", wanted=not args.quiet) as bar:
+        for gun in guns:
+            bar.describe(gun)
+            started = time.monotonic()
+            written = export_mirror(service, args.to, [gun])
+            count += written
+            if args.verbose:
+                line = escape_controls(
+                    f"trustkit-server: exported {gun}: {written} files in "
+                    f"{time.monotonic() - started:.3f} s"
+                )
+                if not bar.write(line):
+                    print(line, file=sys.stderr)
+            bar.advance()
+    return count
+
+
+def command_parser() -> argparse.ArgumentParser:
+    """The whole grammar of ``trustkit-server`` in one parser, for completion scripts and
+    man pages (``main`` dispatches ``token``, ``export`` and ``completion`` itself)."""
+    parser = _parser()
+    parser.epilog = None
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, sub, text in (
+        ("token", _token_parser(), "access tokens: create, list, revoke, generate"),
+        ("export", _export_parser(), "write a static mirror for a CDN (--to DIR)"),
+        ("completion", _completion_parser(), "print the shell completion script"),
+    ):
+        added = commands.add_parser(
+            name, parents=[sub], add_help=False, help=text, description=sub.description
+        )
+        added.prog = sub.prog
+    return parser
+
+
+def _completion_parser() -> argparse.ArgumentParser:
+    from trustkit.completion import SHELLS
+
+    parser = argparse.ArgumentParser(
+        prog="trustkit-server completion",
+        description="Print trustkit-server's completion script, e.g. in ~/.bashrc: "
+        "source <(trustkit-server completion bash)",
+    )
+    parser.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    return parser
+
+
+def completion_command(argv: Sequence[str]) -> int:
+    """``trustkit-server completion bash|zsh|fish``."""
+    from trustkit.completion import script
+
+    args = _completion_parser().parse_args(argv)
+    sys.stdout.write(script(command_parser(), args.shell))
     return 0
 
 
@@ -356,7 +449,7 @@ def create_app_from_env() -> FastAPI:
             hint="start worker processes with: trustkit-server --workers N",
         ) from None
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    _configure_logging(_log_level(args))
     configure_connections(connection_limits(args))
     return create_app(settings_from_args(args))
 
@@ -398,15 +491,21 @@ def escape_controls(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["token"], ["export"]):
-        command = token_command if argv[0] == "token" else export_command
+    if argv[:1] in (["token"], ["export"], ["completion"]):
+        commands = {"token": token_command, "export": export_command}
+        command = commands.get(argv[0], completion_command)
         try:
             return command(argv[1:])
         except TrustkitError as error:
             print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
             return error.exit_code
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    try:
+        log_level = _log_level(args)
+    except TrustkitError as error:
+        print(f"trustkit-server: {error.diagnostics()}", file=sys.stderr)
+        return error.exit_code
+    _configure_logging(log_level)
     bounds = connection_limits(args)
     configure_connections(bounds)
     try:
@@ -435,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     served = {
         "host": args.host,
         "port": args.port,
-        "log_level": args.log_level,
+        "log_level": log_level,
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         "log_config": None,  # uvicorn's loggers go through ours (_configure_logging)

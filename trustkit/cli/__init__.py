@@ -8,7 +8,8 @@ One module per command group (``publishing``, ``verifying``, ``hosts``, ``agent`
 every ``--json`` document.
 
 Exit codes: 0 ok, 1 refused (verification or server), 2 usage error,
-3 server or network unreachable. ``--json`` prints one JSON document on stdout.
+3 server or network unreachable. ``--json`` prints one JSON document on stdout;
+``-q``/``-v`` turn standard error's notes down or its diagnostics up (``output``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from trustkit.cli.context import Context
 from trustkit.cli.options import COMMON_DEFAULTS, split_passthrough
-from trustkit.cli.output import Output, for_terminal
+from trustkit.cli.output import NORMAL, QUIET, VERBOSE, Output, for_terminal
 from trustkit.cli.parser import build_parser
 from trustkit.cli.shapes import ErrorJSON
-from trustkit.errors import TrustkitError
+from trustkit.errors import EXIT_USAGE, TrustkitError
 
 __all__ = ["COMMON_DEFAULTS", "Context", "Output", "for_terminal", "main", "run"]
 
@@ -49,8 +51,12 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             setattr(args, name, default)
     if docker_args is not None:
         args.docker_args = docker_args
-    out = Output(as_json=bool(args.json))
+    out = Output(as_json=bool(args.json), verbosity=_verbosity(args))
+    if args.quiet and args.verbose:
+        out.error("trustkit: -q/--quiet and -v/--verbose contradict each other; give one")
+        return EXIT_USAGE
     ctx = Context(args, dict(os.environ) if env is None else env, out)
+    started = time.monotonic()
     try:
         code: int = args.handler(ctx)
         return code
@@ -58,11 +64,20 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         if out.as_json:
             refusal = ErrorJSON(error=error.code, message=error.message, hint=error.hint)
             print(json.dumps(refusal))
-        print(f"trustkit: {error.diagnostics()}", file=sys.stderr)
+        out.error(f"trustkit: {error.diagnostics()}")
         return error.exit_code
     except KeyboardInterrupt:
-        print("trustkit: interrupted; nothing was changed", file=sys.stderr)
+        out.error("trustkit: interrupted; nothing was changed")
         return 130
+    finally:
+        ctx.report_decision()
+        out.debug(f"{args.command} took {time.monotonic() - started:.3f} s")
+
+
+def _verbosity(args: object) -> int:
+    if getattr(args, "quiet", False):
+        return QUIET
+    return VERBOSE if getattr(args, "verbose", 0) else NORMAL
 
 
 def run() -> None:

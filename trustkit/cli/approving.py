@@ -22,7 +22,7 @@ def cmd_approve(ctx: Context) -> int:
     gun = parse_gun(ctx.args.repository)
     prompter = Prompter(
         note=lambda text: ctx.out.note(f"trustkit: {text}"),
-        show=ctx.out.note,
+        show=ctx.out.warning,  # what is approved is shown even with --quiet
         confirm=lambda question: confirm(ctx, question),
     )
     if ctx.args.file:

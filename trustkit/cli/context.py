@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ class Context:
     out: Output
     _keystore: Keystore | None = field(default=None, init=False, repr=False)
     _passphrases: PassphraseSource | None = field(default=None, init=False, repr=False)
+    # For --verbose: whether the host's agent was asked, and whether a session with the
+    # server (a decision made in this process) was opened.
+    _asked_agent: bool = field(default=False, init=False, repr=False)
+    _sessions: int = field(default=0, init=False, repr=False)
 
     @cached_property
     def server_url(self) -> str:
@@ -88,7 +93,22 @@ class Context:
 
     @property
     def agent_timeout(self) -> float:
-        return float(self.env.get("TRUSTKIT_AGENT_TIMEOUT") or 60)
+        """How long the host's agent may take; read just before it is asked."""
+        timeout = float(self.env.get("TRUSTKIT_AGENT_TIMEOUT") or 60)
+        if self.out.verbose:
+            from trustkit.agent_wire import socket_path
+
+            self._asked_agent = True
+            self.out.debug(f"asking the host's agent at {socket_path(self.env)}")
+        return timeout
+
+    def report_decision(self) -> None:
+        """For --verbose: who decided, when the host's agent was asked."""
+        if self._asked_agent:
+            if self._sessions:
+                self.out.debug("the agent did not decide (none, or another server or policy)")
+            else:
+                self.out.debug("the host's agent decided; no metadata was fetched here")
 
     @cached_property
     def settings(self) -> ClientSettings:
@@ -146,6 +166,13 @@ class Context:
 
         settings = self.settings
         headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
+        self._sessions += 1
+        self.out.debug(
+            f"deciding in this process: server {_shown_url(settings.server_url)}"
+            + (f", mirror {_shown_url(settings.mirror_url)}" if settings.mirror_url else "")
+            + (", with an access token" if settings.token else ", no access token")
+            + f"; trust data in {settings.home}"
+        )
         with contextlib.ExitStack() as stack:
             http = stack.enter_context(self._http_client(settings.server_url, headers))
             # A mirror (a CDN) gets its own client: the server's token never goes there.
@@ -181,8 +208,13 @@ class Context:
         verify: bool | ssl.SSLContext = url.startswith("https://")
         if verify and self.settings.ca_file is not None:
             verify = tls_context(self.settings.ca_file)
+        hooks = _request_log(self.out) if self.out.verbose else {}
         return httpx.Client(
-            timeout=self.settings.timeout, follow_redirects=False, verify=verify, headers=headers
+            timeout=self.settings.timeout,
+            follow_redirects=False,
+            verify=verify,
+            headers=headers,
+            event_hooks=hooks,
         )
 
     def keystore(self) -> Keystore:
@@ -281,7 +313,48 @@ def verified(ctx: Context, gun: str, tags: list[str] | None = None) -> TrustedRe
     with verifier_for(ctx, gun) as verifier:
         repository = verifier.trusted_repository(gun, tags=tags)
     note_first_use(ctx, repository)
+    report_roles(ctx, repository)
     return repository
+
+
+def report_roles(ctx: Context, repository: TrustedRepository | None) -> None:
+    """For --verbose: the roles a verification trusted, with their versions."""
+    if repository is None or not ctx.out.verbose:
+        return
+    roles = [f"{role.role} v{role.version}" for role in repository.roles]
+    roles += [f"{name} v{role.version}" for name, role in sorted(repository.delegated.items())]
+    ctx.out.debug(f"verified {repository.gun}: {', '.join(roles)}")
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without what may be a secret: user, password, query."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _request_log(out: Output) -> dict[str, list[Callable[[Any], None]]]:
+    """httpx hooks that say, for --verbose, every request, its answer and its time
+    (never a header: the token is one)."""
+    started: dict[int, float] = {}
+
+    def request(sent: Any) -> None:
+        started[id(sent)] = time.monotonic()
+
+    def response(answer: Any) -> None:
+        sent = answer.request
+        took = time.monotonic() - started.pop(id(sent), time.monotonic())
+        out.debug(
+            f"{sent.method} {_shown_url(str(sent.url))} -> {answer.status_code} "
+            f"({took * 1000:.0f} ms)"
+        )
+
+    return {"request": [request], "response": [response]}
 
 
 def read_file(path: str) -> bytes:
@@ -295,7 +368,7 @@ def note_first_use(ctx: Context, repository: Any) -> None:
     from client.decision import first_use_note
 
     if repository is not None and repository.trusted_on_first_use:
-        ctx.out.note(f"trustkit: {first_use_note(repository)}")
+        ctx.out.warning(f"trustkit: {first_use_note(repository)}")
 
 
 def confirm(ctx: Context, question: str) -> bool:

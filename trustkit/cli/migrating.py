@@ -28,24 +28,24 @@ def cmd_migrate_notary(ctx: Context) -> int:
         guns = [parse_gun(ctx.args.repository)]
     else:
         raise UsageError("name the repository to migrate, or --all --list FILE")
+    if len(guns) == 1:
+        text, report = _migrate_one(ctx, guns[0])
+        ctx.out.result(text, report)
+        return EXIT_OK
     reports: list[MigrationJSON | MigrationFailedJSON] = []
     failed = 0
-    for number, gun in enumerate(guns, start=1):
-        if len(guns) > 1:
+    with ctx.out.progress(len(guns), "migrating", "repo") as bar:
+        for number, gun in enumerate(guns, start=1):
+            bar.describe(gun)
             ctx.out.note(f"trustkit: [{number}/{len(guns)}] {gun}")
-        try:
-            text, report = _migrate_one(ctx, gun)
-        except TrustkitError as error:
-            if len(guns) == 1:
-                raise
-            failed += 1
-            ctx.out.note(f"trustkit: {gun} not migrated: {error.message}")
-            reports.append(MigrationFailedJSON(repository=gun, error=error.message))
-            continue
-        if len(guns) == 1:
-            ctx.out.result(text, report)
-            return EXIT_OK
-        reports.append({**report, "text": text})
+            try:
+                text, report = _migrate_one(ctx, gun)
+                reports.append({**report, "text": text})
+            except TrustkitError as error:
+                failed += 1
+                ctx.out.warning(f"trustkit: {gun} not migrated: {error.message}")
+                reports.append(MigrationFailedJSON(repository=gun, error=error.message))
+            bar.advance()
     done = len(guns) - failed
     ctx.out.result(
         f"migrated {done} of {len(guns)} repositories"

@@ -21,7 +21,10 @@ __all__ = [
     "PASSTHROUGH_COMMANDS",
     "SIGNER_HELP",
     "Commands",
+    "common_options",
+    "signing_options",
     "split_passthrough",
+    "verbosity_options",
 ]
 
 EXIT_CODES = (
@@ -37,6 +40,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "ca_file": None,
     "mirror": None,
     "no_agent": False,
+    "verbose": 0,
+    "quiet": False,
 }
 # Commands whose arguments after trustkit's own options belong to Docker, untouched.
 PASSTHROUGH_COMMANDS = ("pull", "run", "create", "docker")
@@ -45,7 +50,7 @@ COMMAND_ORDER = (
     *("init", "bins", "sign", "sign-file", "revoke", "publish", "reset"),
     *("verify", "resolve", "compose", "agent", "migrate", "export", "verify-file"),
     *("inspect", "trust", "key", "approve", "submit", "signer", "status", "refresh"),
-    *("delete", "changefeed", "pull", "run", "create", "docker"),
+    *("delete", "changefeed", "pull", "run", "create", "docker", "completion"),
 )
 BUNDLE_HELP = (
     "verify from this bundle (trustkit export) with no network: expiry, thresholds and "
@@ -57,9 +62,32 @@ SIGNER_HELP = (
 )
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Options of every command."""
+def verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """``-v`` and ``-q``: how much goes to standard error besides errors. Not offered
+    right after a passthrough command, whose ``-q``/``--quiet`` is Docker's (``trustkit
+    -q pull IMAGE`` is trustkit's, ``trustkit pull -q IMAGE`` Docker's)."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="say more on standard error: the server or mirror asked, every request and "
+        "its time, the roles verified and their versions, agent or in-process decision",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only errors, warnings and the requested output: no notes, no progress bar",
+    )
+
+
+def common_options(*, verbosity: bool = True) -> argparse.ArgumentParser:
+    """Options of every command (``-v``/``-q`` too, unless not ``verbosity``)."""
     common = argparse.ArgumentParser(add_help=False)
+    if verbosity:
+        verbosity_options(common)
     common.add_argument(
         "--server",
         default=argparse.SUPPRESS,
@@ -173,6 +201,9 @@ class Commands:
     signing: argparse.ArgumentParser
     registry: argparse.ArgumentParser = field(default_factory=_registry_options)
     policy: argparse.ArgumentParser = field(default_factory=_policy_option)
+    passthrough_common: argparse.ArgumentParser = field(
+        default_factory=lambda: common_options(verbosity=False)
+    )
 
     def __post_init__(self) -> None:
         self.gate = _via_option(self.policy, ["docker", "podman", "skopeo"])
@@ -189,9 +220,10 @@ class Commands:
         signs: bool = True,
     ) -> argparse.ArgumentParser:
         """A sub-command with the common options (and the signing ones if it ``signs``)."""
+        common = self.passthrough_common if name in PASSTHROUGH_COMMANDS else self.common
         sub = self.subparsers.add_parser(
             name,
-            parents=[self.common, *([self.signing] if signs else []), *parents],
+            parents=[common, *([self.signing] if signs else []), *parents],
             help=text,
             description=text,
             epilog=epilog,

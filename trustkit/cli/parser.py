@@ -5,6 +5,7 @@ module, so the grammar has no import cycle)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from trustkit import __version__
 from trustkit.cli import (
@@ -19,12 +20,15 @@ from trustkit.cli import (
     trust,
     verifying,
 )
+from trustkit.cli.context import Context
 from trustkit.cli.options import (
     EXIT_CODES,
+    PASSTHROUGH_COMMANDS,
     Commands,
     common_options,
     signing_options,
 )
+from trustkit.errors import EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,5 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     for group in (publishing, verifying, hosts, agent, migrating, trust, keys, approving, signers):
         group.add_parsers(groups)
     changefeed.add_parsers(groups)
+    _add_completion(groups)
     groups.in_listing_order()
     return parser
+
+
+def _add_completion(commands: Commands) -> None:
+    from trustkit.completion import SHELLS
+
+    sub = commands.subparsers.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description="Print trustkit's completion script. Enable it with, in ~/.bashrc: "
+        "source <(trustkit completion bash); in ~/.zshrc: source <(trustkit completion "
+        "zsh); fish: trustkit completion fish > ~/.config/fish/completions/trustkit.fish",
+    )
+    sub.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    sub.set_defaults(handler=_cmd_completion)
+
+
+def _cmd_completion(ctx: Context) -> int:
+    from trustkit.completion import script
+
+    sys.stdout.write(script(build_parser(), ctx.args.shell, PASSTHROUGH_COMMANDS))
+    return EXIT_OK

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from trustkit.cli.context import Context, note_first_use, read_file
+from trustkit.cli.context import Context, note_first_use, read_file, report_roles
 from trustkit.cli.options import SIGNER_HELP, Commands
 from trustkit.cli.output import result_or_pending
 from trustkit.errors import EXIT_OK, EXIT_REFUSED, UsageError
@@ -35,9 +35,9 @@ def cmd_bins(ctx: Context) -> int:
     from trustkit.names import parse_gun
 
     gun = parse_gun(ctx.args.repository)
-    with ctx.session() as (api, verifier):
+    with ctx.session() as (api, verifier), ctx.out.ticker("signing bins", "role") as tick:
         publisher = ctx.publisher(api, verifier)
-        result = publisher.rebin(gun, ctx.args.count)
+        result = publisher.rebin(gun, ctx.args.count, signed=tick)
     count = sum(1 for role in result.roles if role.startswith("bins-"))
     result_or_pending(
         ctx.out,
@@ -83,7 +83,7 @@ def _retire_completed_rotations(ctx: Context, repository: TrustedRepository | No
 
 def _note_lapsed(ctx: Context, gun: str, lapsed: int) -> None:
     if lapsed:
-        ctx.out.note(
+        ctx.out.warning(
             f"trustkit: {lapsed} change(s) of your pending change lapsed (a co-signer "
             f"rejected or withdrew it, or it expired) and were not sent again: send them "
             f"with: trustkit publish {gun} --resend, or drop them with: trustkit reset {gun}"
@@ -171,7 +171,8 @@ def cmd_sign(ctx: Context) -> int:
         gun, tags = tags_from_references(
             args.references, digest=args.digest, size=args.size, media_type=args.media_type
         )
-    targets = targets_to_sign(gun, tags, ctx.registry)
+    with ctx.out.ticker(f"reading digests of {gun}", "tag") as tick:
+        targets = targets_to_sign(gun, tags, ctx.registry, asked=tick)
     if len(targets) == 1:
         [target] = targets
         media_type = target.unrecognized_fields.get("custom", {}).get("media_type")
@@ -210,7 +211,7 @@ def cmd_revoke(ctx: Context) -> int:
     tags = revocation.tags
     what = f"revoked {ref.gun}:{ref.tag}" if ref.tag else f"revoked {len(tags)} tags of {ref.gun}"
     for role, left in revocation.left_to_signers.items():
-        ctx.out.note(
+        ctx.out.warning(
             f"trustkit: {len(left)} tag(s) signed by the signer {role} stay signed; revoke "
             f"them with --signer {role}, or take the signer out (trustkit signer remove)"
         )
@@ -279,6 +280,7 @@ def cmd_status(ctx: Context) -> int:
         repository = verifier.trusted_repository(gun)
         waiting = len(api.pending(gun))
     note_first_use(ctx, repository)
+    report_roles(ctx, repository)
     _retire_completed_rotations(ctx, repository)
     report = expiry_report(
         repository, parse_duration(ctx.args.warn_within), parse_duration(ctx.args.warn_online)
@@ -329,7 +331,7 @@ def cmd_status(ctx: Context) -> int:
     }
     ctx.out.result(lines, data)
     if warnings and ctx.args.check:
-        ctx.out.note(
+        ctx.out.warning(
             f"trustkit: {', '.join(warnings)} of {gun} expire(s) soon; see the table above",
         )
         return EXIT_REFUSED

@@ -32,10 +32,10 @@ def cmd_verify(ctx: Context) -> int:
     if decision is None:
         decision = _decide_here(ctx, ctx.args.reference, require_signed=verify)
     if decision.first_use is not None:
-        ctx.out.note(f"trustkit: {decision.first_use}")
+        ctx.out.warning(f"trustkit: {decision.first_use}")
     if decision.digest is None:
         for note in decision.notes:
-            ctx.out.note(f"trustkit: {note}")
+            ctx.out.warning(f"trustkit: {note}")
         unsigned = VerifyJSON(
             repository=decision.gun, tag=decision.tag, digest=None, reference=decision.image
         )
