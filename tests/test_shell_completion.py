@@ -71,7 +71,7 @@ def test_bash_completes_a_command(bash_script: Path):
 def test_bash_completes_the_actions_of_key(bash_script: Path):
     offered = complete(bash_script, "key", "")
 
-    assert offered == ["list", "generate", "export", "import", "passwd", "remove", "rotate"]
+    assert offered == ["list", "generate", "export", "import", "load", "passwd", "remove", "rotate"]
 
 
 def test_bash_completes_options_and_choices(bash_script: Path):
