@@ -357,8 +357,15 @@ def cmd_refresh(ctx: Context) -> int:
 
 def add_parsers(commands: Commands) -> None:
     """The sub-commands of this group."""
+    _add_repository_parsers(commands)
+    _add_signing_parsers(commands)
+    _add_staging_parsers(commands)
+    _add_expiry_parsers(commands)
+
+
+def _add_repository_parsers(commands: Commands) -> None:
+    """init and bins: a repository's making and its layout."""
     add = commands.add
-    registry = commands.registry
     sub = add("init", cmd_init, "create a signed repository: root and targets keys, root v1")
     sub.add_argument("repository", help="e.g. registry.example.com/team/app")
     sub.add_argument(
@@ -391,12 +398,16 @@ def add_parsers(commands: Commands) -> None:
         help="number of bins, a power of two (default: chosen from the number of tags)",
     )
 
+
+def _add_signing_parsers(commands: Commands) -> None:
+    """sign, sign-file and revoke."""
+    add = commands.add
     sub = add(
         "sign",
         cmd_sign,
         "sign TAG -> digest and publish it (the digest is read from the registry unless "
         "--digest and --size are given)",
-        [registry],
+        [commands.registry],
     )
     sub.add_argument(
         "references",
@@ -433,6 +444,10 @@ def add_parsers(commands: Commands) -> None:
     sub.add_argument("--no-publish", action="store_true", help="only stage the change")
     sub.add_argument("--signer", metavar="NAME", help=SIGNER_HELP)
 
+
+def _add_staging_parsers(commands: Commands) -> None:
+    """publish and reset: what is staged, sent or dropped."""
+    add = commands.add
     sub = add("publish", cmd_publish, "publish the staged changes of a repository")
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument(
@@ -451,8 +466,6 @@ def add_parsers(commands: Commands) -> None:
     )
     sub.add_argument("repository", help="the repository, e.g. registry.example.com/team/app")
     sub.add_argument("tags", nargs="*", metavar="TAG", help="only the changes of these tags")
-
-    _add_expiry_parsers(commands)
 
 
 def _add_expiry_parsers(commands: Commands) -> None:
