@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from client.decision import Decision, RepositorySource, verify_reference
+from client.decision import AnchorCheck, Decision, RepositorySource, verify_reference
 from client.docker_cli import (
     BUILDKIT_DRIVERS,
     FALSE_VALUES,
@@ -32,6 +32,7 @@ from client.docker_cli import (
 )
 from client.dockerfile import pin_base_images
 from client.policy import HostPolicy
+from client.trust_servers import TrustServer
 from client.verify import TrustedRepository
 from trustkit.errors import UsageError
 from trustkit.names import DEFAULT_TAG, may_name_an_image_id, parse_reference
@@ -78,19 +79,32 @@ class Gate:
     policy: HostPolicy
     # Whether this host already trusts a root for the repository: then it is known to
     # be signed, and an unreachable or missing server must not switch verification off.
-    has_anchor: Callable[[str], bool] = lambda gun: False
-    _verified: dict[tuple[str, str | None], TrustedRepository] = field(default_factory=dict)
+    has_anchor: AnchorCheck = lambda gun, server: False
+    # The --server and --mirror the user typed, if any: refused for a repository the
+    # policy routes elsewhere.
+    given_server: str | None = None
+    given_mirror: str | None = None
+    _verified: dict[tuple[str, str, str | None], TrustedRepository] = field(default_factory=dict)
 
     def pin(self, text: str) -> Decision:
         """The decision on ``text``: pinned to its signed digest, or refused."""
-        return verify_reference(text, self.policy, self._repository, self.has_anchor)
+        return verify_reference(
+            text,
+            self.policy,
+            self._repository,
+            self.has_anchor,
+            given_server=self.given_server,
+            given_mirror=self.given_mirror,
+        )
 
-    def _repository(self, gun: str, tags: list[str] | None) -> TrustedRepository:
-        """``gun`` verified, with the hash bins of ``tags`` (every bin when None: a
-        reference by digest alone is looked up in all tags)."""
-        key = (gun, None if tags is None else ",".join(tags))
+    def _repository(
+        self, gun: str, tags: list[str] | None, server: TrustServer | None
+    ) -> TrustedRepository:
+        """``gun`` verified against ``server``, with the hash bins of ``tags`` (every
+        bin when None: a reference by digest alone is looked up in all tags)."""
+        key = ("" if server is None else server.url, gun, None if tags is None else ",".join(tags))
         if key not in self._verified:
-            self._verified[key] = self.verify(gun, tags)
+            self._verified[key] = self.verify(gun, tags, server)
         return self._verified[key]
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def cmd_agent(ctx: Context) -> int:
     from client.agent import Agent, AgentLimits, AgentSockets, FreshRepositories, run_agent
     from client.anchors import FirstUseCheck
+    from client.servers import ServerVerifiers
     from trustkit.agent_wire import DEFAULT_SOCKET, SOCKET_VARIABLE
 
     args = ctx.args
@@ -30,13 +31,17 @@ def cmd_agent(ctx: Context) -> int:
         or "/var/run/docker.sock"
     )
     agents: list[Agent] = []  # the verifier's first-use check follows the agent's policy
-    with ctx.session(FirstUseCheck(lambda: agents[0].policy)) as (_, verifier):
+    first_use = FirstUseCheck(lambda: agents[0].policy)
+    with ctx.session(first_use) as (_, verifier):
+        verifiers = ServerVerifiers(
+            verifier, ctx.settings, deadline=ctx.deadline, first_use=first_use
+        )
         agent = Agent(
-            FreshRepositories(verifier, args.freshness),
+            FreshRepositories(verifiers, args.freshness),
             ctx.host_policy,
             ctx.policy_path,
             ctx.server_url,
-            verifier.has_anchor,
+            verifiers.has_anchor,
         )
         agents.append(agent)
         policy = agent.loaded
@@ -46,7 +51,10 @@ def cmd_agent(ctx: Context) -> int:
             where = f"{socket}" + (f" and {plugin} (Docker authorization plugin)" if plugin else "")
             ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}")
 
-        run_agent(agent, sockets, AgentLimits(), ready)
+        try:
+            run_agent(agent, sockets, AgentLimits(), ready)
+        finally:
+            verifiers.close()
     return EXIT_OK
 
 

@@ -76,7 +76,9 @@ def _ask_agent(ctx: Context, reference: str, *, require_signed: bool) -> AgentDe
     path = socket_path(ctx.env)
     if path is None:
         return None
-    request = AgentRequest(reference, ctx.server_url, ctx.policy_path, require_signed)
+    request = AgentRequest(
+        reference, ctx.server_url, ctx.policy_path, require_signed, ctx.args.server is not None
+    )
     answer = ask(path, request, timeout=ctx.agent_timeout)
     if answer is None or (isinstance(answer, AgentRefusal) and answer.code == "agent_mismatch"):
         return None
