@@ -61,8 +61,9 @@ def trust_url(value: Any, what: str) -> str:
     if scheme not in ("https", "http") or not parts.netloc:
         raise UsageError(f"{what} '{shown}' is not an https:// URL", hint=_HINT)
     if "@" in parts.netloc:
+        hidden = f"{scheme}://…@{parts.netloc.rpartition('@')[2]}"  # never echo a password
         raise UsageError(
-            f"{what} '{shown}' holds a user name or password",
+            f"{what} '{hidden}' holds a user name or password",
             hint="never put credentials in a policy; the server's token comes from "
             "TRUSTKIT_TOKEN or --token-file",
         )
