@@ -1,4 +1,5 @@
-"""``trustkit agent``: the host's resident verifier."""
+"""``trustkit agent``: the host's resident verifier; and how the commands of a host ask
+it (``ask_agent``), at no cost of python-tuf, cryptography or httpx."""
 
 from __future__ import annotations
 
@@ -7,10 +8,41 @@ from typing import TYPE_CHECKING
 
 from trustkit.cli.context import Context
 from trustkit.cli.options import Commands
-from trustkit.errors import EXIT_OK, UsageError
+from trustkit.errors import EXIT_OK, TrustkitError, UsageError
 
 if TYPE_CHECKING:
-    pass
+    from trustkit.agent_wire import AgentDecision, AgentRefusal
+
+
+def ask_agent(ctx: Context, reference: str, *, require_signed: bool) -> AgentDecision | None:
+    """The host agent's decision on ``reference``, when one runs and serves this
+    command's server and policy; None to decide in-process. A refusal is raised as the
+    agent made it. Costs no import of python-tuf, cryptography or httpx."""
+    from trustkit.agent_wire import AgentRefusal, AgentRequest, ask, socket_path
+
+    if ctx.args.no_agent or getattr(ctx.args, "bundle", None) or ctx.args.mirror:
+        return None
+    path = socket_path(ctx.env)
+    if path is None:
+        return None
+    request = AgentRequest(
+        reference, ctx.server_url, ctx.policy_path, require_signed, ctx.args.server is not None
+    )
+    answer = ask(path, request, timeout=ctx.agent_timeout)
+    if answer is None or (isinstance(answer, AgentRefusal) and answer.code == "agent_mismatch"):
+        return None
+    if isinstance(answer, AgentRefusal):
+        raise AgentRefused(answer)
+    return answer
+
+
+class AgentRefused(TrustkitError):
+    """A refusal the agent made: its words, code and exit code, as made here."""
+
+    def __init__(self, refusal: AgentRefusal) -> None:
+        super().__init__(refusal.message, hint=refusal.hint)
+        self.code = refusal.code
+        self.exit_code = refusal.exit_code
 
 
 def cmd_agent(ctx: Context) -> int:
