@@ -55,6 +55,7 @@ __all__ = [
     "TrustServer",
     "compare_with_registry",
     "first_use_note",
+    "refuse_other_server",
     "verify_reference",
 ]
 
@@ -126,7 +127,7 @@ def verify_reference(
     rule = policy.rule_for(reference.gun)
     server = policy.server_for(reference.gun)
     if server is not None:
-        _refuse_other_server(reference.gun, server, policy, given_server, given_mirror)
+        refuse_other_server(reference.gun, server, policy, given_server, given_mirror)
     tags = None if reference.tag is None else [reference.tag]
     try:
         repository = repositories(reference.gun, tags, server)
@@ -155,7 +156,7 @@ def verify_reference(
     )
 
 
-def _refuse_other_server(
+def refuse_other_server(
     gun: str,
     server: TrustServer,
     policy: HostPolicy,

@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from client.decision import AnchorCheck, Decision, RepositorySource, verify_reference
+from client.decision import (
+    AnchorCheck,
+    Decision,
+    RepositorySource,
+    refuse_other_server,
+    verify_reference,
+)
 from client.docker_argv import TOOLS, Tool, execute, pull_commands, run_command
 from client.docker_cli import (
     BUILDKIT_DRIVERS,
@@ -27,9 +33,11 @@ from client.docker_cli import (
 )
 from client.dockerfile import pin_base_images
 from client.policy import HostPolicy
+from client.servers import ServerVerifiers
 from client.trust_servers import TrustServer
-from client.verify import TrustedRepository
+from client.verify import TrustedRepository, Verifier
 from trustkit.errors import UsageError
+from trustkit.names import parse_gun
 
 __all__ = [
     "TOOLS",
@@ -57,6 +65,9 @@ class Gate:
     # policy routes elsewhere.
     given_server: str | None = None
     given_mirror: str | None = None
+    # The verifier of each trust server, for the host commands that manage a
+    # repository's trust store (trust pin, trust forget); None: the gate only decides.
+    servers: ServerVerifiers | None = None
     _verified: dict[tuple[str, str, str | None], TrustedRepository] = field(default_factory=dict)
 
     def pin(self, text: str) -> Decision:
@@ -69,6 +80,19 @@ class Gate:
             given_server=self.given_server,
             given_mirror=self.given_mirror,
         )
+
+    def verifier_for(self, gun: str) -> Verifier:
+        """The verifier (and so the trust store) of the server the policy routes
+        ``gun`` to, the command's when none; a --server or --mirror typed for a routed
+        repository that is not its route's is refused, as a decision would."""
+        assert self.servers is not None, "a gate built without its servers"
+        canonical = parse_gun(gun)
+        server = self.policy.server_for(canonical)
+        if server is not None:
+            refuse_other_server(
+                canonical, server, self.policy, self.given_server, self.given_mirror
+            )
+        return self.servers.for_server(server)
 
     def _repository(
         self, gun: str, tags: list[str] | None, server: TrustServer | None

@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from tests.support.agent_process import AgentProcess
@@ -21,6 +24,7 @@ from tests.support.harness import (
     Trustkit,
     publisher_cli,
 )
+from tests.support.local_http import LocalHTTPServer
 from trustkit.errors import UsageError
 
 NOWHERE = "http://127.0.0.1:9"  # the host's own server: nothing listens there
@@ -391,3 +395,83 @@ def test_a_server_given_only_in_a_bad_spelling_is_not_the_policys():
         from client.trust_servers import trust_url
 
         trust_url("https://a.example/%2e%2e/", "server")
+
+
+def test_trust_pin_and_forget_use_the_store_of_the_routes_server(two: TwoServers):
+    """A root pinned for a routed repository is the one its verification starts from:
+    a server serving another root for that name is then refused."""
+    gun = two.gun("registry.a.test", "pinned")
+    _init_and_sign(two.publish_a, gun, "1.0", DIGEST_A)
+    _init_and_sign(two.publish_b, gun, "1.0", DIGEST_B)
+    root_of_a = two.policy.parent / "root-a.json"
+    fetched = two.publish_a("verify", f"{gun}:1.0", "--offline")
+    assert fetched.code == 0, fetched.err
+    root_of_a.write_bytes(
+        (two.publish_a.home / "tuf" / quote(gun, safe="") / "root.json").read_bytes()
+    )
+    two.route(["registry.c.test/**"], ["registry.a.test/**"])  # served by B
+
+    pinned = two.host("trust", "pin", gun, str(root_of_a))
+    refused = two.host("verify", f"{gun}:1.0", "--offline")
+    forgotten = two.host("trust", "forget", gun)
+    trusted_anew = two.host("verify", f"{gun}:1.0", "--offline")
+
+    assert pinned.code == 0, pinned.err
+    assert (_store(two.host.home, two.b, gun) / "root.json").exists()
+    assert refused.code == 1  # B's root does not chain from the pinned root of A
+    assert DIGEST_B not in refused.out
+    assert forgotten.code == 0 and "forgot the trusted root" in forgotten.out
+    assert trusted_anew.out.strip() == DIGEST_B, trusted_anew.err
+
+
+def test_trust_pin_with_another_server_than_the_routes_is_refused(two: TwoServers):
+    root = two.policy.parent / "root.json"
+    root.write_text("{}")
+
+    result = two.host("trust", "pin", "registry.a.test/app", str(root), "--server", two.b.url)
+
+    assert result.code == 2
+    assert "is not where this host reads registry.a.test/app from" in result.err
+
+
+class _Recording(BaseHTTPRequestHandler):
+    """Forwards GETs to ``upstream`` and records the Authorization header of each."""
+
+    upstream: ClassVar[str] = ""
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization"))
+        answer = httpx.get(self.upstream + self.path, timeout=30)
+        self.send_response(answer.status_code)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_the_commands_token_goes_to_a_routed_server_only_when_it_is_the_commands_own(
+    two: TwoServers,
+):
+    gun = two.gun("registry.a.test")
+    _init_and_sign(two.publish_a, gun, "1.0", DIGEST_A)
+    _Recording.upstream, _Recording.seen = two.a.url, []
+    with LocalHTTPServer(_Recording) as front:
+        two.policy.write_text(
+            f'[[route]]\nrepositories = ["registry.a.test/**"]\nserver = "{front}"\n'
+        )
+        token = {"TRUSTKIT_TOKEN": "tkt_secret_for_the_default_server"}
+        elsewhere = two.host("verify", f"{gun}:1.0", "--offline", env=token)
+        seen_elsewhere = list(_Recording.seen)
+        _Recording.seen = []
+        # The same server, spelled another way, as the command's own: its token goes.
+        own = {**token, "TRUSTKIT_SERVER": front + "/", "TRUSTKIT_HOME": str(two.host.home) + "2"}
+        same = two.host("verify", f"{gun}:1.0", "--offline", env=own)
+        seen_same = list(_Recording.seen)
+
+    assert elsewhere.out.strip() == DIGEST_A, elsewhere.err
+    assert seen_elsewhere and set(seen_elsewhere) == {None}
+    assert same.out.strip() == DIGEST_A, same.err
+    assert set(seen_same) == {"Bearer tkt_secret_for_the_default_server"}

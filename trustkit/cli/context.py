@@ -245,7 +245,12 @@ class Context:
             verifier, self.settings, deadline=self.deadline, first_use=first_use
         )
         gate = Gate(
-            verifiers.repository, policy, verifiers.has_anchor, self.args.server, self.args.mirror
+            verifiers.repository,
+            policy,
+            verifiers.has_anchor,
+            self.args.server,
+            self.args.mirror,
+            verifiers,
         )
         weakref.finalize(gate, verifiers.close)  # the routed servers' HTTP clients
         return gate
