@@ -40,7 +40,11 @@ class ServerVerifiers:
         *,
         deadline: float,
         first_use: Callable[[str, bytes], None] | None = None,
+        routed: bool = True,
     ) -> None:
+        # routed False: every repository is verified by ``own`` (a bundle's verifier
+        # reads no server at all).
+        self._routed = routed
         self._own = own
         self._settings = settings
         self._deadline = deadline
@@ -51,7 +55,7 @@ class ServerVerifiers:
 
     def for_server(self, server: TrustServer | None) -> Verifier:
         """The verifier of ``server``; the command's own for None."""
-        if server is None:
+        if server is None or not self._routed:
             return self._own
         with self._lock:
             verifier = self._verifiers.get(server)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -34,7 +34,8 @@ class TrustServer:
     url: str  # canonical (trust_url)
     mirror: str | None = None  # canonical; metadata is read from here when set
     ca_file: Path | None = None
-    where: str = ""  # which part of which policy named it, for messages
+    # Which part of which policy named it, for messages; not part of what it is.
+    where: str = field(default="", compare=False)
 
     @property
     def store(self) -> str:

@@ -475,3 +475,20 @@ def test_the_commands_token_goes_to_a_routed_server_only_when_it_is_the_commands
     assert seen_elsewhere and set(seen_elsewhere) == {None}
     assert same.out.strip() == DIGEST_A, same.err
     assert set(seen_same) == {"Bearer tkt_secret_for_the_default_server"}
+
+
+def test_a_bundle_is_verified_offline_whatever_server_a_route_names(two: TwoServers):
+    gun = two.gun("registry.a.test")
+    _init_and_sign(two.publish_a, gun, "1.0", DIGEST_A)
+    bundle = two.policy.parent / "bundle.tar"
+    exported = two.publish_a("export", gun, "-o", str(bundle))
+    assert exported.code == 0, exported.err
+    two.policy.write_text(
+        f'[[route]]\nrepositories = ["registry.a.test/**"]\nserver = "{NOWHERE}"\n'
+    )
+
+    verified = two.host("verify", f"{gun}:1.0", "--bundle", str(bundle), "--offline")
+    online = two.host("verify", f"{gun}:1.0", "--offline")
+
+    assert verified.out.strip() == DIGEST_A, verified.err
+    assert online.code == 3  # without the bundle, the route's (unreachable) server

@@ -241,15 +241,17 @@ class Context:
 
         policy = self.host_policy
         first_use = first_use_check(policy) if self.policy_path else None
+        # A bundle (--bundle FILE) is verified offline, whatever server a route names.
+        online = getattr(self.args, "bundle", None) is None
         verifiers = ServerVerifiers(
-            verifier, self.settings, deadline=self.deadline, first_use=first_use
+            verifier, self.settings, deadline=self.deadline, first_use=first_use, routed=online
         )
         gate = Gate(
             verifiers.repository,
             policy,
             verifiers.has_anchor,
-            self.args.server,
-            self.args.mirror,
+            self.args.server if online else None,
+            self.args.mirror if online else None,
             verifiers,
         )
         weakref.finalize(gate, verifiers.close)  # the routed servers' HTTP clients
