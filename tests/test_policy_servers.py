@@ -492,3 +492,30 @@ def test_a_bundle_is_verified_offline_whatever_server_a_route_names(two: TwoServ
 
     assert verified.out.strip() == DIGEST_A, verified.err
     assert online.code == 3  # without the bundle, the route's (unreachable) server
+
+
+def test_the_agent_never_answers_for_one_server_with_what_it_holds_from_another(
+    two: TwoServers, tmp_path: Path
+):
+    """The agent keeps verified repositories by (server, name): when the admin routes a
+    name to another server, the next decision is that server's, however fresh the
+    state held from the first."""
+    gun = two.gun("registry.a.test", "moved")
+    _init_and_sign(two.publish_a, gun, "1.0", DIGEST_A)
+    _init_and_sign(two.publish_b, gun, "1.0", DIGEST_B)
+    lazy = AgentProcess(
+        tmp_path / "lazy" / ".trustkit",
+        NOWHERE,
+        ("--freshness", "600"),
+        env={"TRUSTKIT_POLICY": str(two.policy)},
+    ).start()
+    try:
+        first = two.host("resolve", f"{gun}:1.0", env=lazy.cli_env)
+        two.route(["registry.c.test/**"], ["registry.a.test/**"])
+        moved = two.host("resolve", f"{gun}:1.0", env=lazy.cli_env)
+    finally:
+        lazy.stop()
+
+    assert first.out.strip() == f"{gun}@{DIGEST_A}", first.err
+    assert moved.out.strip() == f"{gun}@{DIGEST_B}", moved.err
+    assert not (two.host.home / "servers").exists()  # both decided by the agent
