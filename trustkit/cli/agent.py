@@ -81,7 +81,8 @@ def cmd_agent(ctx: Context) -> int:
 
         def ready() -> None:
             where = f"{socket}" + (f" and {plugin} (Docker authorization plugin)" if plugin else "")
-            ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}")
+            routes = f" ({len(policy.routes)} trust server route(s))" if policy.routes else ""
+            ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}{routes}")
 
         try:
             run_agent(agent, sockets, AgentLimits(), ready)
