@@ -1,6 +1,6 @@
 """The host agent: what a decision costs through it, side by side in one run.
 
-    python bench/agent.py [--repeat 20] [--repositories 200]
+    python bench/agent.py [--repeat 20] [--repositories 1000] [--memory-only]
 
 1. Warm verify, whole process: ``trustkit resolve`` asking the agent, ``trustkit resolve
    --no-agent`` (verifies in-process) and Notary 0.7's ``notary lookup`` against
@@ -10,25 +10,37 @@
    (``GET /containers/json``) and a container create of a signed image (the daemon's
    image lookup included). p50 and p99.
 3. ``docker run --rm IMAGE true`` x N on a real daemon, with and without the plugin.
-4. The agent's resident memory with ``--repositories`` repositories verified.
+4. The agent's resident memory holding ``--repositories`` repositories (default 1,000):
+   its RSS idle, with one held and with all held. Each is a repository of its own to
+   the agent (its own name, trust store and verified state), all served by one fan-out
+   server in front of a real trustkit-server that answers every name with one signed
+   repository's metadata (TUF metadata names no repository), so that signing 1,000
+   repositories does not dominate the run. ``--memory-only`` runs this part alone
+   (no root, no dockerd).
 
-Prints a table per part and writes bench/results/agent.json. Needs root (dockerd).
+Prints a table per part and writes bench/results/agent.json. Needs root (dockerd),
+except with ``--memory-only``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
+import re
 import secrets
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +51,7 @@ from tests.support.docker_daemon import DockerDaemon, docker_client  # noqa: E40
 from tests.support.harness import ServerProcess, Trustkit, publisher_cli  # noqa: E402
 from tests.support.notary_server import NotaryCLI, NotaryServer, image_target  # noqa: E402
 from tests.support.registry import RegistryProcess  # noqa: E402
+from trustkit.agent_wire import AgentDecision, AgentRequest, ask  # noqa: E402
 
 PLUGIN_DIR = Path("/etc/docker/plugins")
 
@@ -98,12 +111,110 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def fan_out(upstream: str, gun: str) -> Iterator[str]:
+    """An HTTP server answering every repository's metadata with ``gun``'s, from
+    ``upstream`` (fetched once per file)."""
+    cache: dict[str, tuple[int, bytes]] = {}
+    lock = threading.Lock()
+    path = re.compile(r"^/v2/.+/_trust/tuf/([^/]+)$")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            match = path.match(self.path)
+            status, body = 404, b"{}"
+            if match:
+                name = match.group(1)
+                with lock:
+                    if name not in cache:
+                        url = f"{upstream}/v2/{gun}/_trust/tuf/{name}"
+                        with contextlib.suppress(Exception):
+                            import httpx
+
+                            answer = httpx.get(url, timeout=30)
+                            cache[name] = (answer.status_code, answer.content)
+                    status, body = cache.get(name, (502, b"{}"))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def agent_memory(base: Path, server: ServerProcess, held: int) -> dict[str, int]:
+    """The agent's RSS idle, with one repository held and with ``held`` held."""
+    publisher = publisher_cli(base / "memory-publisher" / ".trustkit", server.url)
+    gun = "registry.bench/memory/app"
+    for step in (("init", gun), ("sign", f"{gun}:1.0", "--digest", "sha256:" + "a" * 64)):
+        done = publisher(*step, *(("--size", "10") if step[0] == "sign" else ()))
+        if done.code != 0:
+            raise RuntimeError(f"{step[0]} failed: {done.err}")
+    with fan_out(server.url, gun) as url:
+        agent = AgentProcess(base / "memory-agent", url, ("--freshness", "3600")).start()
+        try:
+            pid = agent.process.pid  # type: ignore[union-attr]
+
+            def decide(number: int) -> None:
+                request = AgentRequest(f"registry.bench/many/app{number}:1.0", url)
+                answer = ask(agent.socket, request, timeout=60)
+                if not isinstance(answer, AgentDecision):
+                    raise RuntimeError(f"the agent refused: {answer}")
+
+            time.sleep(0.5)
+            idle = rss_kib(pid)
+            decide(0)
+            one = rss_kib(pid)
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(decide, range(1, held)))
+            decide(held - 1)  # held, from memory: asked again, verified no more
+            every = rss_kib(pid)
+        finally:
+            agent.stop()
+    return {"idle": idle, "one repository": one, f"{held} repositories": every}
+
+
+def print_memory(rss: dict[str, int], held: int) -> None:
+    one, every = rss["one repository"], rss[f"{held} repositories"]
+    print(f"\nAgent memory (RSS), {held} repositories held")
+    print(f"{'held':34} {'MiB':>8}")
+    for name, kib in rss.items():
+        print(f"{name:34} {kib / 1024:>8.1f}")
+    print(f"{'each repository':34} {(every - one) / max(held - 1, 1):>8.1f} KiB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--repositories", type=int, default=200)
+    parser.add_argument("--repositories", type=int, default=1000)
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only part 4 (no root, no dockerd)"
+    )
     args = parser.parse_args()
     report: dict[str, object] = {}
+    if args.memory_only:
+        with tempfile.TemporaryDirectory() as scratch:
+            server = ServerProcess(Path(scratch) / "server").start()
+            try:
+                rss = agent_memory(Path(scratch), server, args.repositories)
+            finally:
+                server.stop()
+        report["agent_rss_kib"] = rss
+        print_memory(rss, args.repositories)
+        write_report(report, "agent-memory.json")
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)
         server = ServerProcess(base / "server").start()
@@ -205,37 +316,24 @@ def main() -> int:
             finally:
                 plugin_agent.stop()
 
-            # 4. memory with many repositories verified
-            for number in range(args.repositories):
-                many = f"registry.bench/many/app{number}"
-                if publisher.process("init", many).code != 0:
-                    raise RuntimeError("init failed")
-                publisher.process("sign", f"{many}:1.0", "--digest", digest, "--size", "10")
-            before = rss_kib(agent.process.pid)  # type: ignore[union-attr]
-            for number in range(args.repositories):
-                subprocess.run(
-                    [*trustkit[:-1], f"registry.bench/many/app{number}:1.0"],
-                    env=via_agent,
-                    capture_output=True,
-                    check=True,
-                )
-            after = rss_kib(agent.process.pid)  # type: ignore[union-attr]
-            report["agent_rss_kib"] = {"one repository": before, "all": after}
-            print(
-                f"\nAgent memory: {before / 1024:.1f} MiB with 1 repository, "
-                f"{after / 1024:.1f} MiB with {args.repositories + 1} "
-                f"({(after - before) / max(args.repositories, 1):.0f} KiB each)"
-            )
+            # 4. memory with many repositories held
+            rss = agent_memory(base, server, args.repositories)
+            report["agent_rss_kib"] = rss
+            print_memory(rss, args.repositories)
         finally:
             agent.stop()
             daemon.stop()
             notary.stop()
             registry.stop()
             server.stop()
-    out = REPO / "bench" / "results" / "agent.json"
+    write_report(report, "agent.json")
+    return 0
+
+
+def write_report(report: dict[str, object], name: str) -> None:
+    out = REPO / "bench" / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from client.decision import Decision
+from client.decision import AnchorCheck, Decision
 from client.gate import Gate
 from client.policy import HostPolicy
-from client.verify import TrustedRepository, Verifier
+from client.servers import ServerVerifiers
+from client.trust_servers import TrustServer
+from client.verify import TrustedRepository
 from trustkit.agent_wire import (
     MAX_MESSAGE_BYTES,
     AgentDecision,
@@ -41,6 +43,7 @@ from trustkit.agent_wire import (
 )
 from trustkit.errors import TrustkitError, UsageError
 from trustkit.expiry import utc_now
+from trustkit.names import DEFAULT_TAG, parse_reference
 
 __all__ = [
     "Agent",
@@ -76,28 +79,36 @@ class _Verified:
 @dataclass
 class FreshRepositories:
     """Verified repositories kept in memory, each reused for ``freshness`` seconds and
-    never past the expiry of any of its roles; one verification per repository at once."""
+    never past the expiry of any of its roles; one verification per repository at once.
+    Kept by (trust server, repository): a name the policy routes to another server
+    never gets the state verified against the first."""
 
-    verifier: Verifier
+    verifiers: ServerVerifiers
     freshness: float
     clock: Clock = time.monotonic
-    _cache: dict[str, _Verified] = field(default_factory=dict)
-    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], _Verified] = field(default_factory=dict)
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, gun: str, tags: list[str] | None) -> TrustedRepository:
+    def __call__(
+        self, gun: str, tags: list[str] | None, server: TrustServer | None
+    ) -> TrustedRepository:
+        key = ("" if server is None else server.url, gun)
         with self._guard:
-            lock = self._locks.setdefault(gun, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            kept = self._cache.get(gun)
+            kept = self._cache.get(key)
             if kept is not None and self._usable(kept, tags):
                 return kept.repository
             # Verify every bin once rather than a bin per tag: the agent answers for
             # many tags of a repository, and the whole of it stays in memory. Each of
             # its tags is decided by python-tuf's get_targetinfo, as trustkit verify's.
-            repository = self.verifier.trusted_repository(gun)
-            self._cache[gun] = _Verified(repository, self.clock())
+            repository = self.verifiers.repository(gun, None, server)
+            self._cache[key] = _Verified(repository, self.clock())
             return repository
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def _usable(self, kept: _Verified, tags: list[str] | None) -> bool:
         if self.clock() - kept.at > self.freshness:
@@ -117,7 +128,8 @@ class FreshRepositories:
 
 @dataclass
 class Agent:
-    """Decisions under one host policy, against one metadata server.
+    """Decisions under one host policy: against the trust server the policy routes a
+    repository to, else the agent's own (``server_url``).
 
     The policy file is read again whenever it changes (size, times or inode), before
     the next decision: a tightened policy applies at once. A policy that no longer
@@ -127,7 +139,7 @@ class Agent:
     loaded: HostPolicy
     policy_path: str | None
     server_url: str
-    has_anchor: Callable[[str], bool] = lambda gun: False
+    has_anchor: AnchorCheck = lambda gun, server: False
     _stamp: tuple[int, int, int, int] | None = field(default=None, repr=False)
     _broken: TrustkitError | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -166,19 +178,23 @@ class Agent:
             return (0, 0, 0, 0)  # gone: HostPolicy.load says so, and everything is refused
         return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
-    def decide(self, reference: str) -> Decision:
+    def decide(self, reference: str, given_server: str | None = None) -> Decision:
         """The same decision ``trustkit verify``/``pull`` make in-process."""
-        return Gate(self.repositories, self.policy, self.has_anchor).pin(reference)
+        gate = Gate(self.repositories, self.policy, self.has_anchor, given_server)
+        return gate.pin(reference)
 
     def answer(self, request: AgentRequest) -> AgentDecision | AgentRefusal:
         """A request of the CLI: refused as a usage error when it asks under another
-        policy or server than the agent's (the CLI then decides in-process)."""
-        if request.server is not None and request.server.rstrip("/") != self.server_url.rstrip("/"):
-            return AgentRefusal("agent_mismatch", "the agent serves another server", None, 2)
+        policy or server than the agent's (the CLI then decides in-process). For a
+        repository the policy routes to a server, the policy's server is used, and a
+        server the user typed (``server_given``) that is not it is refused."""
         if request.policy is not None and request.policy != self.policy_path:
             return AgentRefusal("agent_mismatch", "the agent applies another policy", None, 2)
         try:
-            decision = self.decide(request.reference)
+            if request.server is not None and not self._serves(request):
+                return AgentRefusal("agent_mismatch", "the agent serves another server", None, 2)
+            given = request.server if request.server_given else None
+            decision = self.decide(request.reference, given)
             if request.require_signed and decision.unverified is not None:
                 raise decision.unverified  # verify checks signatures, whatever the policy
         except TrustkitError as error:
@@ -188,6 +204,16 @@ class Agent:
                 "agent", f"the agent could not decide on {request.reference}: {error}", None, 1
             )
         return decision.to_wire()
+
+    def _serves(self, request: AgentRequest) -> bool:
+        """Whether the agent decides with the server the request names: its own, or
+        any for a repository the policy routes (the policy's server is used, and one
+        the user typed that differs is refused by the decision)."""
+        assert request.server is not None
+        if request.server.rstrip("/") == self.server_url.rstrip("/"):
+            return True
+        gun = parse_reference(request.reference, default_tag=DEFAULT_TAG).gun
+        return self.policy.server_for(gun) is not None
 
 
 def prepare_socket(path: Path, group: str | None) -> None:

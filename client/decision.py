@@ -7,8 +7,12 @@ the same canonical name. The steps, in order:
 
 1. canonicalise the name the way Docker would reach it (``trustkit.names.parse_gun``);
    a name with no one spelling is refused;
-2. look up the policy rule for the canonical name;
-3. verify the repository's TUF metadata (python-tuf, through the caller's verifier);
+2. look up the policy rule for the canonical name, and the trust server the policy
+   routes it to (``[[route]]``; none: the command's server). A server the user named
+   on the command line (``--server``, ``--mirror``) that is not the policy's for the
+   repository is refused: on a host, the policy decides where trust comes from;
+3. verify the repository's TUF metadata (python-tuf, through the caller's verifier of
+   that server, whose trust store is that server's alone);
    ``unsigned-ok`` lets an image through unverified only when its repository has no
    trust data at all, or its server cannot be reached and this host holds no root
    for it;
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from client.policy import UNSIGNED_OK, HostPolicy, Rule
+from client.trust_servers import TrustServer, same_server
 from client.verify import TrustedRepository
 from trustkit.agent_wire import AgentDecision
 from trustkit.errors import (
@@ -34,6 +39,7 @@ from trustkit.errors import (
     ServerRefusedError,
     ServerUnreachableError,
     TrustkitError,
+    UsageError,
     VerificationError,
 )
 from trustkit.metadata import ImageTarget, is_file_target
@@ -46,13 +52,18 @@ __all__ = [
     "Decision",
     "RegistryComparison",
     "RepositorySource",
+    "TrustServer",
     "compare_with_registry",
     "first_use_note",
+    "refuse_other_server",
     "verify_reference",
 ]
 
-# gun, tags whose hash bins to load (None: every bin) -> the verified repository
-RepositorySource = Callable[[str, list[str] | None], TrustedRepository]
+# gun, tags whose hash bins to load (None: every bin), the trust server the policy
+# routes it to (None: the command's) -> the verified repository
+RepositorySource = Callable[[str, list[str] | None, TrustServer | None], TrustedRepository]
+# gun, its trust server -> whether this host holds a root for it from that server
+AnchorCheck = Callable[[str, TrustServer | None], bool]
 
 
 @dataclass(frozen=True)
@@ -104,18 +115,26 @@ def verify_reference(
     text: str,
     policy: HostPolicy,
     repositories: RepositorySource,
-    has_anchor: Callable[[str], bool] = lambda gun: False,
+    has_anchor: AnchorCheck = lambda gun, server: False,
+    *,
+    given_server: str | None = None,
+    given_mirror: str | None = None,
 ) -> Decision:
     """Decide whether ``text`` (``NAME[:TAG][@DIGEST]``, Docker's ``latest`` when it
-    names neither) may run under ``policy``; raise the refusal otherwise."""
+    names neither) may run under ``policy``; raise the refusal otherwise.
+    ``given_server``/``given_mirror``: what the user named on the command line."""
     reference = parse_reference(text, default_tag=DEFAULT_TAG)
     rule = policy.rule_for(reference.gun)
+    server = policy.server_for(reference.gun)
+    if server is not None:
+        refuse_other_server(reference.gun, server, policy, given_server, given_mirror)
+    tags = None if reference.tag is None else [reference.tag]
     try:
-        repository = repositories(reference.gun, None if reference.tag is None else [reference.tag])
+        repository = repositories(reference.gun, tags, server)
     except (NotFoundError, ServerUnreachableError) as error:
         # A repository this host holds a root for is known to be signed: an unreachable
         # or missing server must not switch verification off for it.
-        if rule.trust != UNSIGNED_OK or has_anchor(reference.gun):
+        if rule.trust != UNSIGNED_OK or has_anchor(reference.gun, server):
             raise
         return _unsigned(text, reference, policy, error)
     target = _signed_target(repository, reference)
@@ -135,6 +154,30 @@ def verify_reference(
         repository,
         tuple(notes),
     )
+
+
+def refuse_other_server(
+    gun: str,
+    server: TrustServer,
+    policy: HostPolicy,
+    given_server: str | None,
+    given_mirror: str | None,
+) -> None:
+    """A command-line --server or --mirror that is not the policy's for ``gun``."""
+    for flag, given, named in (
+        ("--server", given_server, server.url),
+        ("--mirror", given_mirror, server.mirror),
+    ):
+        if given is None or (named is not None and same_server(given, named)):
+            continue
+        what = flag.removeprefix("--")
+        theirs = f"{what} {named}" if named is not None else f"no {what}"
+        raise UsageError(
+            f"{flag} {given} is not where this host reads {gun} from: {server.where} "
+            f"names {theirs} for it",
+            hint=f"leave {flag} out: on this host the policy decides which trust server "
+            f"{gun} is verified against (or change the policy)",
+        )
 
 
 def first_use_note(repository: TrustedRepository) -> str:

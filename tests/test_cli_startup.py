@@ -7,10 +7,13 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.harness import DIGEST_A, Trustkit
+from tests.support.agent_process import AgentProcess
+from tests.support.harness import DIGEST_A, ServerProcess, Trustkit
 from trustkit.cli import COMMON_DEFAULTS, Context, Output
 
 HEAVY = ("httpx", "tuf", "securesystemslib", "cryptography", "keys.keystore", "client")
@@ -137,3 +140,80 @@ def test_signing_commands_keep_their_signing_options(capsys: pytest.CaptureFixtu
             cli.main([*command, "--help"], {})
         shown = capsys.readouterr().out
         assert "--passphrase-file" in shown and "--expiry" in shown, command
+
+
+@pytest.fixture
+def agent(tmp_path: Path, server: ServerProcess) -> Iterator[AgentProcess]:
+    process = AgentProcess(tmp_path / "agent" / ".trustkit", server.url).start()
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected_last"),
+    [
+        (["pull"], ["true", "tag", "{gun}@{digest}", "{gun}:1.0"]),
+        (["run", "--rm"], ["true", "run", "--rm", "{gun}@{digest}", "echo"]),
+        (["create"], ["true", "create", "{gun}@{digest}", "echo"]),
+        (["docker", "run", "--rm"], ["true", "run", "--rm", "{gun}@{digest}", "echo"]),
+        (["docker", "pull"], ["true", "tag", "{gun}@{digest}", "{gun}:1.0"]),
+    ],
+    ids=["pull", "run", "create", "docker-run", "docker-pull"],
+)
+def test_pull_and_run_through_the_agent_import_no_verifier(
+    agent: AgentProcess,
+    publisher: Trustkit,
+    host: Trustkit,
+    gun: str,
+    command: list[str],
+    expected_last: list[str],
+):
+    """With an agent answering, the gate's commands ask it and load no python-tuf,
+    cryptography or httpx (nor any module of trustkit's verifier)."""
+    assert publisher("init", gun).code == 0
+    signed = publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10")
+    assert signed.code == 0, signed.err
+    words = [*command, f"{gun}:1.0"] + (["echo"] if command[-1] != "pull" else [])
+    env = host.environment({**agent.cli_env, "TRUSTKIT_DOCKER": "true"})
+    probe = (
+        "import os, sys, json\nfrom trustkit import cli\n"
+        "calls = []\nos.execvp = lambda file, argv: calls.append(argv)\n"
+        f"code = cli.main({words!r}, {env!r})\n"
+        "heavy = sorted(m for m, loaded in sys.modules.items() if loaded and m.split('.')[0] in "
+        "('tuf', 'httpx', 'cryptography', 'securesystemslib'))\n"
+        "verifier = sorted(m for m in sys.modules if m in ('client.verify', 'client.gate', "
+        "'client.decision', 'client.registry'))\n"
+        "print(json.dumps({'code': code, 'heavy': heavy, 'verifier': verifier, 'last': calls}))"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    report = json.loads(done.stdout.splitlines()[-1])
+    expected = [word.format(gun=gun, digest=DIGEST_A) for word in expected_last]
+    assert report == {"code": 0, "heavy": [], "verifier": [], "last": [expected]}, done.stderr
+    # The agent decided: this host's own trust store was never filled.
+    assert not (host.home / "tuf").exists()
+
+
+def test_pull_without_an_agent_decides_in_process_alike(
+    publisher: Trustkit, host: Trustkit, gun: str
+):
+    assert publisher("init", gun).code == 0
+    assert publisher("sign", f"{gun}:1.0", "--digest", DIGEST_A, "--size", "10").code == 0
+    env = host.environment({"TRUSTKIT_AGENT": "off", "TRUSTKIT_DOCKER": "true"})
+    probe = (
+        "import os, json\nfrom trustkit import cli\n"
+        "calls = []\nos.execvp = lambda file, argv: calls.append(argv)\n"
+        f"code = cli.main(['pull', '{gun}:1.0'], {env!r})\n"
+        "print(json.dumps({'code': code, 'last': calls}))"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"code": 0, "last": [["true", "tag", f"{gun}@{DIGEST_A}", f"{gun}:1.0"]]}
+    assert (host.home / "tuf").exists()

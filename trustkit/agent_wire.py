@@ -43,6 +43,9 @@ class AgentRequest:
     server: str | None = None
     policy: str | None = None
     require_signed: bool = False  # verify: a policy's unsigned-ok is no signature
+    # The user typed --server: refused for a repository the policy routes elsewhere
+    # (a server from the environment is only the default for repositories it routes not).
+    server_given: bool = False
     op: str = "decide"
     v: int = VERSION
 
@@ -59,7 +62,8 @@ class AgentRequest:
         for name in ("server", "policy"):
             if document.get(name) is not None and not isinstance(document[name], str):
                 raise ValueError(f"'{name}' must be a string")
-        unknown = set(document) - {"v", "op", "reference", "server", "policy", "require_signed"}
+        known = {"v", "op", "reference", "server", "policy", "require_signed", "server_given"}
+        unknown = set(document) - known
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -67,6 +71,7 @@ class AgentRequest:
             document.get("server"),
             document.get("policy"),
             document.get("require_signed") is True,
+            document.get("server_given") is True,
         )
 
 

@@ -1,4 +1,5 @@
-"""``trustkit agent``: the host's resident verifier."""
+"""``trustkit agent``: the host's resident verifier; and how the commands of a host ask
+it (``ask_agent``), at no cost of python-tuf, cryptography or httpx."""
 
 from __future__ import annotations
 
@@ -7,15 +8,47 @@ from typing import TYPE_CHECKING
 
 from trustkit.cli.context import Context
 from trustkit.cli.options import Commands
-from trustkit.errors import EXIT_OK, UsageError
+from trustkit.errors import EXIT_OK, TrustkitError, UsageError
 
 if TYPE_CHECKING:
-    pass
+    from trustkit.agent_wire import AgentDecision, AgentRefusal
+
+
+def ask_agent(ctx: Context, reference: str, *, require_signed: bool) -> AgentDecision | None:
+    """The host agent's decision on ``reference``, when one runs and serves this
+    command's server and policy; None to decide in-process. A refusal is raised as the
+    agent made it. Costs no import of python-tuf, cryptography or httpx."""
+    from trustkit.agent_wire import AgentRefusal, AgentRequest, ask, socket_path
+
+    if ctx.args.no_agent or getattr(ctx.args, "bundle", None) or ctx.args.mirror:
+        return None
+    path = socket_path(ctx.env)
+    if path is None:
+        return None
+    request = AgentRequest(
+        reference, ctx.server_url, ctx.policy_path, require_signed, ctx.args.server is not None
+    )
+    answer = ask(path, request, timeout=ctx.agent_timeout)
+    if answer is None or (isinstance(answer, AgentRefusal) and answer.code == "agent_mismatch"):
+        return None
+    if isinstance(answer, AgentRefusal):
+        raise AgentRefused(answer)
+    return answer
+
+
+class AgentRefused(TrustkitError):
+    """A refusal the agent made: its words, code and exit code, as made here."""
+
+    def __init__(self, refusal: AgentRefusal) -> None:
+        super().__init__(refusal.message, hint=refusal.hint)
+        self.code = refusal.code
+        self.exit_code = refusal.exit_code
 
 
 def cmd_agent(ctx: Context) -> int:
     from client.agent import Agent, AgentLimits, AgentSockets, FreshRepositories, run_agent
     from client.anchors import FirstUseCheck
+    from client.servers import ServerVerifiers
     from trustkit.agent_wire import DEFAULT_SOCKET, SOCKET_VARIABLE
 
     args = ctx.args
@@ -30,13 +63,17 @@ def cmd_agent(ctx: Context) -> int:
         or "/var/run/docker.sock"
     )
     agents: list[Agent] = []  # the verifier's first-use check follows the agent's policy
-    with ctx.session(FirstUseCheck(lambda: agents[0].policy)) as (_, verifier):
+    first_use = FirstUseCheck(lambda: agents[0].policy)
+    with ctx.session(first_use) as (_, verifier):
+        verifiers = ServerVerifiers(
+            verifier, ctx.settings, deadline=ctx.deadline, first_use=first_use
+        )
         agent = Agent(
-            FreshRepositories(verifier, args.freshness),
+            FreshRepositories(verifiers, args.freshness),
             ctx.host_policy,
             ctx.policy_path,
             ctx.server_url,
-            verifier.has_anchor,
+            verifiers.has_anchor,
         )
         agents.append(agent)
         policy = agent.loaded
@@ -44,9 +81,13 @@ def cmd_agent(ctx: Context) -> int:
 
         def ready() -> None:
             where = f"{socket}" + (f" and {plugin} (Docker authorization plugin)" if plugin else "")
-            ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}")
+            routes = f" ({len(policy.routes)} trust server route(s))" if policy.routes else ""
+            ctx.out.note(f"trustkit agent: answering on {where}; policy: {policy.source}{routes}")
 
-        run_agent(agent, sockets, AgentLimits(), ready)
+        try:
+            run_agent(agent, sockets, AgentLimits(), ready)
+        finally:
+            verifiers.close()
     return EXIT_OK
 
 

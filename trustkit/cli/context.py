@@ -263,14 +263,31 @@ class Context:
         return Tool.choose(self.args.via, self.env, self.registry_settings.allows_plain_http)
 
     def gate(self, verifier: Verifier) -> Gate:
+        """The gate of a host command: each repository verified against the trust
+        server the host policy routes it to, else ``verifier``'s (the command's)."""
+        import weakref
+
+        from client.anchors import first_use_check
         from client.gate import Gate
+        from client.servers import ServerVerifiers
 
         policy = self.host_policy
-
-        def verify(gun: str, tags: list[str] | None) -> TrustedRepository:
-            return verifier.trusted_repository(gun, tags=tags)
-
-        return Gate(verify, policy, verifier.has_anchor)
+        first_use = first_use_check(policy) if self.policy_path else None
+        # A bundle (--bundle FILE) is verified offline, whatever server a route names.
+        online = getattr(self.args, "bundle", None) is None
+        verifiers = ServerVerifiers(
+            verifier, self.settings, deadline=self.deadline, first_use=first_use, routed=online
+        )
+        gate = Gate(
+            verifiers.repository,
+            policy,
+            verifiers.has_anchor,
+            self.args.server if online else None,
+            self.args.mirror if online else None,
+            verifiers,
+        )
+        weakref.finalize(gate, verifiers.close)  # the routed servers' HTTP clients
+        return gate
 
     def lifecycle(self, api: ServerAPI, verifier: Verifier) -> Lifecycle:
         from client.lifecycle import Lifecycle

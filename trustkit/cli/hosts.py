@@ -1,9 +1,16 @@
 """Commands that hand a verified image to a tool: pull, run, create, docker, and
-compose pin."""
+compose pin.
+
+pull, run and create (also as ``trustkit docker pull|run|create``) take each decision
+from the host agent when one answers, and then import no verifier at all; otherwise, or
+when the agent serves another server or policy, they decide in-process (``HostPins``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +20,47 @@ from trustkit.cli.output import report_notes
 from trustkit.errors import EXIT_OK, EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
+    from client.docker_argv import Tool
     from client.gate import Gate
+    from trustkit.agent_wire import AgentDecision
+
+
+class HostPins:
+    """The decisions of one command: the host agent's when it answers, else made here
+    through the gate (its server session opened on the first such decision)."""
+
+    def __init__(self, ctx: Context, stack: contextlib.ExitStack) -> None:
+        self._ctx = ctx
+        self._stack = stack
+        self._gate: Gate | None = None
+
+    def __call__(self, text: str) -> AgentDecision:
+        from trustkit.cli.agent import ask_agent
+
+        answer = ask_agent(self._ctx, text, require_signed=False)
+        if answer is not None:
+            return answer
+        if self._gate is None:
+            _, verifier = self._stack.enter_context(self._ctx.session())
+            self._gate = self._ctx.gate(verifier)
+        return self._gate.pin(text).to_wire()
+
+
+def _light_tool(ctx: Context) -> Tool:
+    """``--via``'s tool, without the registry client (only podman and skopeo ask
+    which registries are plain http, and only then is it loaded)."""
+    from client.docker_argv import Tool
+
+    def plain_http(host: str) -> bool:
+        return ctx.registry_settings.allows_plain_http(host)
+
+    return Tool.choose(ctx.args.via, ctx.env, plain_http)
+
+
+def _note(ctx: Context, decisions: Sequence[AgentDecision]) -> None:
+    for decision in decisions:
+        for note in decision.notes:
+            ctx.out.note(f"trustkit: {note}")
 
 
 def _compose_through_gate(ctx: Context, gate: Gate, docker: str, command: Any) -> int:
@@ -86,42 +133,34 @@ def cmd_compose_pin(ctx: Context) -> int:
 
 
 def cmd_pull(ctx: Context) -> int:
-    from client.gate import execute, pull_commands
+    from client.docker_argv import execute, pull_commands
 
-    tool = ctx.tool()
-    with ctx.session() as (_, verifier):
-        pinned, commands = pull_commands(
-            ctx.gate(verifier), tool, ctx.args.docker_args, dest=ctx.args.dest
-        )
-    report_notes(ctx.out, [pinned])
+    tool = _light_tool(ctx)
+    with contextlib.ExitStack() as stack:
+        pin = HostPins(ctx, stack)
+        pinned, commands = pull_commands(pin, tool, ctx.args.docker_args, dest=ctx.args.dest)
+    _note(ctx, [pinned])
     return execute(commands, replace_process=True)
 
 
 def cmd_run(ctx: Context) -> int:
-    from client.gate import execute, run_command
+    from client.docker_argv import execute, run_command
 
-    tool = ctx.tool()
-    with ctx.session() as (_, verifier):
-        pinned, command = run_command(
-            ctx.gate(verifier), tool, ctx.args.docker_args, head=[ctx.args.command]
-        )
-    report_notes(ctx.out, [pinned])
+    tool = _light_tool(ctx)
+    with contextlib.ExitStack() as stack:
+        pin = HostPins(ctx, stack)
+        pinned, command = run_command(pin, tool, ctx.args.docker_args, head=[ctx.args.command])
+    _note(ctx, [pinned])
     return execute([command], replace_process=True)
 
 
 def cmd_docker(ctx: Context) -> int:
     """``docker ARGS…`` with pull, run, create, build and buildx create gated, the
     commands that start no image as they are, and every other command refused."""
+    from client.docker_argv import execute, pull_commands, run_command
     from client.docker_cli import parse_docker_command
-    from client.gate import (
-        build_command,
-        builder_create_command,
-        execute,
-        pull_commands,
-        run_command,
-    )
 
-    tool = ctx.tool()
+    tool = _light_tool(ctx)
     if tool.kind == "skopeo":
         raise UsageError("trustkit docker wraps docker or podman, not skopeo")
     if ctx.args.docker_args in ([], ["--help"], ["-h"]):
@@ -135,16 +174,21 @@ def cmd_docker(ctx: Context) -> int:
     command = parse_docker_command(ctx.args.docker_args)
     if command.action is None:
         return execute([[tool.binary, *command.head, *command.args]], replace_process=True)
+    if command.action in ("pull", "run", "create"):
+        with contextlib.ExitStack() as stack:
+            pin = HostPins(ctx, stack)
+            if command.action == "pull":
+                pinned, commands = pull_commands(pin, tool, command.args, head=command.head)
+            else:
+                pinned, run = run_command(pin, tool, command.args, head=command.head)
+                commands = [run]
+        _note(ctx, [pinned])
+        return execute(commands, replace_process=True)
+    from client.gate import build_command, builder_create_command
+
     with ctx.session() as (_, verifier):
         gate = ctx.gate(verifier)
-        if command.action == "pull":
-            pinned, commands = pull_commands(gate, tool, command.args, head=command.head)
-            report_notes(ctx.out, [pinned])
-        elif command.action in ("run", "create"):
-            pinned, run = run_command(gate, tool, command.args, head=command.head)
-            report_notes(ctx.out, [pinned])
-            commands = [run]
-        elif command.action == "compose":
+        if command.action == "compose":
             return _compose_through_gate(ctx, gate, tool.binary, command)
         elif command.action == "builder-create":
             decisions, create = builder_create_command(gate, tool, command.args, head=command.head)

@@ -18,7 +18,8 @@ def cmd_trust_pin(ctx: Context) -> int:
     gun = parse_gun(ctx.args.repository)
     root_bytes = read_file(ctx.args.root_file)
     with ctx.session() as (_, verifier):
-        root = verifier.pin(gun, root_bytes)
+        # Into the trust store of the server the host policy routes it to, if any.
+        root = ctx.gate(verifier).verifier_for(gun).pin(gun, root_bytes)
     keyids = root.roles["root"].keyids
     ctx.out.result(
         f"pinned root v{root.version} of {gun} (root keys: {', '.join(k[:12] for k in keyids)})",
@@ -32,7 +33,7 @@ def cmd_trust_forget(ctx: Context) -> int:
 
     gun = parse_gun(ctx.args.repository)
     with ctx.session() as (_, verifier):
-        existed = verifier.forget(gun)
+        existed = ctx.gate(verifier).verifier_for(gun).forget(gun)
     ctx.out.result(
         f"forgot the trusted root of {gun}" if existed else f"no trusted root for {gun}",
         {"repository": gun, "forgotten": existed},

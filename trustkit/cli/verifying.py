@@ -17,11 +17,11 @@ from trustkit.cli.shapes import (
     InspectTagJSON,
     VerifyJSON,
 )
-from trustkit.errors import EXIT_OK, TrustkitError
+from trustkit.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from client.listing import Listing
-    from trustkit.agent_wire import AgentDecision, AgentRefusal
+    from trustkit.agent_wire import AgentDecision
 
 
 def cmd_verify(ctx: Context) -> int:
@@ -70,29 +70,9 @@ def _decide_here(ctx: Context, reference: str, *, require_signed: bool) -> Agent
 def _ask_agent(ctx: Context, reference: str, *, require_signed: bool) -> AgentDecision | None:
     """The host agent's decision, when one runs and serves this command's server and
     policy; None to decide in-process. Costs no import of python-tuf or httpx."""
-    from trustkit.agent_wire import AgentRefusal, AgentRequest, ask, socket_path
+    from trustkit.cli.agent import ask_agent
 
-    if ctx.args.no_agent or getattr(ctx.args, "bundle", None) or ctx.args.mirror:
-        return None
-    path = socket_path(ctx.env)
-    if path is None:
-        return None
-    request = AgentRequest(reference, ctx.server_url, ctx.policy_path, require_signed)
-    answer = ask(path, request, timeout=ctx.agent_timeout)
-    if answer is None or (isinstance(answer, AgentRefusal) and answer.code == "agent_mismatch"):
-        return None
-    if isinstance(answer, AgentRefusal):
-        raise AgentRefused(answer)
-    return answer
-
-
-class AgentRefused(TrustkitError):
-    """A refusal the agent made: its words, code and exit code, as made here."""
-
-    def __init__(self, refusal: AgentRefusal) -> None:
-        super().__init__(refusal.message, hint=refusal.hint)
-        self.code = refusal.code
-        self.exit_code = refusal.exit_code
+    return ask_agent(ctx, reference, require_signed=require_signed)
 
 
 def _registry_digest(ctx: Context, decision: AgentDecision) -> str | None:
