@@ -17,7 +17,7 @@ from trustkit.cli.shapes import (
     InspectTagJSON,
     VerifyJSON,
 )
-from trustkit.errors import EXIT_OK
+from trustkit.errors import EXIT_OK, TrustkitError
 
 if TYPE_CHECKING:
     from client.listing import Listing
@@ -151,7 +151,7 @@ def cmd_inspect(ctx: Context) -> int:
         try:
             data, lines = _inspect(ctx, reference)
         except TrustkitError as error:
-            ctx.out.note(f"trustkit: {reference}: {error.diagnostics()}")
+            ctx.out.error(f"trustkit: {reference}: {error.diagnostics()}")
             failure = failure or error
             continue
         inspected.append(data)
