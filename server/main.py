@@ -18,6 +18,7 @@ from server.connections import configure as configure_connections
 from server.settings import GZIP_DEFAULT, GZIP_ENV, ServerSettings
 from server.validation import Limits
 from trustkit import __version__
+from trustkit.display import printable
 from trustkit.errors import TrustkitError, UsageError
 from trustkit.expiry import ExpiryPolicy
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from server.publishing import MetadataService
+    from server.storage import TokenRecord
 
 __all__ = ["WORKER_ARGV_ENV", "create_app_from_env", "main", "run"]
 
@@ -393,13 +395,7 @@ def token_command(argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         elif args.action == "list":
-            print(f"{'NAME':<24} {'CREATED':<26} {'REVOKED':<26} SCOPES")
-            for known in storage.tokens():
-                revoked = known.revoked.isoformat() if known.revoked else "-"
-                print(
-                    f"{known.name:<24} {known.created.isoformat():<26} {revoked:<26} "
-                    + ", ".join(known.scopes)
-                )
+            print(_token_table(storage.tokens()))
         elif not storage.revoke_token(args.name):
             raise UsageError(f"no live token named {args.name}", hint="see: token list")
         else:
@@ -552,3 +548,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     sys.exit(main())
+
+
+def _token_table(tokens: Sequence[TokenRecord]) -> str:
+    """The tokens as aligned columns (widths from the longest value; times to the
+    second, in UTC); names and scopes escaped for the terminal."""
+    rows = [("NAME", "CREATED", "REVOKED", "SCOPES")]
+    for known in tokens:
+        revoked = known.revoked.isoformat(timespec="seconds") if known.revoked else "-"
+        rows.append(
+            (
+                printable(known.name),
+                known.created.isoformat(timespec="seconds"),
+                revoked,
+                printable(", ".join(known.scopes)),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join(
+        "  ".join(value.ljust(width) for value, width in zip(row[:3], widths, strict=True))
+        + "  "
+        + row[3]
+        for row in rows
+    )

@@ -326,3 +326,28 @@ def test_server_help_names_the_token_and_export_commands():
 
     assert "trustkit-server token create|list|revoke|generate" in shown.stdout
     assert "trustkit-server export --to DIR" in shown.stdout
+
+
+def test_token_list_keeps_its_columns_aligned_whatever_the_names(server: ServerProcess):
+    def server_cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "server", "token", *args, "--data-dir", str(server.data_dir)],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    server_cli("create", "--name", "a-rather-long-name-for-the-release-pipeline",
+               "--scope", "push:registry.test/**")  # fmt: skip
+    server_cli("create", "--name", "ci", "--scope", "pull:**")
+
+    lines = server_cli("list").splitlines()
+
+    header, rows = lines[0], lines[1:]
+    created = header.index("CREATED")
+    revoked = header.index("REVOKED")
+    scopes = header.index("SCOPES")
+    assert len(rows) >= 2
+    for row in rows:
+        assert row[created - 2 : created] == "  " and row[created].isdigit()
+        assert row[revoked - 2 : revoked] == "  " and row[revoked] in "-0123456789"
+        assert row[scopes - 2 : scopes] == "  "

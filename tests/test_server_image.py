@@ -223,6 +223,38 @@ def test_the_server_runs_unprivileged_on_a_read_only_root(running: RunningServer
     assert no_pip.returncode != 0, "the running image has no pip"
 
 
+def test_docker_inspect_shows_the_hardening_compose_asks_for(running: RunningServer):
+    shown = running.daemon.docker("inspect", running.container).stdout
+    (container,) = json.loads(shown)
+    host = container["HostConfig"]
+    assert container["Config"]["User"] == f"{UID}:{UID}"
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["PidsLimit"] == compose_service()["pids_limit"]
+    secrets = {mount["Destination"]: mount for mount in container["Mounts"]}
+    for secret in compose_service()["secrets"]:
+        mount = secrets[secret["target"]]
+        assert mount["Type"] == "bind"
+        assert mount["RW"] is False
+        assert running.exec("test", "-f", secret["target"]).returncode == 0
+
+
+def test_every_console_script_runs_inside_the_image(running: RunningServer):
+    """The wheel's console scripts all start in the image: a package the Dockerfile
+    forgot to copy (as migrate/ once was) fails here."""
+    wait_until_healthy(running)
+    for script in ("trustkit", "trustkit-server"):
+        started = running.exec(script, "--version")
+        assert started.returncode == 0, f"{script}: {started.stderr}"
+    conformance = running.exec("trustkit-conformance-client", "--help")
+    assert conformance.returncode == 0, conformance.stderr
+    imported = running.exec(
+        "python", "-c", "import migrate.notary, migrate.orchestration, client.agent, server.app"
+    )
+    assert imported.returncode == 0, imported.stderr
+
+
 def test_a_publisher_signs_and_a_host_verifies_through_the_container(
     running: RunningServer, tmp_path: Path
 ):
