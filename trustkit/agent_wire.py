@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,18 @@ def socket_path(env: dict[str, str]) -> Path | None:
     if chosen == "off":
         return None
     path = Path(chosen) if chosen else DEFAULT_SOCKET
-    return path if path.is_socket() else None
+    return path if _agent_socket(path) else None
+
+
+def _agent_socket(path: Path) -> bool:
+    """Whether ``path`` is a socket the host's agent made: owned by root (the service)
+    or by this user (an agent of one's own). A socket another user made, say on a
+    shared directory while the agent is down, is not asked: the command decides itself."""
+    try:
+        status = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISSOCK(status.st_mode) and status.st_uid in (0, os.getuid())
 
 
 def ask(path: Path, request: AgentRequest, timeout: float) -> AgentDecision | AgentRefusal | None:
@@ -142,7 +154,13 @@ def ask(path: Path, request: AgentRequest, timeout: float) -> AgentDecision | Ag
         return _broken(f"the trustkit agent at {path} did not answer: {error}")
     finally:
         client.close()
-    return _read_answer(received, path)
+    answer = _read_answer(received, path)
+    if isinstance(answer, AgentDecision) and not _answers(answer, request):
+        # The command hands ``image`` to Docker as it is: an answer for another image,
+        # another digest than asked, an unsigned one for verify, or an option in place
+        # of the image, is a refusal.
+        return _broken(f"the trustkit agent at {path} answered for another image than asked")
+    return answer
 
 
 def _read_answer(line: bytes, path: Path) -> AgentDecision | AgentRefusal:
@@ -156,6 +174,38 @@ def _read_answer(line: bytes, path: Path) -> AgentDecision | AgentRefusal:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return _broken(f"the trustkit agent at {path} answered something unreadable")
+
+
+def _answers(decision: AgentDecision, request: AgentRequest) -> bool:
+    """Whether ``decision`` is a decision on the image the request asked about, in the
+    one form ``client.decision`` makes: ``GUN@sha256:…`` of that repository (and of the
+    asked digest, when one was), or the reference itself when it runs unsigned."""
+    from trustkit.errors import UsageError
+    from trustkit.names import DEFAULT_TAG, parse_digest, parse_reference
+
+    try:
+        asked = parse_reference(request.reference, default_tag=DEFAULT_TAG)
+        digest = None if decision.digest is None else str(parse_digest(decision.digest))
+        # The tag is named in a destination (skopeo's containers-storage:GUN:TAG).
+        if decision.tag is not None:
+            named = parse_reference(f"{asked.gun}:{decision.tag}", default_tag=DEFAULT_TAG)
+            if named.tag != decision.tag or named.digest is not None:
+                return False
+    except (UsageError, AttributeError, TypeError):
+        return False
+    if decision.gun != asked.gun or (asked.tag is not None and decision.tag != asked.tag):
+        return False
+    if digest is None:
+        return (
+            not request.require_signed and decision.image == str(asked) and not (decision.local_tag)
+        )
+    local_tag = f"{asked.gun}:{asked.tag}" if asked.tag is not None else None
+    return (
+        digest == decision.digest
+        and (asked.digest is None or str(asked.digest) == digest)
+        and decision.image == f"{asked.gun}@{digest}"
+        and decision.local_tag == local_tag
+    )
 
 
 def _broken(message: str) -> AgentRefusal:

@@ -127,6 +127,8 @@ class Context:
         mirror = self.args.mirror or self.env.get("TRUSTKIT_MIRROR") or None
         if mirror is not None and not mirror.startswith(("http://", "https://")):
             raise UsageError(f"--mirror '{mirror}' is not an http(s) URL")
+        for flag, url in (("--server", server), ("--mirror", mirror)):
+            _check_port(flag, url)
         auto_bins = self.env.get("TRUSTKIT_AUTO_BINS", "on")
         if auto_bins not in ("on", "off"):
             raise UsageError(f"TRUSTKIT_AUTO_BINS is '{auto_bins}'; use on or off")
@@ -341,6 +343,20 @@ def report_roles(ctx: Context, repository: TrustedRepository | None) -> None:
     roles = [f"{role.role} v{role.version}" for role in repository.roles]
     roles += [f"{name} v{role.version}" for name, role in sorted(repository.delegated.items())]
     ctx.out.debug(f"verified {repository.gun}: {', '.join(roles)}")
+
+
+def _check_port(flag: str, url: str | None) -> None:
+    """A usage error for a URL whose port is no port (``:+443``, ``:99999``): every
+    client of it would fail on it later, with a traceback."""
+    from urllib.parse import urlsplit
+
+    try:
+        if url is not None:
+            urlsplit(url).port  # noqa: B018 (parsing is the check)
+    except ValueError:
+        raise UsageError(
+            f"{flag} '{url}' has an invalid port", hint="give a port from 1 to 65535 in digits"
+        ) from None
 
 
 def _shown_url(url: str) -> str:
