@@ -16,7 +16,12 @@ from client.server_api import ServerAPI
 from trustkit.errors import ServerUnreachableError
 from trustkit.wire import MAX_FEED_LIMIT, ChangefeedEntry
 
-__all__ = ["FeedReader"]
+__all__ = ["MAX_PAGES_PER_READ", "FeedReader"]
+
+# Pages one ``read`` asks for at most: a server that answers page after empty page, its
+# ``next`` creeping on, cannot keep a command asking forever; the caller resumes from
+# ``after`` (``stopped_early`` says so).
+MAX_PAGES_PER_READ = 1000
 
 
 @dataclass
@@ -26,12 +31,16 @@ class FeedReader:
     api: ServerAPI
     after: int = 0
     repository: str | None = None
+    stopped_early: bool = False  # the last read hit MAX_PAGES_PER_READ
 
     def read(self, limit: int | None = None) -> Iterator[ChangefeedEntry]:
         """Entries up to the feed's current end, at most ``limit``; ``after`` moves past
         each one given out."""
         given = 0
-        while limit is None or given < limit:
+        self.stopped_early = False
+        for _ in range(MAX_PAGES_PER_READ):
+            if limit is not None and given >= limit:
+                return
             size = MAX_FEED_LIMIT
             if limit is not None and self.repository is None:
                 size = min(limit - given, MAX_FEED_LIMIT)
@@ -49,6 +58,7 @@ class FeedReader:
             self.after = page.next
             if not page.entries and page.next == asked:
                 return  # the end of the feed, for now
+        self.stopped_early = True
 
     def follow(
         self,

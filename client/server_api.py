@@ -6,12 +6,15 @@ updater with ``client.fetcher``. Every failure becomes a ``TrustkitError``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 from securesystemslib.signer import Key, Signer
+from tuf.api import exceptions
 
+from client.fetcher import DEFAULT_DEADLINE, decoded_body
 from trustkit.errors import (
     NotFoundError,
     PublishConflictError,
@@ -32,7 +35,11 @@ from trustkit.wire import (
     repository_path,
 )
 
-__all__ = ["ServerAPI"]
+__all__ = ["MAX_ANSWER_BYTES", "ServerAPI"]
+
+# The largest answer the server API gives is a list of pending changes, each holding
+# the roles it would publish; nothing legitimate comes near this.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 # What to do about the refusals a user can mend on their side.
@@ -51,18 +58,38 @@ _FEED_HINT = (
 
 
 class ServerAPI:
-    def __init__(self, server_url: str, http: httpx.Client) -> None:
+    def __init__(
+        self, server_url: str, http: httpx.Client, *, deadline: float = DEFAULT_DEADLINE
+    ) -> None:
         self.server_url = server_url.rstrip("/")
         self._http = http
+        self._deadline = deadline  # seconds an answer may take to arrive, whole
 
     def _url(self, gun: str, filename: str = "") -> str:
         return f"{self.server_url}{repository_path(gun)}{filename}"
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """The server's answer, read whole: at most ``MAX_ANSWER_BYTES`` (decoded) and
+        within the deadline once the request is sent, so a hostile or broken server
+        can neither fill memory nor hold the command with an endless, dribbled body."""
         try:
-            response = self._http.request(method, url, **kwargs)
+            request = self._http.build_request(method, url, **kwargs)
+            request.headers["Accept-Encoding"] = "gzip"
+            streamed = self._http.send(request, stream=True)
+            try:
+                body = self._body(streamed, method, url, time.monotonic() + self._deadline)
+            finally:
+                streamed.close()
         except httpx.HTTPError as error:
             raise self._unreachable(error) from None
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        response = httpx.Response(
+            streamed.status_code, headers=headers, content=body, request=request
+        )
         if response.status_code >= 500:
             raise ServerUnreachableError(
                 f"the trustkit server at {self.server_url} failed ({response.status_code}) "
@@ -70,6 +97,28 @@ class ServerAPI:
                 hint="see the server's log; try again later",
             )
         return response
+
+    def _body(self, response: httpx.Response, method: str, url: str, ends_at: float) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in decoded_body(response, url, ends_at, self._deadline):
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise ServerUnreachableError(
+                        f"the trustkit server at {self.server_url} sent more than "
+                        f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB for {method} {url}; "
+                        "refusing the answer",
+                        hint="the server (or something in front of it) is broken or "
+                        "hostile; check --server / TRUSTKIT_SERVER",
+                    )
+                parts.append(chunk)
+        except exceptions.DownloadError as error:  # too slow, or not gzip/identity
+            raise ServerUnreachableError(
+                f"the trustkit server at {self.server_url}: {error}",
+                hint="try again later; TRUSTKIT_DEADLINE sets the seconds an answer may take",
+            ) from None
+        return b"".join(parts)
 
     def _unreachable(self, error: httpx.HTTPError) -> ServerUnreachableError:
         return ServerUnreachableError(

@@ -89,7 +89,10 @@ class ServerVerifiers:
             mirror_url=server.mirror,
             ca_file=server.ca_file or own.ca_file,
             token=token,
-            trust_scope=server.store,
+            # The command's own server keeps the host's own store, however it is reached
+            # (a route naming it to add a mirror or CA file): its pinned roots and
+            # versions stay the ones every later verification starts from.
+            trust_scope=None if same_server(own.server_url, server.url) else server.store,
         )
         reads = server.mirror or server.url
         headers = {"Authorization": f"Bearer {token}"} if token and reads == server.url else {}

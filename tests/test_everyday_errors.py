@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.harness import Trustkit
@@ -38,3 +40,19 @@ def test_an_unsigned_image_tells_a_consumer_about_the_policy_not_only_init(host:
     assert result.code == 1, result.err
     assert "has no trust data for it" in result.err
     assert 'trust = "unsigned-ok"' in result.err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`trustkit … | head` stops reading early: no traceback, the shell's SIGPIPE code."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "trustkit", "completion", "bash"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before the command writes a line
+    err = child.stderr.read().decode()
+    code = child.wait(timeout=60)
+
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert code == 141

@@ -519,3 +519,26 @@ def test_the_agent_never_answers_for_one_server_with_what_it_holds_from_another(
     assert first.out.strip() == f"{gun}@{DIGEST_A}", first.err
     assert moved.out.strip() == f"{gun}@{DIGEST_B}", moved.err
     assert not (two.host.home / "servers").exists()  # both decided by the agent
+
+
+def test_a_route_naming_the_hosts_own_server_keeps_the_roots_it_already_trusts(
+    two: TwoServers, tmp_path: Path
+):
+    """Adding a route to the server the host already reads (for a mirror or a CA file,
+    say) is no first use: a root the server changed since is still refused."""
+    gun = two.gun("registry.c.test")
+    _init_and_sign(two.publish_b, gun, "1.0", DIGEST_A)
+    own_b = {"TRUSTKIT_SERVER": two.b.url}
+    before = two.host("verify", f"{gun}:1.0", "--offline", env=own_b)
+    assert before.out.strip() == DIGEST_A, before.err
+    # The repository is made again on B with other keys, signing another digest.
+    assert two.publish_b("delete", gun, "--yes").code == 0
+    _init_and_sign(publisher_cli(tmp_path / "new-b" / ".trustkit", two.b.url), gun, "1.0", DIGEST_B)
+
+    two.route(["registry.a.test/**"], ["registry.b.test/**", "registry.c.test/**"])
+    routed = two.host("verify", f"{gun}:1.0", "--offline", env=own_b)
+
+    assert routed.code == 1, routed.out + routed.err
+    assert DIGEST_B not in routed.out
+    assert "first use" not in routed.err
+    assert not _store(two.host.home, two.b, gun).exists()

@@ -42,7 +42,7 @@ def cmd_changefeed(ctx: Context) -> int:
     if not entries:
         lines = [f"no changes after {ctx.args.after}" + (f" of {repository}" if repository else "")]
     ctx.out.result(lines, data)
-    if len(entries) == limit:
+    if len(entries) == limit or reader.stopped_early:
         ctx.out.note(f"trustkit: more may follow: trustkit changefeed --after {reader.after}")
     return EXIT_OK
 

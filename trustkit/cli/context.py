@@ -186,7 +186,7 @@ class Context:
             if first_use is None and self.policy_path:
                 first_use = first_use_check(self.host_policy)
             verifier = Verifier(settings, fetcher, first_use)
-            yield ServerAPI(settings.server_url, http), verifier
+            yield ServerAPI(settings.server_url, http, deadline=self.deadline), verifier
 
     @cached_property
     def deadline(self) -> float:
