@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,6 +75,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.metrics = state.metrics
     app.add_exception_handler(Refusal, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(router)
     if state.gate.reads_open:
@@ -108,6 +110,17 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
     # same JSON shape as every other refusal.
     code = "not_found" if error.status_code == 404 else "http_error"
     return error_response(error.status_code, code, f"{error.detail}: {request.url.path}")
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    # A query parameter that is not what the route takes (the changefeed's ``after`` or
+    # ``limit`` not an integer): a refusal in the same JSON shape as every other, not
+    # FastAPI's own 422 body, which no client reads as ``trustkit.wire.ErrorBody``.
+    wrong = ", ".join(
+        str(problem.get("loc", ("?",))[-1]) for problem in error.errors() if problem.get("loc")
+    )
+    detail = f"{wrong or 'a parameter'} is not what {request.url.path} takes"
+    return error_response(400, "malformed", f"{detail}: an integer, e.g. ?after=0&limit=100")
 
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:

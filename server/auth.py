@@ -197,12 +197,7 @@ class Gatekeeper:
         metrics): where reads need a token, any valid token; else None."""
         if self.reads_open:
             return None
-        token = bearer_token(header)
-        record = self._record(token)
-        if token is None or record is None or record.revoked is not None:
-            authorize(record, token, "pull", "")  # raises the 401 that fits
-        assert record is not None
-        return record.name
+        return self._valid_record(bearer_token(header), "pull", "").name
 
     def allows(self, header: str | None, action: Action, gun: str) -> bool:
         """Whether the caller may do ``action`` on ``gun`` (``check`` without the why)."""
@@ -217,11 +212,7 @@ class Gatekeeper:
         scopes cover."""
         if not self._require_auth:
             return lambda _gun: True
-        token = bearer_token(header)
-        record = self._record(token)
-        if token is None or record is None or record.revoked is not None:
-            authorize(record, token, "admin", "the changefeed")
-        assert record is not None  # authorize raised otherwise
+        record = self._valid_record(bearer_token(header), "admin", "the changefeed")
         admin = [_stored_scope(s) for s in record.scopes if s.startswith("admin:")]
         if not admin:
             raise AuthFailure(
@@ -230,6 +221,22 @@ class Gatekeeper:
                 f"the token '{record.name}' may not read the changefeed (it needs an admin scope)",
             )
         return lambda gun: any(scope.allows("admin", gun) for scope in admin)
+
+    def _valid_record(self, token: str | None, action: Action, what: str) -> TokenRecord:
+        """The record of a token the server made and has not revoked, whatever its
+        scopes; else the 401 that fits. Found by the first 16 hex digits of the token's
+        sha256, it is the caller's only if the whole sha256 matches (as ``authorize``
+        checks): a token sharing just those digits is someone else's record."""
+        record = self._record(token)
+        if (
+            token is None
+            or record is None
+            or not hmac.compare_digest(record.digest, token_digest(token))
+            or record.revoked is not None
+        ):
+            authorize(record, token, action, what)  # raises the 401 that fits
+            raise AuthFailure(401, "unauthorized", "the bearer token is not valid")
+        return record
 
     def _record(self, token: str | None) -> TokenRecord | None:
         return self._storage.token(token_lookup(token)) if token else None

@@ -44,9 +44,13 @@ class FreshTimestamp:
             data = None
             if path.startswith("/v2/"):
                 try:
-                    gun = split_trust_path(path.removeprefix("/v2/")).gun
+                    where = split_trust_path(path.removeprefix("/v2/"))
                 except Refusal:
-                    gun = None
+                    where = None
+                # The routes take the GUN up to the *first* /_trust/tuf/, so
+                # ".../_trust/tuf/x/_trust/tuf/timestamp.json" is the role
+                # "x/_trust/tuf/timestamp", not this repository's timestamp.
+                gun = where.gun if where and where.filename == "timestamp.json" else None
                 if gun is not None:
                     data = self._service.fresh_timestamp(gun)
             if data is not None:

@@ -5,8 +5,6 @@ gets the refusal answer in place of what was read."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from securesystemslib.signer import Signature
@@ -14,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from server.refusals import error_response
 from server.settings import ServerSettings
-from trustkit.wire import WithdrawRequest
+from trustkit.wire import WithdrawRequest, loads
 
 __all__ = ["MAX_WITHDRAW_BODY", "read_roles", "read_withdraw_proof"]
 
@@ -74,7 +72,9 @@ async def read_withdraw_proof(request: Request) -> list[Signature] | JSONRespons
     if not body.strip():
         return []
     try:
-        return list(WithdrawRequest.from_dict(json.loads(body)).signatures)
+        # The wire's reading: a key twice is refused, and so is JSON nested too deeply
+        # (a RecursionError, which would otherwise be a 500).
+        return list(WithdrawRequest.from_dict(loads(bytes(body))).signatures)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         return error_response(
             400,

@@ -175,9 +175,14 @@ def get_server_key(gun: str, role: str, request: Request, state: State) -> Respo
     gun = checked_gun(gun)
     if role not in ONLINE_ROLES:
         return error_response(404, "not_server_key", f"the server holds no {role} key", role)
-    # Reading a key is a read; making one (the first request) is a write.
+    # Reading a key is a read; making one (the first request) is a write. The read is
+    # checked before the key is looked up: a refusal that named the write would tell a
+    # caller who may not read the repository that it has no key yet (that it does not
+    # exist), under --read-auth too.
+    state.caller(request, "pull", gun)
     existing = state.service.online_keys.existing_public_key(gun, role)
-    state.caller(request, "pull" if existing else "push", gun)
+    if existing is None:
+        state.caller(request, "push", gun)
     key = existing or state.service.online_keys.public_key(gun, role)
     return JSONResponse(public_key_to_dict(key))
 

@@ -68,11 +68,22 @@ def check_size_limits(parts: Mapping[str, bytes], limits: Limits) -> None:
             )
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        document[key] = value
+    return document
+
+
 def check_parses_as_role(parts: Mapping[str, bytes], limits: Limits) -> dict[str, Metadata[Any]]:
     parsed: dict[str, Metadata[Any]] = {}
     for role, data in parts.items():
         try:
-            document = json.loads(data)
+            # A key twice in one object is refused: Python keeps the last value, other
+            # parsers the first, and the bytes are stored and served as they came.
+            document = json.loads(data, object_pairs_hook=_no_repeated_keys)
         except RecursionError:
             document = None  # nested beyond what the parser follows: too deep, below
         except ValueError as error:
