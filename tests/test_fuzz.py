@@ -331,6 +331,7 @@ def _pin(image: str) -> str:
 
 @PARSER_SETTINGS
 @given(text=dockerfiles, args=build_args)
+@example(text="# syntax=docker/dockerfile:1\nFROM alpine", args={})
 def test_dockerfile_from_parser_returns_images_or_refuses(text: str, args: dict[str, str]) -> None:
     CASES["dockerfile base_images/pin_base_images"] += 1
     images = _refused_or(lambda: base_images(text, args))
@@ -342,13 +343,16 @@ def test_dockerfile_from_parser_returns_images_or_refuses(text: str, args: dict[
     rewritten, pairs = pinned
     assert [image for image, _ in pairs] == [base.image for base in images]
     assert [base.image for base in base_images(rewritten, args)] == [ref for _, ref in pairs]
-    # Only the image words change: every other line is kept byte for byte.
+    # Only the image words change: every other line is kept byte for byte, but for
+    # the '# syntax=' frontend directive, which is pinned too.
     changed = {base.line for base in images}
     before, after = text.split("\n"), rewritten.split("\n")
     assert len(before) == len(after)
-    assert [b for n, b in enumerate(before) if n not in changed] == [
-        a for n, a in enumerate(after) if n not in changed
-    ]
+    for number, (was, now) in enumerate(zip(before, after, strict=True)):
+        if number in changed or was == now:
+            continue
+        assert re.match(r"#\s*syntax\s*=", was, re.IGNORECASE), (was, now)
+        assert "pinned.test/" in now, (was, now)
 
 
 def test_dockerfile_arg_defaults_do_not_grow_exponentially() -> None:
