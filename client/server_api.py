@@ -7,8 +7,8 @@ updater with ``client.fetcher``. Every failure becomes a ``TrustkitError``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 from securesystemslib.signer import Key, Signer
@@ -36,6 +36,8 @@ from trustkit.wire import (
 )
 
 __all__ = ["MAX_ANSWER_BYTES", "ServerAPI"]
+
+T = TypeVar("T")
 
 # The largest answer the server API gives is a list of pending changes, each holding
 # the roles it would publish; nothing legitimate comes near this.
@@ -196,14 +198,7 @@ class ServerAPI:
         response = self._send("GET", self.server_url + pending_path(gun))
         if response.status_code != 200:
             raise self._refusal(response)
-        try:
-            listing = PendingList.from_dict(loads(response.content))
-        except ValueError as error:
-            raise ServerRefusedError(
-                f"the server sent an unreadable list of pending changes: {error}",
-                status=response.status_code,
-                error="bad_answer",
-            ) from None
+        listing = _read(response, PendingList.from_dict, "list of pending changes")
         return [change.to_dict() for change in listing.pending]
 
     def approve(self, gun: str, change_id: str, roles: Mapping[str, bytes]) -> dict[str, Any]:
@@ -231,16 +226,7 @@ class ServerAPI:
         response = self._send("POST", url, files=files)
         if response.status_code not in (200, 202):
             raise self._refusal(response)
-        try:
-            result: dict[str, Any] = loads(response.content)
-            UploadAnswer.from_dict(result)
-        except ValueError as error:
-            raise ServerRefusedError(
-                f"the server sent an unreadable answer to an upload: {error}",
-                status=response.status_code,
-                error="bad_answer",
-            ) from None
-        return result
+        return _read(response, _upload_answer, "answer to an upload")
 
     def changefeed(self, after: int, limit: int) -> ChangefeedPage:
         """The audit changefeed's entries after ``after`` (at most ``limit``), as far as
@@ -253,14 +239,9 @@ class ServerAPI:
             if response.status_code in (401, 403):
                 refusal.hint = _FEED_HINT
             raise refusal
-        try:
-            return ChangefeedPage.from_dict(loads(response.content)).follows(after)
-        except ValueError as error:
-            raise ServerRefusedError(
-                f"the server sent an unreadable changefeed page: {error}",
-                status=response.status_code,
-                error="bad_answer",
-            ) from None
+        return _read(
+            response, lambda data: ChangefeedPage.from_dict(data).follows(after), "changefeed page"
+        )
 
     def delete(self, gun: str) -> None:
         response = self._send("DELETE", self._url(gun))
@@ -268,3 +249,24 @@ class ServerAPI:
             raise NotFoundError(f"the server has no repository {gun}")
         if response.status_code != 200:
             raise self._refusal(response)
+
+
+def _read(response: httpx.Response, parse: Callable[[Any], T], what: str) -> T:
+    """``parse`` of the JSON answer (``trustkit.wire.loads``: no key twice); an answer
+    that is not JSON, or that ``parse`` refuses, is the server's fault: ``bad_answer``."""
+    try:
+        return parse(loads(response.content))
+    except ValueError as error:
+        raise ServerRefusedError(
+            f"the server sent an unreadable {what}: {error}",
+            status=response.status_code,
+            error="bad_answer",
+        ) from None
+
+
+def _upload_answer(data: Any) -> dict[str, Any]:
+    """The answer to an upload as the plain document callers read, once it is checked
+    to be an ``UploadAnswer``."""
+    UploadAnswer.from_dict(data)
+    result: dict[str, Any] = data
+    return result
